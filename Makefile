@@ -1,0 +1,43 @@
+# The emulated Azure Integrated HSM platform. `make run` and `make test` are the two entry points;
+# every target depends on `deps`, so both work on a fresh Debian 12 machine.
+
+PYTHON ?= python3
+BUILD  := build
+VENV   := $(BUILD)/venv
+PY     := $(VENV)/bin/python
+QEMU   := $(BUILD)/qemu/qemu-system-x86_64
+export QEMU_SRC
+
+.PHONY: all deps qemu test bench run clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run    build everything and boot an emulated V7 server end-to-end"
+	@echo "make test   build everything and run the test suite"
+	@echo "make bench  run the benchmarks (prints ratios against anchors measured in the same run)"
+	@echo "make deps   install Debian packages and the Python environment ($(VENV))"
+	@echo "make qemu   build $(QEMU) (QEMU_SRC=DIR to use your own QEMU 10.0 tree)"
+	@echo "make clean  remove $(BUILD)/"
+
+all: qemu
+
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: scripts/deps.sh scripts/build-requirements.txt pyproject.toml
+	@mkdir -p $(BUILD)
+	PYTHON=$(PYTHON) VENV=$(VENV) scripts/deps.sh
+	@touch $@
+
+qemu: deps
+	VENV=$(abspath $(VENV)) scripts/build-qemu.sh
+
+test: deps qemu
+	$(VENV)/bin/pytest -ra
+
+bench: deps qemu
+	$(PY) -m pyhsm.bench
+
+run: deps qemu
+	$(VENV)/bin/pyhsm run
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,233 @@
+"""Frames of the device-to-backend link (docs/link-protocol.md, version 1.0).
+
+Each message kind is declared once, as a struct layout plus an optional trailing payload; one
+encoder and one decoder serve them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import struct
+from dataclasses import astuple, dataclass, field
+from typing import ClassVar
+
+MAGIC = b"AZHL"
+VERSION = 1
+MINOR = 0
+HEADER = struct.Struct("<4sBBHII")
+MAX_BODY = 16384
+MAX_PAYLOAD = 8192
+
+
+class LinkError(Exception):
+    """A frame that violates the link protocol; the connection must be closed."""
+
+
+class ResetKind(enum.IntEnum):
+    CONTROLLER = 1  # CC.EN 1 -> 0
+    NSSR = 2
+    FUNCTION = 3  # QEMU device reset or power-on
+
+
+class SessionOp(enum.IntEnum):
+    NONE = 0
+    OPEN = 1
+    CLOSE = 2
+    IN_SESSION = 3
+
+
+@dataclass(frozen=True)
+class SessionFlags:
+    """The session side band: SQE byte 44 and CQE byte 2 (azihsm-device.md 3.6)."""
+
+    op: SessionOp = SessionOp.NONE
+    id_valid: bool = False
+    short_app_id_valid: bool = False
+    safe_to_close: bool = False
+
+    @classmethod
+    def from_byte(cls, value: int) -> SessionFlags:
+        return cls(SessionOp(value & 3), bool(value & 4), bool(value & 8), bool(value & 16))
+
+    def to_byte(self) -> int:
+        return (int(self.op) | self.id_valid << 2 | self.short_app_id_valid << 3
+                | self.safe_to_close << 4)
+
+
+class Message:
+    """Base of all link messages: ``LAYOUT`` covers the fixed fields; ``payload`` (if declared) follows."""
+
+    TYPE: ClassVar[int]
+    LAYOUT: ClassVar[struct.Struct]
+    HAS_PAYLOAD: ClassVar[bool] = False
+
+    def encode_body(self) -> bytes:
+        values = astuple(self)
+        if self.HAS_PAYLOAD:
+            *fixed, payload = values
+            return self.LAYOUT.pack(*fixed, len(payload)) + payload
+        return self.LAYOUT.pack(*values)
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Message:
+        if len(body) < cls.LAYOUT.size:
+            raise LinkError(f"{cls.__name__}: body of {len(body)} bytes is shorter than {cls.LAYOUT.size}")
+        values = list(cls.LAYOUT.unpack_from(body))
+        rest = body[cls.LAYOUT.size:]
+        if cls.HAS_PAYLOAD:
+            length = values.pop()
+            if length != len(rest) or length > MAX_PAYLOAD:
+                raise LinkError(f"{cls.__name__}: payload length {length} but {len(rest)} bytes follow")
+            values.append(bytes(rest))
+        elif rest:
+            raise LinkError(f"{cls.__name__}: {len(rest)} trailing bytes")
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    TYPE = 0x01
+    LAYOUT = struct.Struct("<HHHxx32sI")
+    major: int
+    minor: int
+    max_inflight: int
+    serial_raw: bytes
+    partition: int
+
+    @property
+    def serial(self) -> str:
+        return self.serial_raw.rstrip(b"\0").decode("ascii", "replace")
+
+    @classmethod
+    def make(cls, serial: str, partition: int = 0, max_inflight: int = 64) -> Hello:
+        return cls(VERSION, MINOR, max_inflight, serial.encode("ascii")[:32].ljust(32, b"\0"), partition)
+
+
+@dataclass(frozen=True)
+class HelloAck(Message):
+    TYPE = 0x81
+    LAYOUT = struct.Struct("<HHHH")
+    major: int
+    minor: int
+    credits: int
+    result: int
+
+    ACCEPTED: ClassVar[int] = 0
+    VERSION_UNSUPPORTED: ClassVar[int] = 1
+    BUSY: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class Request(Message):
+    TYPE = 0x02
+    LAYOUT = struct.Struct("<HHHBxHxxII")
+    HAS_PAYLOAD = True
+    qid: int
+    cid: int
+    opc: int
+    session_flags: int
+    session_id: int
+    dst_len: int
+    payload: bytes = field(default=b"")
+
+    @property
+    def flags(self) -> SessionFlags:
+        return SessionFlags.from_byte(self.session_flags)
+
+
+@dataclass(frozen=True)
+class Response(Message):
+    TYPE = 0x82
+    LAYOUT = struct.Struct("<HBBHxxI")
+    HAS_PAYLOAD = True
+    status: int
+    session_flags: int
+    short_app_id: int
+    session_id: int
+    payload: bytes = field(default=b"")
+
+
+@dataclass(frozen=True)
+class Reset(Message):
+    TYPE = 0x03
+    LAYOUT = struct.Struct("<I")
+    kind: int
+
+
+@dataclass(frozen=True)
+class ResetAck(Message):
+    TYPE = 0x83
+    LAYOUT = struct.Struct("<I")
+    kind: int
+
+
+@dataclass(frozen=True)
+class Cancel(Message):
+    TYPE = 0x04
+    LAYOUT = struct.Struct("<I")
+    msg_id: int
+
+
+MESSAGES: dict[int, type[Message]] = {
+    m.TYPE: m for m in (Hello, HelloAck, Request, Response, Reset, ResetAck, Cancel)
+}
+
+
+class Status(enum.IntEnum):
+    """CQE status values of the link and device (docs/link-protocol.md)."""
+
+    SUCCESS = 0x000
+    INVALID_OPCODE = 0x001
+    INVALID_FIELD = 0x002
+    DATA_TRANSFER_ERROR = 0x004
+    INTERNAL_ERROR = 0x006
+    ABORTED_SQ_DELETED = 0x008
+    CQ_INVALID = 0x100
+    INVALID_QUEUE_ID = 0x101
+    INVALID_QUEUE_SIZE = 0x102
+    INVALID_VECTOR = 0x108
+    INVALID_QUEUE_DELETION = 0x10C
+    BACKEND_UNAVAILABLE = 0x701
+    BACKEND_TIMEOUT = 0x702
+    BACKEND_PROTOCOL_ERROR = 0x703
+    NOT_SUPPORTED = 0x704
+    SESSION_KIND_MISMATCH = 0x710
+    SESSION_ID_MISMATCH = 0x711
+    REQUEST_REJECTED = 0x712
+
+
+def encode_frame(msg_id: int, message: Message) -> bytes:
+    body = message.encode_body()
+    return HEADER.pack(MAGIC, VERSION, message.TYPE, 0, msg_id, len(body)) + body
+
+
+def decode_header(header: bytes) -> tuple[type[Message], int, int]:
+    """Check a 16-byte frame header; return (message class, msg_id, body length)."""
+    magic, version, kind, flags, msg_id, body_len = HEADER.unpack(header)
+    if magic != MAGIC:
+        raise LinkError(f"bad magic {magic!r}")
+    if version != VERSION:
+        raise LinkError(f"unsupported link version {version}")
+    if flags:
+        raise LinkError(f"nonzero frame flags 0x{flags:x}")
+    if kind not in MESSAGES:
+        raise LinkError(f"unknown message type 0x{kind:02x}")
+    if body_len > MAX_BODY:
+        raise LinkError(f"body of {body_len} bytes exceeds {MAX_BODY}")
+    return MESSAGES[kind], msg_id, body_len
+
+
+def decode_frame(frame: bytes) -> tuple[int, Message]:
+    """Decode one complete frame held in memory."""
+    cls, msg_id, body_len = decode_header(frame[:HEADER.size])
+    body = frame[HEADER.size:]
+    if len(body) != body_len:
+        raise LinkError(f"frame body is {len(body)} bytes, header says {body_len}")
+    return msg_id, cls.decode_body(body)
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, Message]:
+    """Read one frame; raises ``asyncio.IncompleteReadError`` at end of stream."""
+    cls, msg_id, body_len = decode_header(await reader.readexactly(HEADER.size))
+    return msg_id, cls.decode_body(await reader.readexactly(body_len))

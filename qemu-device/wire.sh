@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Add the azihsm device to a QEMU 10.0 source tree: hw/azihsm/ holds symlinks to this directory,
+# and three one-line additions hook it into hw/meson.build, hw/Kconfig and the trace-event list.
+# Idempotent; safe to run on every build.
+set -euo pipefail
+SRC=${1:?usage: wire.sh QEMU_SOURCE_TREE}
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+mkdir -p "$SRC/hw/azihsm"
+for f in azihsm.c meson.build Kconfig trace-events trace.h; do
+  [ -e "$HERE/$f" ] && ln -sfn "$HERE/$f" "$SRC/hw/azihsm/$f"
+done
+
+add_line() {  # add_line FILE ANCHOR_REGEX LINE: insert LINE after the first line matching ANCHOR
+  local file=$1 anchor=$2 line=$3
+  grep -qxF "$line" "$file" && return 0
+  grep -q "$anchor" "$file" || { echo "wire.sh: anchor '$anchor' not found in $file" >&2; exit 1; }
+  sed -i "0,/$anchor/{/$anchor/a\\
+$line
+}" "$file"
+}
+add_line "$SRC/hw/meson.build" "^subdir('misc')" "subdir('azihsm')"
+add_line "$SRC/hw/Kconfig" "^source misc/Kconfig" "source azihsm/Kconfig"
+add_line "$SRC/meson.build" "^    'hw/misc',$" "    'hw/azihsm',"
