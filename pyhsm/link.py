@@ -116,6 +116,7 @@ class HelloAck(Message):
     ACCEPTED: ClassVar[int] = 0
     VERSION_UNSUPPORTED: ClassVar[int] = 1
     BUSY: ClassVar[int] = 2
+    ROOT_OF_TRUST_FAILURE: ClassVar[int] = 3
 
 
 @dataclass(frozen=True)
