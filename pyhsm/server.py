@@ -1,0 +1,253 @@
+"""The HSM backend process: serves azihsm devices over the link protocol (docs/link-protocol.md).
+
+One asyncio loop accepts device connections on a UNIX socket. Each connection names its device in
+HELLO; the backend powers the device on (its root of trust re-derives the identity), then hands the
+connection's REQUESTs to that device's partition. A partition executes on its own worker thread, so
+commands of one partition run in order while partitions run side by side and the loop stays free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from pyhsm import link
+from pyhsm.identity import DeviceIdentity
+
+log = logging.getLogger("pyhsm.server")
+
+HELLO_TIMEOUT_S = 5.0
+DEFAULT_CREDITS = 32
+
+
+class Partition(Protocol):
+    def execute(self, request: link.Request) -> link.Response: ...
+    def reset(self, kind: link.ResetKind) -> None: ...
+
+
+PowerOn = Callable[[str], DeviceIdentity]
+PartitionFactory = Callable[[str, int, DeviceIdentity], Partition]
+
+
+@dataclass
+class _Served:
+    """A partition and the single worker thread that runs its commands in order."""
+
+    partition: Partition
+    worker: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="partition"))
+    connected: bool = False
+
+
+class Backend:
+    """Serves any number of devices; one partition state per (serial, partition) pair."""
+
+    def __init__(self, power_on: PowerOn, make_partition: PartitionFactory, *,
+                 credits: int = DEFAULT_CREDITS) -> None:
+        self._power_on = power_on
+        self._make_partition = make_partition
+        self._credits = credits
+        self._identities: dict[str, DeviceIdentity] = {}
+        self._served: dict[tuple[str, int], _Served] = {}
+
+    async def serve(self, socket_path: Path, ready: Callable[[], None] | None = None) -> None:
+        """Listen on ``socket_path`` until cancelled."""
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()
+        server = await asyncio.start_unix_server(self._connection, path=str(socket_path),
+                                                 limit=2 * link.MAX_BODY)
+        log.info("listening on %s", socket_path)
+        if ready:
+            ready()
+        async with server:
+            await server.serve_forever()
+
+    def _partition(self, serial: str, index: int) -> _Served:
+        key = (serial, index)
+        if key not in self._served:
+            if serial not in self._identities:
+                self._identities[serial] = self._power_on(serial)
+            self._served[key] = _Served(self._make_partition(serial, index, self._identities[serial]))
+        return self._served[key]
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served: _Served | None = None
+        try:
+            served = await self._handshake(reader, writer)
+            if served:
+                await _Link(served, reader, writer).run()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            log.info("device disconnected")
+        except link.LinkError as exc:
+            log.warning("link protocol violation, closing connection: %s", exc)
+        except asyncio.TimeoutError:
+            log.warning("no HELLO within %.0f s, closing connection", HELLO_TIMEOUT_S)
+        finally:
+            if served:
+                served.connected = False
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _handshake(self, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> _Served | None:
+        msg_id, hello = await asyncio.wait_for(link.read_frame(reader), HELLO_TIMEOUT_S)
+        if not isinstance(hello, link.Hello):
+            raise link.LinkError(f"expected HELLO, got {type(hello).__name__}")
+
+        def answer(result: int) -> None:
+            ack = link.HelloAck(link.VERSION, link.MINOR, self._credits, result)
+            writer.write(link.encode_frame(msg_id, ack))
+
+        if hello.major != link.VERSION:
+            log.warning("device %s speaks link %d.%d; refused", hello.serial, hello.major, hello.minor)
+            answer(link.HelloAck.VERSION_UNSUPPORTED)
+            return None
+        try:
+            served = self._partition(hello.serial, hello.partition)
+        except Exception as exc:  # the root of trust refused to come up: the device shows CFS
+            log.error("device %s: root of trust failure: %s", hello.serial, exc)
+            answer(link.HelloAck.ROOT_OF_TRUST_FAILURE)
+            return None
+        if served.connected:
+            log.warning("device %s partition %d is already connected; refused",
+                        hello.serial, hello.partition)
+            answer(link.HelloAck.BUSY)
+            return None
+        served.connected = True
+        log.info("device %s partition %d connected (max in flight %d)",
+                 hello.serial, hello.partition, hello.max_inflight)
+        answer(link.HelloAck.ACCEPTED)
+        return served
+
+
+class _Link:
+    """One accepted device connection: requests in, responses out, cancellations honoured."""
+
+    def __init__(self, served: _Served, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self._served = served
+        self._reader = reader
+        self._writer = writer
+        self._cancelled: set[int] = set()
+        self._pending: set[asyncio.Future] = set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                msg_id, message = await link.read_frame(self._reader)
+                match message:
+                    case link.Request():
+                        work = loop.run_in_executor(self._served.worker,
+                                                    self._served.partition.execute, message)
+                        self._track(work, msg_id)
+                    case link.Reset(kind=kind):
+                        log.info("device reset, kind %s", _reset_name(kind))
+                        work = loop.run_in_executor(self._served.worker, self._reset, kind)
+                        self._track(work, msg_id)
+                    case link.Cancel(msg_id=cancelled):
+                        self._cancelled.add(cancelled)
+                    case _:
+                        raise link.LinkError(f"unexpected {type(message).__name__} from device")
+        finally:
+            for work in self._pending:
+                work.cancel()
+
+    def _reset(self, kind: int) -> link.ResetAck:
+        self._served.partition.reset(link.ResetKind(kind))
+        return link.ResetAck(kind)
+
+    def _track(self, work: asyncio.Future, msg_id: int) -> None:
+        self._pending.add(work)
+        work.add_done_callback(lambda done: self._reply(done, msg_id))
+
+    def _reply(self, done: asyncio.Future, msg_id: int) -> None:
+        self._pending.discard(done)
+        if done.cancelled() or self._writer.is_closing():
+            return
+        if msg_id in self._cancelled:
+            self._cancelled.discard(msg_id)
+            return
+        if done.exception() is not None:
+            log.error("partition failed on message %d: %r", msg_id, done.exception())
+            answer: link.Message = link.Response(link.Status.INTERNAL_ERROR, 0, 0, 0)
+        else:
+            answer = done.result()
+        self._writer.write(link.encode_frame(msg_id, answer))
+
+
+def _reset_name(kind: int) -> str:
+    try:
+        return link.ResetKind(kind).name
+    except ValueError:
+        return f"unknown ({kind})"
+
+
+def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_CREDITS) -> Backend:
+    """The production wiring: PUF/DICE root of trust and the DDI partition."""
+    from pyhsm.ddi.partition import Partition as DdiPartition
+    from pyhsm.rot import power_on
+
+    def device_dir(serial: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in serial) or "_"
+        return state_dir / "devices" / safe
+
+    def identity(serial: str) -> DeviceIdentity:
+        return power_on(device_dir(serial), firmware_dir, serial=serial)
+
+    def partition(serial: str, index: int, ident: DeviceIdentity) -> Partition:
+        return DdiPartition(serial=serial, index=index,
+                            state_dir=device_dir(serial) / f"partition-{index}", identity=ident)
+
+    return Backend(identity, partition, credits=credits)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve", help="run the HSM backend",
+        description="Run the HSM backend: listen on a UNIX socket for azihsm devices (QEMU connects "
+                    "with -chardev socket,path=SOCKET,reconnect-ms=500) and serve each device's "
+                    "partition. Stops on SIGINT or SIGTERM.")
+    p.add_argument("--socket", type=Path, required=True,
+                   help="UNIX socket path to listen on (replaced if it exists)")
+    p.add_argument("--state", type=Path, required=True,
+                   help="state directory: one sub-directory per device with its non-volatile store "
+                        "(PUF helper data, anti-rollback counters) and its partitions' key stores")
+    p.add_argument("--firmware", type=Path, default=None,
+                   help="directory of HSM firmware stage images measured at power-on "
+                        "(default: build/images/firmware in the source tree)")
+    p.add_argument("--credits", type=int, default=DEFAULT_CREDITS,
+                   help=f"commands a device may have in flight (default {DEFAULT_CREDITS})")
+    p.set_defaults(func=_serve_command)
+
+
+def default_firmware_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "build" / "images" / "firmware"
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    args.state.mkdir(parents=True, exist_ok=True)
+    backend = default_backend(args.state, args.firmware or default_firmware_dir(), args.credits)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        await backend.serve(args.socket, ready=lambda: print(f"ready {args.socket}", flush=True))
+
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(main())
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(args.socket)
+    log.info("stopped")
+    return 0
