@@ -1,0 +1,218 @@
+"""The backend's link server against a recording partition (the DDI partition has its own tests and
+is exercised through the server end to end in tests/device and tests/ddi)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pyhsm import link
+from pyhsm.server import Backend
+
+
+class RecordingPartition:
+    """Answers every request with its own payload reversed; remembers resets."""
+
+    def __init__(self) -> None:
+        self.resets: list[link.ResetKind] = []
+        self.release = threading.Event()
+        self.release.set()
+
+    def execute(self, request: link.Request) -> link.Response:
+        self.release.wait(5)
+        if request.payload == b"boom":
+            raise RuntimeError("partition bug")
+        return link.Response(0, request.session_flags, 0, request.session_id, request.payload[::-1])
+
+    def reset(self, kind: link.ResetKind) -> None:
+        self.resets.append(kind)
+
+
+class RootOfTrustDown(Exception):
+    pass
+
+
+@pytest.fixture
+def backend(tmp_path: Path):
+    partitions: dict[tuple[str, int], RecordingPartition] = {}
+
+    def power_on(serial: str):
+        if serial.startswith("BROKEN"):
+            raise RootOfTrustDown("fuzzy extractor could not reconstruct the UDS")
+        return object()
+
+    def make_partition(serial: str, index: int, identity) -> RecordingPartition:
+        partitions[(serial, index)] = RecordingPartition()
+        return partitions[(serial, index)]
+
+    path = tmp_path / "hsm.sock"
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    server = Backend(power_on, make_partition, credits=7)
+    task = loop.create_task(server.serve(path, ready=ready.set))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    yield path, partitions
+    loop.call_soon_threadsafe(task.cancel)
+    time.sleep(0.1)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+class Device:
+    """The device side of the link, as the C device speaks it."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(5)
+        self.sock.connect(str(path))
+
+    def send(self, msg_id: int, message: link.Message) -> None:
+        self.sock.sendall(link.encode_frame(msg_id, message))
+
+    def receive(self) -> tuple[int, link.Message]:
+        header = self._exactly(link.HEADER.size)
+        _, msg_id, length = link.decode_header(header)
+        return link.decode_frame(header + self._exactly(length))
+
+    def _exactly(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("backend closed the connection")
+            data += chunk
+        return data
+
+    def hello(self, serial: str = "AZIHSM-TEST-1", partition: int = 0) -> link.HelloAck:
+        self.send(1, link.Hello.make(serial, partition))
+        msg_id, ack = self.receive()
+        assert msg_id == 1 and isinstance(ack, link.HelloAck)
+        return ack
+
+
+def test_hello_grants_credits_and_requests_round_trip(backend):
+    path, partitions = backend
+    dev = Device(path)
+    ack = dev.hello()
+    assert (ack.result, ack.major, ack.credits) == (link.HelloAck.ACCEPTED, 1, 7)
+    dev.send(42, link.Request(1, 3, 0, 0x07, 5, 8192, b"abc"))
+    msg_id, resp = dev.receive()
+    assert msg_id == 42
+    assert resp == link.Response(0, 0x07, 0, 5, b"cba")
+    assert ("AZIHSM-TEST-1", 0) in partitions
+
+
+def test_second_connection_of_same_partition_is_busy_until_first_leaves(backend):
+    path, _ = backend
+    first = Device(path)
+    assert first.hello().result == link.HelloAck.ACCEPTED
+    assert Device(path).hello().result == link.HelloAck.BUSY
+    assert Device(path).hello(partition=1).result == link.HelloAck.ACCEPTED
+    first.sock.close()
+    deadline = time.monotonic() + 5
+    while Device(path).hello().result == link.HelloAck.BUSY:
+        assert time.monotonic() < deadline, "partition stayed busy after its device left"
+        time.sleep(0.05)
+
+
+def test_partition_state_is_kept_across_reconnects(backend):
+    path, partitions = backend
+    assert Device(path).hello().result == link.HelloAck.ACCEPTED
+    first = partitions[("AZIHSM-TEST-1", 0)]
+    dev = Device(path)
+    deadline = time.monotonic() + 5
+    while dev.hello().result != link.HelloAck.ACCEPTED:
+        assert time.monotonic() < deadline
+        dev = Device(path)
+    assert partitions[("AZIHSM-TEST-1", 0)] is first
+
+
+def test_unsupported_version_is_refused(backend):
+    path, _ = backend
+    dev = Device(path)
+    dev.send(1, link.Hello(2, 0, 64, b"X".ljust(32, b"\0"), 0))
+    _, ack = dev.receive()
+    assert ack.result == link.HelloAck.VERSION_UNSUPPORTED
+
+
+def test_root_of_trust_failure_is_reported_in_hello_ack(backend):
+    path, partitions = backend
+    assert Device(path).hello("BROKEN-1").result == link.HelloAck.ROOT_OF_TRUST_FAILURE
+    assert not partitions
+
+
+def test_reset_reaches_the_partition_after_earlier_requests(backend):
+    path, partitions = backend
+    dev = Device(path)
+    dev.hello()
+    part = partitions[("AZIHSM-TEST-1", 0)]
+    dev.send(10, link.Request(1, 1, 0, 0, 0, 8192, b"x"))
+    dev.send(11, link.Reset(link.ResetKind.NSSR))
+    answers = dict(dev.receive() for _ in range(2))
+    assert answers[11] == link.ResetAck(link.ResetKind.NSSR)
+    assert isinstance(answers[10], link.Response)
+    assert part.resets == [link.ResetKind.NSSR]
+
+
+def test_cancelled_request_gets_no_response(backend):
+    path, partitions = backend
+    dev = Device(path)
+    dev.hello()
+    part = partitions[("AZIHSM-TEST-1", 0)]
+    part.release.clear()
+    dev.send(20, link.Request(1, 1, 0, 0, 0, 8192, b"slow"))
+    dev.send(21, link.Cancel(20))
+    time.sleep(0.2)
+    part.release.set()
+    dev.send(22, link.Request(1, 2, 0, 0, 0, 8192, b"next"))
+    msg_id, resp = dev.receive()
+    assert msg_id == 22 and resp.payload == b"txen"
+
+
+def test_partition_exception_becomes_internal_error_status(backend):
+    path, _ = backend
+    dev = Device(path)
+    dev.hello()
+    dev.send(5, link.Request(1, 1, 0, 0, 0, 8192, b"boom"))
+    _, resp = dev.receive()
+    assert resp.status == link.Status.INTERNAL_ERROR and resp.payload == b""
+    dev.send(6, link.Request(1, 2, 0, 0, 0, 8192, b"ok"))
+    assert dev.receive()[1].payload == b"ko"
+
+
+@pytest.mark.parametrize("garbage", [
+    pytest.param(b"XXXX" + bytes(12), id="bad-magic"),
+    pytest.param(struct.pack("<4sBBHII", b"AZHL", 9, 2, 0, 1, 0), id="bad-version"),
+    pytest.param(struct.pack("<4sBBHII", b"AZHL", 1, 0x55, 0, 1, 0), id="unknown-type"),
+    pytest.param(struct.pack("<4sBBHII", b"AZHL", 1, 2, 1, 1, 0), id="nonzero-flags"),
+    pytest.param(struct.pack("<4sBBHII", b"AZHL", 1, 2, 0, 1, 1 << 20), id="oversize-body"),
+    pytest.param(struct.pack("<4sBBHII", b"AZHL", 1, 2, 0, 1, 4) + bytes(4), id="short-request"),
+    pytest.param(link.encode_frame(3, link.Request(1, 1, 0, 0, 0, 8192, b"abc"))[:-1],
+                 id="truncated-then-eof"),
+])
+def test_malformed_frames_close_the_connection_and_server_lives(backend, garbage):
+    path, _ = backend
+    dev = Device(path)
+    dev.hello()
+    dev.sock.sendall(garbage)
+    dev.sock.shutdown(socket.SHUT_WR)
+    with pytest.raises((ConnectionError, OSError)):
+        dev.receive()
+    other = Device(path)
+    assert other.hello("AZIHSM-OTHER").result == link.HelloAck.ACCEPTED
+
+
+def test_request_before_hello_is_a_protocol_violation(backend):
+    path, _ = backend
+    dev = Device(path)
+    dev.send(1, link.Request(1, 1, 0, 0, 0, 8192, b"abc"))
+    with pytest.raises(ConnectionError):
+        dev.receive()
