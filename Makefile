@@ -34,7 +34,7 @@ test: deps qemu
 	$(VENV)/bin/pytest -ra
 
 bench: deps qemu
-	$(PY) -m pyhsm.bench
+	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 run: deps qemu
 	$(VENV)/bin/pyhsm run
