@@ -1,0 +1,208 @@
+"""MBOR, the DDI wire encoding (ddi.md 1.1-1.3): a strict, table-driven encoder and decoder.
+
+A schema is a ``Struct``: an ordered list of ``Field(id, name, type, optional)``. ``Struct.cls`` is a
+generated frozen dataclass with one attribute per field (absent optional fields are ``None``).
+
+Strictness (stricter than the reference decoder, which skips marker checks): every integer marker,
+bool byte, map header and byte-array marker must be exactly right, padding bytes must be zero, field
+ids must appear in declared order with no unknown or repeated ids, map counts must match exactly,
+a variable array must not exceed its maximum and a fixed array must have exactly its length.
+Padding: the data of a variable byte array starts at a 4-byte-aligned offset measured from the
+start of the buffer being encoded (1.3); the decoder accepts any announced pad length 0..3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+
+class MborError(ValueError):
+    """The bytes are not a valid encoding of the expected schema."""
+
+
+class Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise MborError(f"truncated: need {n} bytes at offset {self.pos}")
+        chunk = bytes(self.data[self.pos:self.pos + n])
+        self.pos += n
+        return chunk
+
+    def peek(self, n: int) -> bytes:
+        return bytes(self.data[self.pos:self.pos + n])
+
+    def at_end(self) -> bool:
+        return self.pos == len(self.data)
+
+
+class MborType:
+    """One value type of the encoding."""
+
+    def encode(self, out: bytearray, value: Any) -> None:
+        raise NotImplementedError
+
+    def decode(self, reader: Reader) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class UInt(MborType):
+    marker: int
+    width: int
+
+    def encode(self, out: bytearray, value: Any) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << (8 * self.width):
+            raise MborError(f"{value!r} does not fit in u{8 * self.width}")
+        out.append(self.marker)
+        out += value.to_bytes(self.width, "big")
+
+    def decode(self, reader: Reader) -> int:
+        marker = reader.take(1)[0]
+        if marker != self.marker:
+            raise MborError(f"expected u{8 * self.width} marker 0x{self.marker:02X}, got 0x{marker:02X}")
+        return int.from_bytes(reader.take(self.width), "big")
+
+
+class Bool(MborType):
+    def encode(self, out: bytearray, value: Any) -> None:
+        if not isinstance(value, bool):
+            raise MborError(f"{value!r} is not a bool")
+        out.append(0x15 if value else 0x14)
+
+    def decode(self, reader: Reader) -> bool:
+        byte = reader.take(1)[0]
+        if byte not in (0x14, 0x15):
+            raise MborError(f"bad bool byte 0x{byte:02X}")
+        return byte == 0x15
+
+
+@dataclass(frozen=True)
+class Fixed(MborType):
+    """``[u8; N]``: marker 0x80, u16 length == N, never padded."""
+
+    length: int
+
+    def encode(self, out: bytearray, value: Any) -> None:
+        if not isinstance(value, (bytes, bytearray)) or len(value) != self.length:
+            raise MborError(f"fixed array needs exactly {self.length} bytes")
+        out += b"\x80" + struct.pack(">H", self.length) + value
+
+    def decode(self, reader: Reader) -> bytes:
+        marker, length = struct.unpack(">BH", reader.take(3))
+        if marker != 0x80 or length != self.length:
+            raise MborError(f"fixed array: marker 0x{marker:02X} length {length}, expected {self.length}")
+        return reader.take(length)
+
+
+@dataclass(frozen=True)
+class Var(MborType):
+    """``MborByteArray<N>``: marker 0x80|p, u16 length <= N, p zero pad bytes, data 4-aligned."""
+
+    maximum: int
+
+    def encode(self, out: bytearray, value: Any) -> None:
+        if not isinstance(value, (bytes, bytearray)) or len(value) > self.maximum:
+            raise MborError(f"byte array longer than {self.maximum}")
+        pad = -(len(out) + 3) % 4
+        out += bytes([0x80 | pad]) + struct.pack(">H", len(value)) + bytes(pad) + value
+
+    def decode(self, reader: Reader) -> bytes:
+        marker, length = struct.unpack(">BH", reader.take(3))
+        if marker & ~3 != 0x80:
+            raise MborError(f"bad byte-array marker 0x{marker:02X}")
+        if length > self.maximum:
+            raise MborError(f"byte array of {length} bytes exceeds {self.maximum}")
+        if any(reader.take(marker & 3)):
+            raise MborError("nonzero byte-array padding")
+        return reader.take(length)
+
+
+U8, U16, U32, U64 = UInt(0x18, 1), UInt(0x19, 2), UInt(0x1A, 4), UInt(0x1B, 8)
+BOOL = Bool()
+
+
+@dataclass(frozen=True)
+class Field:
+    id: int
+    name: str
+    type: MborType
+    optional: bool = False
+
+
+class Struct(MborType):
+    """A map of numbered fields; ``cls`` is the dataclass holding a decoded value."""
+
+    cls: type
+
+    def __init__(self, name: str, *fields: Field) -> None:
+        ids = [f.id for f in fields]
+        if ids and ids != list(range(ids[0], ids[0] + len(ids))):
+            raise ValueError(f"{name}: field ids must be contiguous")
+        self.name = name
+        self.fields = fields
+        spec = [(f.name, Any, dataclasses.field(default=None)) if f.optional else (f.name, Any)
+                for f in fields]
+        spec.sort(key=lambda item: len(item) == 3)  # required attributes first
+        self.cls = dataclasses.make_dataclass(name, spec, frozen=True)
+        self.cls.SCHEMA = self  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"Struct({self.name})"
+
+    def __call__(self, **values: Any) -> Any:
+        return self.cls(**values)
+
+    def encode(self, out: bytearray, value: Any) -> None:
+        if not isinstance(value, self.cls):
+            raise MborError(f"{self.name}: expected {self.cls.__name__}, got {type(value).__name__}")
+        present = [(f, getattr(value, f.name)) for f in self.fields]
+        present = [(f, v) for f, v in present if v is not None or not f.optional]
+        out.append(0xA0 | len(present))
+        for f, v in present:
+            if v is None:
+                raise MborError(f"{self.name}.{f.name} is required")
+            U8.encode(out, f.id)
+            f.type.encode(out, v)
+
+    def decode(self, reader: Reader) -> Any:
+        header = reader.take(1)[0]
+        if header & 0xE0 != 0xA0:
+            raise MborError(f"{self.name}: expected a map header, got 0x{header:02X}")
+        remaining = header & 0x1F
+        values: dict[str, Any] = {}
+        for f in self.fields:
+            if f.optional and (remaining == 0 or reader.peek(2) != bytes([0x18, f.id])):
+                continue
+            if remaining == 0:
+                raise MborError(f"{self.name}: map ends before required field {f.name}")
+            key = reader.take(2)
+            if key != bytes([0x18, f.id]):
+                raise MborError(f"{self.name}: expected field id {f.id} ({f.name}), got {key.hex()}")
+            values[f.name] = f.type.decode(reader)
+            remaining -= 1
+        if remaining:
+            raise MborError(f"{self.name}: {remaining} unexpected extra fields")
+        return self.cls(**values)
+
+
+def encode(schema: MborType, value: Any) -> bytes:
+    out = bytearray()
+    schema.encode(out, value)
+    return bytes(out)
+
+
+def decode(schema: MborType, data: bytes) -> Any:
+    """Decode exactly one value that must fill ``data`` completely."""
+    reader = Reader(data)
+    value = schema.decode(reader)
+    if not reader.at_end():
+        raise MborError(f"{len(data) - reader.pos} trailing bytes after {schema!r}")
+    return value
+
