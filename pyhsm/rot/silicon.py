@@ -1,0 +1,115 @@
+"""The virtual HSM's silicon: an SRAM PUF with per-cell bias and noise, created once at manufacture.
+
+Cell model: cell i powers up to 1 when ``bias_i + drift_i * age_years + sigma_eff * Z > 0`` with Z standard
+normal and fresh at every power-up. ``bias_i`` and ``drift_i`` are standard normal per cell (fixed by the
+silicon seed), ``skew`` shifts every bias (a biased array), ``sigma`` is calibrated at manufacture so two
+independent reads at reference conditions differ in ``nominal_ber`` of the cells, and
+``sigma_eff = sigma * (1 + temperature_coeff * |T - 25 C|)``. A cell's power-up probability is
+Phi((bias + drift * age) / sigma_eff); it is handed to the read-out kernel as a uint32 threshold.
+
+The profile file stores only the seed and the parameters; the per-cell arrays are regenerated from the
+seed. The default seed is derived from the serial number, so a serial always gets the same silicon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PROFILE_FORMAT = 1
+REFERENCE_TEMPERATURE_C = 25.0
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Operating conditions of one power-on."""
+    temperature_c: float = REFERENCE_TEMPERATURE_C
+    age_years: float = 0.0
+
+
+@dataclass(frozen=True)
+class SiliconProfile:
+    serial: str
+    seed: str                       # hex
+    cells: int = 8192
+    nominal_ber: float = 0.10       # intra-device bit-error rate between two reads at reference conditions
+    skew: float = 0.0               # mean bias of all cells, in units of the bias spread
+    temperature_coeff: float = 0.01 # relative noise increase per degree C away from 25 C
+    ageing_drift: float = 0.05      # bias drift per year, in units of the bias spread
+    sigma: float = 0.0              # noise spread, calibrated from nominal_ber at manufacture
+
+    def cell_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(bias, drift) per cell, regenerated from the seed."""
+        rng = np.random.Generator(np.random.PCG64(int(self.seed, 16)))
+        bias = rng.standard_normal(self.cells) + self.skew
+        drift = rng.standard_normal(self.cells)
+        return bias, drift
+
+    def one_probabilities(self, conditions: Conditions = Conditions()) -> np.ndarray:
+        """Per cell, the probability that it powers up to 1 under ``conditions``."""
+        bias, drift = self.cell_arrays()
+        sigma_eff = self.sigma * (1.0 + self.temperature_coeff
+                                  * abs(conditions.temperature_c - REFERENCE_TEMPERATURE_C))
+        return _normal_cdf((bias + self.ageing_drift * conditions.age_years * drift) / sigma_eff)
+
+    def thresholds(self, conditions: Conditions = Conditions()) -> np.ndarray:
+        """uint32 read-out thresholds: a cell reads 1 when its uint32 noise sample is below its threshold."""
+        scaled = np.floor(self.one_probabilities(conditions) * 2.0**32)
+        return np.clip(scaled, 0, 2**32 - 1).astype(np.uint32)
+
+    def with_changes(self, **changes: float) -> "SiliconProfile":
+        """A copy with some knobs changed (fault injection, what-if studies); sigma is kept."""
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"format": PROFILE_FORMAT, **dataclasses.asdict(self)}, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "SiliconProfile":
+        data = json.loads(path.read_text())
+        if data.pop("format", None) != PROFILE_FORMAT:
+            raise ValueError(f"{path}: unknown silicon profile format")
+        return cls(**data)
+
+
+def manufacture(serial: str, *, seed: bytes | None = None, cells: int = 8192,
+                nominal_ber: float = 0.10, **knobs: float) -> SiliconProfile:
+    """A new silicon profile; ``seed`` defaults to SHA-256 of the serial (reproducible silicon)."""
+    if seed is None:
+        seed = hashlib.sha256(b"azihsm-silicon-v1\0" + serial.encode()).digest()
+    return SiliconProfile(serial=serial, seed=seed.hex(), cells=cells, nominal_ber=nominal_ber,
+                          sigma=calibrate_sigma(nominal_ber, knobs.get("skew", 0.0)), **knobs)
+
+
+def expected_ber(sigma: float, skew: float = 0.0) -> float:
+    """Expected fraction of cells differing between two independent reads, for noise spread sigma."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(96)
+    p = _normal_cdf((nodes + skew) / sigma)
+    return float(np.sum(weights * 2 * p * (1 - p)) / math.sqrt(2 * math.pi))
+
+
+def calibrate_sigma(nominal_ber: float, skew: float = 0.0) -> float:
+    """The noise spread whose expected bit-error rate is ``nominal_ber`` (bisection; the rate grows with sigma)."""
+    if not 0.0 < nominal_ber < 0.5:
+        raise ValueError("nominal bit-error rate must be in (0, 0.5)")
+    lo, hi = 1e-6, 1e3
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if expected_ber(mid, skew) < nominal_ber:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def _normal_cdf(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + _erf(np.asarray(z, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64))
