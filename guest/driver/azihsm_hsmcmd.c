@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0
+/* One command on an HSM queue: queue selection, submission, timeout and abort (azihsm-device.md 3.6-3.7, 7). */
+#include "azihsm.h"
+
+/*
+ * azihsm_hsm_exec() - send @sqe on an HSM queue and copy its CQE to @cqe.
+ * The caller holds hsm->io_rwsem for reading. A command that does not complete within the command
+ * timeout triggers a level-1 abort (then level 2) and fails with -EAGAIN /
+ * AZIHSM_EXT_CMD_ABORTED. Returns 0 if the device answered (whatever the CQE status), or a
+ * negative errno with the extended status in @ext_status.
+ */
+int azihsm_hsm_exec(struct azihsm_dev *hsm, struct azihsm_hsm_sqe *sqe,
+		    struct azihsm_hsm_cqe *cqe, u32 *ext_status)
+{
+	enum azihsm_state state = READ_ONCE(hsm->state);
+	unsigned int nr = READ_ONCE(hsm->nr_hsm);
+	struct azihsm_queue *q;
+	struct azihsm_cmd cmd;
+	int ret;
+
+	if (state == AZIHSM_STATE_ABORTING) {
+		*ext_status = AZIHSM_EXT_ABORT_IN_PROGRESS;
+		return -EAGAIN;
+	}
+	if (state != AZIHSM_STATE_READY || !nr) {
+		*ext_status = AZIHSM_EXT_NOT_READY;
+		return state == AZIHSM_STATE_REMOVED ? -ENODEV : -EAGAIN;
+	}
+	q = &hsm->hsm_q[(unsigned int)atomic_inc_return(&hsm->next_hsm_q) % nr];
+	ret = azihsm_queue_submit(q, sqe, &cmd);
+	if (ret) {
+		*ext_status = ret == -EAGAIN ? AZIHSM_EXT_CMD_ABORTED : AZIHSM_EXT_DEVICE_ERROR;
+		return ret;
+	}
+	if (!azihsm_queue_wait(&cmd, azihsm_cmd_timeout())) {
+		azihsm_abort_queue(hsm, q, &cmd);
+		azihsm_queue_cancel(q, &cmd, -EAGAIN, AZIHSM_EXT_CMD_ABORTED);
+	}
+	if (cmd.result) {
+		*ext_status = cmd.ext_status;
+		return cmd.result;
+	}
+	memcpy(cqe, cmd.cqe, sizeof(*cqe));
+	return 0;
+}

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * MSI-X vectors (azihsm-device.md 1.3): vector 0 serves the admin queue, 1.. the HSM queues and
+ * 16.. the AES queues. The ISR only schedules the vector's tasklet, which drains every CQ bound to
+ * the vector.
+ */
+#include "azihsm.h"
+
+static void azihsm_vector_tasklet(struct tasklet_struct *t)
+{
+	struct azihsm_vector *vec = from_tasklet(vec, t, tasklet);
+	struct azihsm_dev *hsm = vec->hsm;
+	unsigned int i;
+
+	if (vec->index == 0)
+		azihsm_queue_drain(&hsm->admin);
+	for (i = 0; i < smp_load_acquire(&hsm->nr_hsm_alloc); i++)
+		if (hsm->hsm_q[i].vector == vec->index)
+			azihsm_queue_drain(&hsm->hsm_q[i]);
+	for (i = 0; i < smp_load_acquire(&hsm->nr_aes_alloc); i++)
+		if (hsm->aes_q[i].vector == vec->index)
+			azihsm_queue_drain(&hsm->aes_q[i]);
+}
+
+static irqreturn_t azihsm_isr(int irq, void *data)
+{
+	struct azihsm_vector *vec = data;
+
+	tasklet_schedule(&vec->tasklet);
+	return IRQ_HANDLED;
+}
+
+/* azihsm_irq_alloc() - allocate 3..32 MSI-X vectors (no MSI/INTx fallback). */
+int azihsm_irq_alloc(struct azihsm_dev *hsm)
+{
+	int n = pci_alloc_irq_vectors(hsm->pdev, AZIHSM_MIN_VECTORS, AZIHSM_MAX_VECTORS,
+				      PCI_IRQ_MSIX);
+	int i;
+
+	if (n < 0) {
+		dev_err(&hsm->pdev->dev, "MSI-X with at least %d vectors unavailable: %d\n",
+			AZIHSM_MIN_VECTORS, n);
+		return n;
+	}
+	hsm->nr_vectors = n;
+	for (i = 0; i < n; i++) {
+		hsm->vectors[i].hsm = hsm;
+		hsm->vectors[i].index = i;
+		tasklet_setup(&hsm->vectors[i].tasklet, azihsm_vector_tasklet);
+	}
+	return 0;
+}
+
+/* azihsm_irq_request() - request vector @index once; later calls for the same vector are no-ops. */
+int azihsm_irq_request(struct azihsm_dev *hsm, u16 index)
+{
+	struct azihsm_vector *vec;
+	int ret;
+
+	if (index >= hsm->nr_vectors) {
+		dev_err(&hsm->pdev->dev, "MSI-X vector %u needed but only %d granted\n", index,
+			hsm->nr_vectors);
+		return -ENOSPC;
+	}
+	vec = &hsm->vectors[index];
+	if (vec->requested)
+		return 0;
+	ret = pci_request_irq(hsm->pdev, index, azihsm_isr, NULL, vec, "azihsm_ctrl-%u", index);
+	if (ret)
+		return ret;
+	vec->requested = true;
+	return 0;
+}
+
+/* azihsm_irq_free_all() - free every requested vector, kill the tasklets, release MSI-X. */
+void azihsm_irq_free_all(struct azihsm_dev *hsm)
+{
+	int i;
+
+	for (i = 0; i < hsm->nr_vectors; i++) {
+		struct azihsm_vector *vec = &hsm->vectors[i];
+
+		if (vec->requested)
+			pci_free_irq(hsm->pdev, i, vec);
+		vec->requested = false;
+		tasklet_kill(&vec->tasklet);
+	}
+	if (hsm->nr_vectors)
+		pci_free_irq_vectors(hsm->pdev);
+	hsm->nr_vectors = 0;
+}

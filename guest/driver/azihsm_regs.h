@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Hardware interface of the AziHSM function: registers and queue entry layouts (azihsm-device.md 2-5). */
+#ifndef AZIHSM_REGS_H
+#define AZIHSM_REGS_H
+
+#include <linux/bits.h>
+#include <linux/build_bug.h>
+#include <linux/types.h>
+
+#define AZIHSM_BAR_SIZE		4096
+
+/* BAR0 controller registers */
+#define AZIHSM_REG_CAP		0x00	/* 64-bit */
+#define AZIHSM_REG_VS		0x08
+#define AZIHSM_REG_CC		0x14
+#define AZIHSM_REG_CSTS		0x1C
+#define AZIHSM_REG_NSSR		0x20
+#define AZIHSM_REG_AQA		0x24
+#define AZIHSM_REG_ASQ		0x28	/* 64-bit */
+#define AZIHSM_REG_ACQ		0x30	/* 64-bit */
+
+#define AZIHSM_CAP_TO(cap)	(((cap) >> 24) & 0xff)	/* 500 ms units */
+
+#define AZIHSM_CC_EN		BIT(0)
+#define AZIHSM_CC_SIZES_MASK	GENMASK(31, 16)
+/* HSM ("CP") SQE 2^6, CQE 2^4; AES ("FP") SQE 2^7, CQE 2^6 */
+#define AZIHSM_CC_SIZES		((6u << 16) | (4u << 20) | (7u << 24) | (6u << 28))
+
+#define AZIHSM_CSTS_RDY		BIT(0)
+#define AZIHSM_CSTS_CFS		BIT(1)
+#define AZIHSM_CSTS_GONE	0xFFFFFFFFu
+
+#define AZIHSM_NSSR_MAGIC	0x4E564D65u	/* "NVMe" */
+#define AZIHSM_AQA_VALUE	0x000F000Fu	/* 16-entry admin SQ and CQ, 0-based */
+
+/* BAR2 doorbells: SQ y tail at 8*y, CQ y head at 8*y + 4 */
+#define AZIHSM_SQ_DB(qid)	(8u * (qid))
+#define AZIHSM_CQ_DB(qid)	(8u * (qid) + 4u)
+
+/* Queue ids and sizes */
+#define AZIHSM_ADMIN_QID	0
+#define AZIHSM_ADMIN_DEPTH	16
+#define AZIHSM_HSM_QID_BASE	1
+#define AZIHSM_HSM_MAX_QUEUES	255
+#define AZIHSM_AES_QID_BASE	256
+#define AZIHSM_AES_MAX_QUEUES	256
+#define AZIHSM_AES_VECTOR_BASE	16
+#define AZIHSM_MIN_VECTORS	3
+#define AZIHSM_MAX_VECTORS	32
+
+/* Admin opcodes */
+#define AZIHSM_ADM_DELETE_SQ	0x00
+#define AZIHSM_ADM_CREATE_SQ	0x01
+#define AZIHSM_ADM_DELETE_CQ	0x04
+#define AZIHSM_ADM_CREATE_CQ	0x05
+#define AZIHSM_ADM_IDENTIFY	0x06
+#define AZIHSM_ADM_SET_FEATURES	0x09
+#define AZIHSM_ADM_GET_FEATURES	0x0A
+#define AZIHSM_ADM_SET_RES_CNT	0xC3
+
+#define AZIHSM_IDENTIFY_CNS_CTRL 0x01
+#define AZIHSM_FID_HSM_QUEUES	0x07
+#define AZIHSM_FID_AES_QUEUES	0xC1
+#define AZIHSM_FID_FW_CAPS	0xC2
+#define AZIHSM_QUEUE_COUNT_REQ	0x00800080u	/* 128 SQs, 128 CQs */
+
+/* HSM SQE opc values sent by the driver itself */
+#define AZIHSM_HSM_OPC_FLUSH_SESSION 1
+
+/* Admin SQE, NVMe layout */
+struct azihsm_admin_sqe {
+	u8 opcode;
+	u8 flags;
+	__le16 cid;
+	u8 rsvd0[12];
+	__le64 mptr;
+	__le64 prp1;
+	__le64 prp2;
+	__le32 cdw[6];	/* DW10..DW15 */
+} __packed;
+
+/* Admin CQE */
+struct azihsm_admin_cqe {
+	__le32 dw0;
+	__le32 rsvd;
+	__le16 sqhd;
+	__le16 sqid;
+	__le16 cid;
+	__le16 status;	/* bit 0 phase; bits 11:1 status */
+} __packed;
+
+/* HSM ("CP") SQE */
+struct azihsm_hsm_sqe {
+	__le32 dw0;	/* opc 9:0, cmdset 13:10, psdt 15:14, cid 31:16 */
+	__le32 src_len;
+	__le64 src_prp1;
+	__le64 src_prp2;
+	__le32 dst_len;
+	__le64 dst_prp1;
+	__le64 dst_prp2;
+	u8 session_flags;
+	u8 rsvd0[3];
+	__le16 session_id;
+	u8 rsvd1[14];
+} __packed;
+
+/* HSM ("CP") CQE */
+struct azihsm_hsm_cqe {
+	__le16 byte_count;
+	u8 session_flags;
+	u8 rsvd0;
+	__le16 session_id;
+	u8 short_app_id;
+	u8 rsvd1;
+	__le16 sqhd;
+	__le16 sqid;
+	__le16 cid;
+	__le16 status;	/* bit 0 phase; bits 11:1 status */
+} __packed;
+
+#define AZIHSM_HSM_OPC_MASK	GENMASK(9, 0)
+#define AZIHSM_CQE_STATUS(raw)	(((raw) >> 1) & 0x7ff)
+
+/* Where the CID, SQ head and phase/status live in each entry format. */
+struct azihsm_qfmt {
+	u16 sqe_size;
+	u16 cqe_size;
+	u8 sqe_cid_off;
+	u8 cqe_cid_off;
+	u8 cqe_sqhd_off;
+	u8 cqe_status_off;
+};
+
+static_assert(sizeof(struct azihsm_admin_sqe) == 64);
+static_assert(sizeof(struct azihsm_admin_cqe) == 16);
+static_assert(sizeof(struct azihsm_hsm_sqe) == 64);
+static_assert(sizeof(struct azihsm_hsm_cqe) == 16);
+
+#endif /* AZIHSM_REGS_H */
