@@ -1,0 +1,45 @@
+"""Bring the guest images up to date (images/build.py) and name the files a VM boots from."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pyhsm.launcher import paths
+
+
+@dataclass(frozen=True)
+class GuestImages:
+    kernel: Path
+    initramfs: Path
+    rootfs: Path
+    driver_status: str   # "built" or "absent: <why>"
+
+
+def current(out: Path = paths.IMAGES_OUT) -> GuestImages:
+    """The images as they are now in ``out``; raises ``FileNotFoundError`` naming a missing one."""
+    images = GuestImages(out / "vmlinuz", out / "initramfs.cpio.gz", out / "rootfs.ext4",
+                         (out / "driver.status").read_text().strip()
+                         if (out / "driver.status").exists() else "absent: never built")
+    for path in (images.kernel, images.initramfs, images.rootfs):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: run `make images`")
+    return images
+
+
+def build(progress: Callable[[str], None]) -> GuestImages:
+    """Run the image builder (a no-op when nothing changed), passing each output line to
+    ``progress``; raises ``RuntimeError`` with the builder's last lines when it fails."""
+    proc = subprocess.Popen([sys.executable, str(paths.IMAGE_BUILDER)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        progress(line.rstrip())
+        tail = (tail + [line.rstrip()])[-15:]
+    if proc.wait() != 0:
+        raise RuntimeError("image build failed:\n" + "\n".join(tail))
+    return current()
