@@ -1,0 +1,151 @@
+"""The Transport protocol (pyhsm/transport.py) over the guest driver's ``/dev/azihsmN`` ioctls.
+
+One ``submit`` is one ``AZIHSM_CTRL_PATH_GENERIC_IOCTL_SESSION`` (azihsm-device.md 6.2). The driver
+keeps the fd's single session and flushes it when the fd is closed, so ``close`` only closes the fd.
+
+The ioctl returns the CQE status and the response bytes but not the CQE session side band: a
+``Completion`` from this transport echoes the request's session op and id and reports
+``short_app_id`` 0. A new session's id is in the DDI response header (``hdr.sess_id``), where the
+SDK takes it from. Importing this module opens nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import struct
+from dataclasses import dataclass
+
+from pyhsm.link import SessionFlags
+from pyhsm.transport import MAX_BUFFER, Completion
+
+HSM_CMD_IOCTL = 0xC0704203
+LEGACY_HSM_CMD_IOCTL = 0xC0704202
+DEV_INFO_IOCTL = 0xC0B04204
+RESET_IOCTL = 0xC1104206
+AES_XTS_IOCTL = 0xC190420B
+AES_GCM_IOCTL = 0xC190420C
+
+# struct azihsm_cp_generic_cmd (guest/driver/azihsm_ioctl.h): hdr, in, out.
+GENERIC_CMD = struct.Struct("<IIII" "QHHB3xI4xQI4xQBxH20x" "QIII4x")
+# struct azihsm_ctrl_dev_info
+DEV_INFO = struct.Struct("<IH33s33s5s33s16s17s32s")
+DEV_INFO_SIZE = 176
+# struct azihsm_reset_device_data: hdr, ctxt, abort_type, rsvd, abort_sts, rsvd
+RESET = struct.Struct("<IIIIQI80xI160x")
+
+EXTENDED_STATUS = {
+    1: "out of memory",
+    2: "bad cmdset",
+    3: "request longer than 8 KiB",
+    4: "response buffer longer than 8 KiB",
+    5: "bad request buffer",
+    7: "bad response buffer",
+    10: "device error or not ready",
+    11: "session limit reached on this fd",
+    12: "no session on this fd",
+    13: "bad session opcode",
+    14: "session id mismatch",
+    0x04000001: "abort in progress",
+    0x04000002: "command aborted or queue disabled",
+    0x0400000A: "controller not ready",
+}
+
+RESET_NSSR = 1
+RESET_CC_EN = 2
+RESET_STATUS = {0: "ok", 1: "already in progress", 2: "invalid device state", 3: "failed",
+                4: "invalid abort type"}
+
+
+def _ioctl_error(exc: OSError, what: str, ext: int) -> OSError:
+    meaning = EXTENDED_STATUS.get(ext, "unknown")
+    return OSError(exc.errno, f"{what}: {os.strerror(exc.errno or 0)}; "
+                              f"extended status {ext:#x} ({meaning})")
+
+
+class IoctlTransport:
+    """HSM commands through the guest driver: one open fd of ``/dev/azihsmN``."""
+
+    def __init__(self, path: str = "/dev/azihsm0") -> None:
+        self._path = path
+        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+
+    def submit(self, request: bytes, flags: SessionFlags, session_id: int = 0, *,
+               opc: int = 0, dst_len: int = MAX_BUFFER) -> Completion:
+        """Send one command and wait for its completion. Raises ``OSError`` (errno from the driver,
+        extended status in the message) if the driver refuses or aborts the command."""
+        if self._fd is None:
+            raise OSError(errno.EBADF, f"{self._path}: transport closed")
+        src = ctypes.create_string_buffer(bytes(request), len(request)) if request else None
+        dst = ctypes.create_string_buffer(dst_len) if dst_len else None
+        arg = bytearray(GENERIC_CMD.pack(
+            GENERIC_CMD.size, 0, 0, 0,
+            0, opc, 0, 0, len(request), ctypes.addressof(src) if src else 0,
+            dst_len, ctypes.addressof(dst) if dst else 0, flags.to_byte(), session_id,
+            0, 0, 0, 0))
+        try:
+            fcntl.ioctl(self._fd, HSM_CMD_IOCTL, arg, True)
+        except OSError as exc:
+            ext = GENERIC_CMD.unpack(arg)[-1]
+            raise _ioctl_error(exc, f"{self._path}: HSM command", ext) from exc
+        *_, status, byte_count, _ext = GENERIC_CMD.unpack(arg)
+        payload = dst.raw[:byte_count] if dst else b""
+        return Completion(status, flags, session_id, 0, payload)
+
+    def close(self) -> None:
+        """Close the fd; the driver flushes the session still open on it."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> IoctlTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """``AZIHSM_GET_DEV_INFO_IOCTL``: what the driver knows about the function."""
+
+    controller_id: int
+    pci_address: str
+    serial: str
+    firmware_revision: str
+    driver_revision: str
+    entropy: bytes
+
+
+def _cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+def device_info(path: str = "/dev/azihsm0") -> DeviceInfo:
+    """Read the device information of ``path``. Raises ``OSError`` if the driver refuses."""
+    arg = bytearray(DEV_INFO_SIZE)
+    struct.pack_into("<I", arg, 0, DEV_INFO_SIZE)
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, DEV_INFO_IOCTL, arg, True)
+    finally:
+        os.close(fd)
+    _argsz, ctrl_id, pci, serial, _model, fw, drv, _rsvd, entropy = DEV_INFO.unpack_from(arg)
+    return DeviceInfo(ctrl_id, _cstr(pci), _cstr(serial), _cstr(fw), _cstr(drv), entropy)
+
+
+def reset_device(path: str = "/dev/azihsm0", abort_type: int = RESET_CC_EN) -> None:
+    """Ask the driver for a level-2 abort (``RESET_NSSR`` or ``RESET_CC_EN``) and wait for it.
+    Raises ``OSError`` carrying the driver's abort status if the reset was refused or failed."""
+    arg = bytearray(RESET.pack(RESET.size, 0, 0, 0, 0, abort_type, 0))
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, RESET_IOCTL, arg, True)
+    except OSError as exc:
+        sts = RESET.unpack(arg)[-1]
+        raise OSError(exc.errno, f"{path}: reset type {abort_type}: {os.strerror(exc.errno or 0)}; "
+                                 f"abort status {sts} ({RESET_STATUS.get(sts, 'unknown')})") from exc
+    finally:
+        os.close(fd)
