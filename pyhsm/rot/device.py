@@ -1,0 +1,130 @@
+"""Power-on of one virtual HSM: PUF read-out, UDS reconstruction, measured boot, DICE identity.
+
+Device directory layout: ``silicon.json`` (the chip, made at manufacture), ``nv.json`` (helper data and
+minimum SVNs), ``chain.pem`` and ``chain-mldsa87.pem`` (the public certificate chains, for tools).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pyhsm.rot import dice, extractor, firmware, kernels, noise
+from pyhsm.rot.errors import RootOfTrustFailure
+from pyhsm.rot.nvstore import NvStore
+from pyhsm.rot.silicon import Conditions, SiliconProfile, manufacture
+
+log = logging.getLogger("pyhsm.rot")
+
+SILICON_FILE = "silicon.json"
+NV_FILE = "nv.json"
+CHAIN_FILE = "chain.pem"
+MLDSA_CHAIN_FILE = "chain-mldsa87.pem"
+_AT_REST_LABEL = b"AZIHSM-AT-REST-V1"
+
+
+@dataclass(frozen=True, eq=False)
+class DiceIdentity:
+    """The identity established at power-on (implements ``pyhsm.identity.DeviceIdentity``)."""
+    serial: str
+    stages: tuple[firmware.Stage, ...]
+    _at_rest_root: bytes = field(repr=False)
+    _attestation_key: ec.EllipticCurvePrivateKey = field(repr=False)
+    _chains: dice.Chains = field(repr=False)
+
+    def at_rest_key(self, label: bytes) -> bytes:
+        return hmac.new(self._at_rest_root, _AT_REST_LABEL + b"\0" + label, hashlib.sha384).digest()[:32]
+
+    def certificate_chain(self) -> Sequence[bytes]:
+        return [c.public_bytes(serialization.Encoding.DER) for c in self._chains.p384]
+
+    def mldsa87_certificate_chain(self) -> Sequence[bytes]:
+        """The ML-DSA-87 chain (Device ID and aliases); its certificates exceed GetCertificate's 2 KiB."""
+        return [c.public_bytes(serialization.Encoding.DER) for c in self._chains.mldsa87]
+
+    def attestation_key(self) -> ec.EllipticCurvePrivateKey:
+        return self._attestation_key
+
+
+def power_on(device_dir: Path, firmware_dir: Path, *, serial: str, conditions: Conditions = Conditions(),
+             noise_source: noise.NoiseSource = noise.system_noise) -> DiceIdentity:
+    """Bring the device up; manufacture and enrol it on its first power-on.
+
+    Raises RootOfTrustFailure (and logs why) when the PUF, the noise source, a firmware stage, the
+    anti-rollback check or the NV store fails. Never returns a different identity than the enrolled one.
+    """
+    try:
+        return _power_on(Path(device_dir), Path(firmware_dir), serial, conditions, noise_source)
+    except RootOfTrustFailure as e:
+        log.error("device %s: root of trust failure: %s", serial, e)
+        raise
+
+
+def _power_on(device_dir: Path, firmware_dir: Path, serial: str, conditions: Conditions,
+              noise_source: noise.NoiseSource) -> DiceIdentity:
+    device_dir.mkdir(parents=True, exist_ok=True)
+    silicon = _silicon(device_dir, serial)
+    nv = NvStore.open(device_dir / NV_FILE)
+    stages = tuple(firmware.load_stage(firmware_dir, name) for name in firmware.STAGES)
+    for stage in stages:
+        floor = nv.min_svn.get(stage.name, 0)
+        if stage.svn < floor:
+            raise RootOfTrustFailure(f"firmware stage {stage.name} version {stage.version} has SVN {stage.svn}, "
+                                     f"below the device's minimum {floor} (rollback refused)")
+
+    response = kernels.puf_read(silicon.thresholds(conditions), noise.read_noise(noise_source, silicon.cells))
+    if nv.helper is None:
+        nv.helper, uds = extractor.enrol(response)
+        log.info("device %s: enrolled (%d PUF cells)", serial, silicon.cells)
+    else:
+        uds = extractor.reconstruct(response, nv.helper)
+
+    cdi = dice.next_cdi(uds, stages[0])
+    extractor.zeroize(uds)
+    at_rest_root = dice.derive(cdi, b"AT-REST", 48)
+    ueid = b"\x01" + dice.derive(cdi, b"UEID", 32)      # EAT UEID type 0x01 (RAND)
+    layers = [dice.layer_keys(cdi, stages[0])]
+    for stage in stages[1:]:
+        child = dice.next_cdi(cdi, stage)
+        extractor.zeroize(cdi)
+        cdi = child
+        layers.append(dice.layer_keys(cdi, stage))
+    attestation = dice.p384_key(cdi, b"ATTESTATION")
+    extractor.zeroize(cdi)
+
+    chains = dice.build_chains(layers, attestation, serial=serial, ueid=ueid)
+    for stage in stages:
+        nv.min_svn[stage.name] = max(stage.svn, nv.min_svn.get(stage.name, 0))
+    nv.save()
+    _write_pem(device_dir / CHAIN_FILE, chains.p384)
+    _write_pem(device_dir / MLDSA_CHAIN_FILE, chains.mldsa87)
+    return DiceIdentity(serial=serial, stages=stages, _at_rest_root=at_rest_root,
+                        _attestation_key=attestation, _chains=chains)
+
+
+def _silicon(device_dir: Path, serial: str) -> SiliconProfile:
+    path = device_dir / SILICON_FILE
+    if not path.exists():
+        profile = manufacture(serial)
+        profile.save(path)
+        log.info("device %s: manufactured silicon profile %s", serial, path)
+        return profile
+    try:
+        profile = SiliconProfile.load(path)
+    except (OSError, ValueError, TypeError) as e:
+        raise RootOfTrustFailure(f"silicon profile {path}: unreadable ({e})") from None
+    if profile.serial != serial:
+        raise RootOfTrustFailure(f"silicon profile {path} belongs to device {profile.serial!r}, not {serial!r}")
+    return profile
+
+
+def _write_pem(path: Path, chain: list[x509.Certificate]) -> None:
+    path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
