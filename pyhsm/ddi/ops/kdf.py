@@ -1,0 +1,53 @@
+"""HKDF, SP 800-108 KBKDF and HMAC on device keys (ddi.md 2.8, 4.7)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from cryptography.hazmat.primitives import hmac
+
+from pyhsm.ddi import kdf
+from pyhsm.ddi.call import Call, handler
+from pyhsm.ddi.errors import DdiFailure
+from pyhsm.ddi.ops.common import TagRule, create, enum_value, new_entry, properties, require_family, tag_of
+from pyhsm.ddi.schemas import BY_NAME
+from pyhsm.ddi.status import DdiStatus
+from pyhsm.ddi.types import DERIVED_LENGTHS, HASHES, HMAC_HASHES, Family, Flag, HashAlgorithm, KeyType
+
+
+def _derive(call: Call, req: Any, op: str, fn: Callable[..., bytes], a: bytes | None, b: bytes | None) -> Any:
+    entry = call.vault.keys.use(req.key_id, call.app_id, call.active_session().sess_id)
+    require_family(entry, Family.SECRET)
+    entry.require(Flag.DERIVE)
+    hash_cls = HASHES[enum_value(HashAlgorithm, req.hash_algorithm, "hash algorithm")]
+    try:
+        kind = KeyType(req.key_type)
+    except ValueError:
+        kind = None
+    if kind not in DERIVED_LENGTHS:
+        raise DdiFailure(DdiStatus.InvalidKeyType, f"cannot derive key type {req.key_type}")
+    props = properties(req.key_properties, kind)
+    tag = tag_of(req.key_tag, props, TagRule.ZERO_REJECTED)
+    material = fn(hash_cls, entry.material, a, b, DERIVED_LENGTHS[kind])
+    key_id, masked = create(call, new_entry(call, kind, material, props, tag, local=False))
+    return BY_NAME[op].response(key_id=key_id, masked_key=masked)
+
+
+@handler("HkdfDerive")
+def hkdf_derive(call: Call, req: Any) -> Any:
+    return _derive(call, req, "HkdfDerive", kdf.hkdf, req.salt, req.info)
+
+
+@handler("KbkdfCounterHmacDerive")
+def kbkdf_derive(call: Call, req: Any) -> Any:
+    return _derive(call, req, "KbkdfCounterHmacDerive", kdf.kbkdf, req.label, req.context)
+
+
+@handler("Hmac")
+def hmac_op(call: Call, req: Any) -> Any:
+    entry = call.vault.keys.use(req.key_id, call.app_id, call.active_session().sess_id)
+    require_family(entry, Family.HMAC)
+    entry.require(Flag.SIGN)
+    mac = hmac.HMAC(entry.material, HMAC_HASHES[entry.kind]())
+    mac.update(req.msg)
+    return BY_NAME["Hmac"].response(tag=mac.finalize())

@@ -1,0 +1,52 @@
+"""The key attestation report (ddi.md 4.8): a tagged COSE_Sign1 (ES384) over a CBOR claims map."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from pyhsm.ddi import cbor
+from pyhsm.ddi.types import Flag
+
+COSE_SIGN1_TAG = 18
+PROTECTED = cbor.encode({1: -35, 3: "application/cbor"})
+PUBLIC_KEY_FIELD = 525
+REPORT_DATA_LEN = 128
+_CURVE_IDS = {"secp256r1": 1, "secp384r1": 2, "secp521r1": 3}
+
+# Report flag bit -> stored key flag (bits 0 "imported" and 2 "generated" come from Flag.LOCAL).
+_REPORT_BITS = {1: Flag.SESSION, 3: Flag.ENCRYPT, 4: Flag.DECRYPT, 5: Flag.SIGN, 6: Flag.VERIFY,
+                7: Flag.WRAP, 8: Flag.UNWRAP, 9: Flag.DERIVE}
+
+
+def _unsigned(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+
+def cose_key(public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        nums = public.public_numbers()
+        return cbor.encode({1: 2, -1: _CURVE_IDS[public.curve.name], -2: _unsigned(nums.x), -3: _unsigned(nums.y)})
+    nums = public.public_numbers()
+    return cbor.encode({1: 3, -1: _unsigned(nums.n), -2: _unsigned(nums.e)})
+
+
+def report_flags(flags: Flag) -> int:
+    value = 1 << 2 if flags & Flag.LOCAL else 1 << 0
+    for bit, flag in _REPORT_BITS.items():
+        if flags & flag:
+            value |= 1 << bit
+    return value
+
+
+def build(signer: ec.EllipticCurvePrivateKey, public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+          flags: Flag, app_id: bytes, report_data: bytes) -> bytes:
+    """The tagged COSE_Sign1 report; ``report_data`` is zero-padded to 128 bytes."""
+    key = cose_key(public)
+    payload = cbor.encode({
+        0: 1, 1: key.ljust(PUBLIC_KEY_FIELD, b"\0"), 2: len(key), 3: report_flags(flags), 4: app_id,
+        5: report_data.ljust(REPORT_DATA_LEN, b"\0"), 6: bytes(16)})
+    to_sign = cbor.encode(["Signature1", PROTECTED, b"", payload])
+    r, s = decode_dss_signature(signer.sign(to_sign, ec.ECDSA(hashes.SHA384())))
+    return cbor.encode(cbor.Tagged(COSE_SIGN1_TAG, [PROTECTED, {}, payload, r.to_bytes(48, "big") + s.to_bytes(48, "big")]))
