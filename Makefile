@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 QEMU   := $(BUILD)/qemu/qemu-system-x86_64
 export QEMU_SRC
 
-.PHONY: all deps qemu test bench run clean help
+.PHONY: all deps qemu images test bench run clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -29,6 +29,9 @@ $(BUILD)/.deps: scripts/deps.sh scripts/build-requirements.txt pyproject.toml
 
 qemu: deps
 	VENV=$(abspath $(VENV)) scripts/build-qemu.sh
+
+images: deps
+	$(PY) images/build.py
 
 test: deps qemu
 	$(VENV)/bin/pytest -ra
