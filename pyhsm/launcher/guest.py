@@ -1,8 +1,10 @@
 """The guest agent: started by /sbin/pyhsm-init as ``python3 -m pyhsm.launcher.guest``.
 
-Reads ``pyhsm.workload=NAME`` (default ``default``) and ``pyhsm.cmd=BASE64`` from the kernel
-command line, reports ``boot``, loads azihsm, runs ``pyhsm.launcher.workloads.NAME`` and then the
-extra shell command, and reports ``done``. Runs inside the VM only.
+Reads ``pyhsm.workload=NAME`` (default ``default``), ``pyhsm.after-reset=NAME`` (the workload of
+every later boot of the same VM, e.g. after a QMP system_reset; default: the same) and
+``pyhsm.cmd=BASE64`` from the kernel command line, reports ``boot``, loads azihsm, runs
+``pyhsm.launcher.workloads.NAME`` and then the extra shell command, and reports ``done``.
+Runs inside the VM only.
 """
 
 from __future__ import annotations
@@ -44,8 +46,11 @@ def _count_boot() -> int:
 def main() -> int:
     params = kernel_params(Path("/proc/cmdline").read_text())
     uptime = float(Path("/proc/uptime").read_text().split()[0])
-    emit("boot", boot=_count_boot(), uptime_s=uptime)
+    boot = _count_boot()
+    emit("boot", boot=boot, uptime_s=uptime)
     name = params.get("workload", "default")
+    if boot > 1:
+        name = params.get("after-reset", name)
     modprobe = subprocess.run(["modprobe", "azihsm"], capture_output=True, text=True)
     if modprobe.returncode != 0:
         print(f"pyhsm-guest: modprobe azihsm failed: {modprobe.stderr.strip()}", flush=True)

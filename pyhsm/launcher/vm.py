@@ -38,7 +38,7 @@ class VmConfig:
     firmware: str = "direct"            # "direct" (-kernel) or "ovmf" (through Debian's OVMF)
     serial: str = "AZIHSM-VM0-0001"
     workload: str = "default"
-    after_reset_workload: str = "reset-check"
+    after_reset_workload: str = "reset_check"
     guest_cmd: str | None = None
     interactive: bool = False           # console on workdir/console.sock; a shell after the workload
     qemu: Path = paths.QEMU
