@@ -10,6 +10,7 @@ byte ``m = a0 | u << 1``: code word bit ``x`` (0..127) is ``a0 XOR parity(u AND 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -131,30 +132,63 @@ def adaptive_proportion_test(samples: np.ndarray, window: int, cutoff: int) -> i
     return -1
 
 
+@numba.njit(cache=True)
+def fill_noise(seed: np.uint64, stream: int, out: np.ndarray) -> None:
+    """Simulation noise: uint32 samples of splitmix64 stream ``stream`` (two samples per output word)."""
+    words = (out.shape[0] + 1) // 2
+    base = np.uint64(seed) + np.uint64(stream) * np.uint64(words) * _SPLITMIX_GAMMA
+    for i in range(words):
+        r = _splitmix64(base + np.uint64(i + 1) * _SPLITMIX_GAMMA)
+        out[2 * i] = np.uint32(r & np.uint64(0xFFFFFFFF))
+        if 2 * i + 1 < out.shape[0]:
+            out[2 * i + 1] = np.uint32(r >> np.uint64(32))
+
+
+@numba.njit(cache=True)
+def cell_thresholds(bias: np.ndarray, drift: np.ndarray, drift_scale: float, sigma: float) -> np.ndarray:
+    """uint32 read-out thresholds floor(2^32 * Phi((bias + drift_scale * drift) / sigma)), clipped."""
+    out = np.empty(bias.shape[0], dtype=np.uint32)
+    for i in range(bias.shape[0]):
+        p = 0.5 * (1.0 + math.erf((bias[i] + drift_scale * drift[i]) / sigma / math.sqrt(2.0)))
+        out[i] = np.uint32(min(math.floor(p * 4294967296.0), 4294967295.0))
+    return out
+
+
 @numba.njit(cache=True, parallel=True)
-def count_reconstruction_failures(thresholds: np.ndarray, helper: np.ndarray, messages: np.ndarray,
+def count_reconstruction_failures(thresholds: np.ndarray, offset: np.ndarray, messages: np.ndarray,
                                   seed: np.uint64, trials: int) -> np.ndarray:
-    """Simulated power-ons: per trial, read the PUF with fresh noise (splitmix64 stream ``seed``),
-    add the helper data and decode every block. Returns, per trial, how many blocks decoded wrong."""
+    """Simulated power-ons: trial t reads the PUF with noise stream t, adds the helper offset and decodes
+    every block. Returns, per trial, how many blocks decoded to a message other than the enrolled one."""
     n_cells = thresholds.shape[0]
-    n_blocks = messages.shape[0]
     failures = np.zeros(trials, dtype=np.int32)
     for t in numba.prange(trials):
         f = np.empty(RM_N, dtype=np.int32)
-        word = np.empty(RM_N, dtype=np.uint8)
         noise = np.empty(n_cells, dtype=np.uint32)
-        base = np.uint64(seed) + np.uint64(t) * np.uint64(n_cells // 2) * _SPLITMIX_GAMMA
-        for i in range(n_cells // 2):
-            r = _splitmix64(base + np.uint64(i + 1) * _SPLITMIX_GAMMA)
-            noise[2 * i] = np.uint32(r & np.uint64(0xFFFFFFFF))
-            noise[2 * i + 1] = np.uint32(r >> np.uint64(32))
+        fill_noise(seed, t, noise)
+        word = puf_read(thresholds, noise) ^ offset
         bad = 0
-        for b in range(n_blocks):
-            for x in range(RM_N):
-                c = b * RM_N + x
-                bit = np.uint8(1) if noise[c] < thresholds[c] else np.uint8(0)
-                word[x] = bit ^ helper[c]
-            if _decode_block(word, f) != messages[b]:
+        for b in range(messages.shape[0]):
+            if _decode_block(word[b * RM_N:(b + 1) * RM_N], f) != messages[b]:
                 bad += 1
         failures[t] = bad
     return failures
+
+
+@numba.njit(cache=True, parallel=True)
+def intra_distances(thresholds: np.ndarray, seed: np.uint64, reads: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first of ``reads`` simulated read-outs (noise streams 0..reads-1) and the Hamming distance of
+    each later read to it."""
+    n_cells = thresholds.shape[0]
+    noise = np.empty(n_cells, dtype=np.uint32)
+    fill_noise(seed, 0, noise)
+    first = puf_read(thresholds, noise)
+    distances = np.zeros(reads - 1, dtype=np.int32)
+    for r in numba.prange(1, reads):
+        local = np.empty(n_cells, dtype=np.uint32)
+        fill_noise(seed, r, local)
+        d = 0
+        for i in range(n_cells):
+            bit = 1 if local[i] < thresholds[i] else 0
+            d += bit ^ first[i]
+        distances[r - 1] = d
+    return first, distances

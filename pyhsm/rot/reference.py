@@ -6,6 +6,8 @@ the explicit codebook, take the first best), not the fast transform, so agreemen
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 RM_M = 7
@@ -57,3 +59,40 @@ def adaptive_proportion_test(samples: np.ndarray, window: int, cutoff: int) -> i
         return -1
     w = failing[0]
     return int(w * window + np.argmax(hits[w]))
+
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+def fill_noise(seed: int, stream: int, n: int) -> np.ndarray:
+    words = (n + 1) // 2
+    with np.errstate(over="ignore"):
+        base = np.uint64(seed) + np.uint64(stream) * np.uint64(words) * _GAMMA
+        z = base + np.arange(1, words + 1, dtype=np.uint64) * _GAMMA
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    pairs = np.stack([(z & np.uint64(0xFFFFFFFF)), z >> np.uint64(32)], axis=1).astype(np.uint32)
+    return pairs.reshape(-1)[:n]
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def cell_thresholds(bias: np.ndarray, drift: np.ndarray, drift_scale: float, sigma: float) -> np.ndarray:
+    p = 0.5 * (1.0 + _erf((bias + drift_scale * drift) / sigma / math.sqrt(2.0)).astype(np.float64))
+    return np.minimum(np.floor(p * 4294967296.0), 4294967295.0).astype(np.uint32)
+
+
+def count_reconstruction_failures(thresholds: np.ndarray, offset: np.ndarray, messages: np.ndarray,
+                                  seed: int, trials: int) -> np.ndarray:
+    out = np.empty(trials, dtype=np.int32)
+    for t in range(trials):
+        word = puf_read(thresholds, fill_noise(seed, t, thresholds.size)) ^ offset
+        out[t] = np.count_nonzero(rm_decode(word.reshape(-1, RM_N)) != messages)
+    return out
+
+
+def intra_distances(thresholds: np.ndarray, seed: int, reads: int) -> tuple[np.ndarray, np.ndarray]:
+    reads_ = [puf_read(thresholds, fill_noise(seed, r, thresholds.size)) for r in range(reads)]
+    return reads_[0], np.array([np.count_nonzero(r != reads_[0]) for r in reads_[1:]], dtype=np.int32)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pyhsm.rot import kernels
+
 PROFILE_FORMAT = 1
 REFERENCE_TEMPERATURE_C = 25.0
 
@@ -51,17 +53,16 @@ class SiliconProfile:
         drift = rng.standard_normal(self.cells)
         return bias, drift
 
-    def one_probabilities(self, conditions: Conditions = Conditions()) -> np.ndarray:
-        """Per cell, the probability that it powers up to 1 under ``conditions``."""
-        bias, drift = self.cell_arrays()
-        sigma_eff = self.sigma * (1.0 + self.temperature_coeff
-                                  * abs(conditions.temperature_c - REFERENCE_TEMPERATURE_C))
-        return _normal_cdf((bias + self.ageing_drift * conditions.age_years * drift) / sigma_eff)
+    def effective_sigma(self, conditions: Conditions) -> float:
+        return self.sigma * (1.0 + self.temperature_coeff
+                             * abs(conditions.temperature_c - REFERENCE_TEMPERATURE_C))
 
     def thresholds(self, conditions: Conditions = Conditions()) -> np.ndarray:
-        """uint32 read-out thresholds: a cell reads 1 when its uint32 noise sample is below its threshold."""
-        scaled = np.floor(self.one_probabilities(conditions) * 2.0**32)
-        return np.clip(scaled, 0, 2**32 - 1).astype(np.uint32)
+        """uint32 read-out thresholds, 2^32 times each cell's probability of powering up to 1: a cell reads
+        1 when its uint32 noise sample is below its threshold."""
+        bias, drift = self.cell_arrays()
+        return kernels.cell_thresholds(bias, drift, self.ageing_drift * conditions.age_years,
+                                       self.effective_sigma(conditions))
 
     def with_changes(self, **changes: float) -> "SiliconProfile":
         """A copy with some knobs changed (fault injection, what-if studies); sigma is kept."""
@@ -108,8 +109,5 @@ def calibrate_sigma(nominal_ber: float, skew: float = 0.0) -> float:
     return math.sqrt(lo * hi)
 
 
-_erf = np.frompyfunc(math.erf, 1, 1)
-
-
 def _normal_cdf(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + _erf(np.asarray(z, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64))
+    return 0.5 * (1.0 + np.vectorize(math.erf)(np.asarray(z, dtype=np.float64) / math.sqrt(2.0)))
