@@ -1,0 +1,1978 @@
+/*
+ * Azure Integrated HSM PCIe function (1414:C003)
+ *
+ * The guest sees an NVMe-like controller: controller registers in BAR0,
+ * doorbells in BAR2, a 32-vector MSI-X table in BAR4, an NVMe admin queue,
+ * vendor "HSM" I/O queues (qid 1..n, 64 B SQE / 16 B CQE) and vendor "AES"
+ * I/O queues (qid 256..256+m-1, 128 B SQE / 64 B CQE).
+ *
+ * The device does no HSM work itself: every HSM-queue command is forwarded
+ * to an out-of-process backend over a chardev (docs/link-protocol.md) and
+ * its answer is DMAed back and completed.  AES commands complete with
+ * "not supported".
+ *
+ * Specifications: /work/shared/spec/azihsm-device.md (guest interface),
+ * docs/link-protocol.md (backend link), docs/device.md (design choices).
+ *
+ * Usage:
+ *   -chardev socket,id=hsm0,path=SOCK,reconnect-ms=500
+ *   -device azihsm,chardev=hsm0[,serial=S,partition=N,res-cnt=N,
+ *           backend-timeout-ms=N]
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/log.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
+#include "qemu/units.h"
+#include "qapi/error.h"
+#include "hw/pci/pci_device.h"
+#include "hw/pci/pcie.h"
+#include "hw/pci/msix.h"
+#include "hw/qdev-properties.h"
+#include "hw/qdev-properties-system.h"
+#include "chardev/char-fe.h"
+#include "migration/vmstate.h"
+#include "system/dma.h"
+#include "exec/memory.h"
+#include "qom/object.h"
+#include "trace.h"
+
+#define TYPE_AZIHSM "azihsm"
+OBJECT_DECLARE_SIMPLE_TYPE(AzihsmState, AZIHSM)
+
+/* PCI identity and resources (azihsm-device.md 1) */
+#define AZIHSM_VENDOR_ID        0x1414
+#define AZIHSM_DEVICE_ID        0xC003
+#define AZIHSM_CLASS            0x1080      /* encryption controller, other */
+#define AZIHSM_BAR_SIZE         (4 * KiB)
+#define AZIHSM_MSIX_VECTORS     32
+#define AZIHSM_MSIX_TABLE_OFF   0x000
+#define AZIHSM_MSIX_PBA_OFF     0x800
+#define AZIHSM_PAGE_SIZE        4096
+#define AZIHSM_DEFAULT_SERIAL   "AZIHSM-0000000000000001"
+
+/* BAR0 register offsets (azihsm-device.md 2) */
+enum {
+    REG_CAP     = 0x00,
+    REG_VS      = 0x08,
+    REG_CC      = 0x14,
+    REG_CSTS    = 0x1C,
+    REG_NSSR    = 0x20,
+    REG_AQA     = 0x24,
+    REG_ASQ     = 0x28,
+    REG_ACQ     = 0x30,
+};
+
+#define AZIHSM_VERSION          0x00010400
+#define AZIHSM_MQES             4095        /* 0-based: 4096 entries */
+#define AZIHSM_MAX_QSIZE        (AZIHSM_MQES + 1)
+#define AZIHSM_CAP_VALUE        (AZIHSM_MQES | 1ULL << 16 /* CQR */ | \
+                                 0x0FULL << 24 /* TO */ | 1ULL << 36 /* NSSRS */ | \
+                                 1ULL << 37 /* CSS: NVM */)
+#define AZIHSM_CC_EN            1u
+#define AZIHSM_CC_ENTRY_SIZES   0xFFFF0000u /* CP/FP IOSQES/IOCQES */
+#define AZIHSM_CSTS_RDY         1u
+#define AZIHSM_CSTS_CFS         2u
+#define AZIHSM_CSTS_NSSRO       16u
+#define AZIHSM_NSSR_MAGIC       0x4E564D65  /* "NVMe" */
+
+/* Status values of the 11-bit CQE status field (docs/link-protocol.md) */
+enum {
+    ST_SUCCESS              = 0x000,
+    ST_INVALID_OPCODE       = 0x001,
+    ST_INVALID_FIELD        = 0x002,
+    ST_DATA_TRANSFER        = 0x004,
+    ST_INTERNAL             = 0x006,
+    ST_ABORTED_SQ_DELETED   = 0x008,
+    ST_CQ_INVALID           = 0x100,
+    ST_INVALID_QID          = 0x101,
+    ST_INVALID_QSIZE        = 0x102,
+    ST_INVALID_VECTOR       = 0x108,
+    ST_INVALID_DELETION     = 0x10C,
+    ST_BACKEND_UNAVAILABLE  = 0x701,
+    ST_BACKEND_TIMEOUT      = 0x702,
+    ST_BACKEND_PROTOCOL     = 0x703,
+    ST_NOT_SUPPORTED        = 0x704,
+};
+
+/* Admin opcodes and feature ids (azihsm-device.md 5) */
+enum {
+    ADM_DELETE_SQ       = 0x00,
+    ADM_CREATE_SQ       = 0x01,
+    ADM_DELETE_CQ       = 0x04,
+    ADM_CREATE_CQ       = 0x05,
+    ADM_IDENTIFY        = 0x06,
+    ADM_SET_FEATURES    = 0x09,
+    ADM_GET_FEATURES    = 0x0A,
+    ADM_SET_RES_CNT     = 0xC3,
+    ADM_GET_RES_CNT     = 0xC4,
+};
+#define FID_HSM_QUEUES          0x07
+#define FID_AES_QUEUES          0xC1
+#define FID_FW_CAPS             0xC2
+#define IDENTIFY_CNS_CTRL       0x01
+#define AZIHSM_MAX_RES_CNT      64
+#define AZIHSM_CTRL_ID          0
+
+/* Session side band: SQE byte 44 / CQE byte 2 */
+#define SESS_OP_MASK            3
+#define SESS_OP_CLOSE           2
+#define SESS_ID_VALID           4
+#define SESS_SAFE_TO_CLOSE      16
+
+/* HSM request limits */
+#define AZIHSM_MAX_XFER         8192
+#define AZIHSM_HSM_OPC_MAX      1           /* 0 = MBOR request, 1 = flush */
+
+/* Link protocol (docs/link-protocol.md) */
+#define LINK_MAGIC              "AZHL"
+#define LINK_VERSION            1
+#define LINK_MINOR              0
+#define LINK_HDR_SIZE           16
+#define LINK_MAX_BODY           16384
+#define LINK_MAX_INFLIGHT       64
+#define LINK_SERIAL_LEN         32
+#define LINK_OUTBUF_LIMIT       (4 * MiB)   /* a backend this far behind is dead */
+#define LINK_REQ_FIXED          20
+#define LINK_RSP_FIXED          12
+enum {
+    MSG_HELLO       = 0x01,
+    MSG_REQUEST     = 0x02,
+    MSG_RESET       = 0x03,
+    MSG_CANCEL      = 0x04,
+    MSG_HELLO_ACK   = 0x81,
+    MSG_RESPONSE    = 0x82,
+    MSG_RESET_ACK   = 0x83,
+};
+enum {
+    RESET_CONTROLLER    = 1,
+    RESET_NSSR          = 2,
+    RESET_FUNCTION      = 3,
+};
+#define HELLO_ACCEPTED          0
+#define HELLO_ROT_FAILURE       3
+
+typedef enum AzihsmLinkState {
+    LINK_DOWN,          /* no connection */
+    LINK_HANDSHAKE,     /* HELLO sent, waiting for HELLO_ACK */
+    LINK_UP,            /* HELLO_ACK result 0: commands are forwarded */
+    LINK_REFUSED,       /* HELLO_ACK with a nonzero result */
+} AzihsmLinkState;
+
+static const char *const azihsm_link_state_names[] = {
+    [LINK_DOWN] = "down",
+    [LINK_HANDSHAKE] = "handshake",
+    [LINK_UP] = "up",
+    [LINK_REFUSED] = "refused",
+};
+
+/*
+ * Queue kinds.  The entry format of a queue follows from its qid range
+ * (azihsm-device.md 3.1); the CQE field offsets differ between formats.
+ */
+typedef enum AzihsmQueueKind {
+    QK_ADMIN,
+    QK_HSM,
+    QK_AES,
+} AzihsmQueueKind;
+
+typedef struct AzihsmQueueFormat {
+    const char *name;
+    uint8_t sqe_size;
+    uint8_t cqe_size;
+    uint8_t cqe_sqhd;       /* offsets of the fields the device owns */
+    uint8_t cqe_sqid;
+    uint8_t cqe_cid;
+    uint8_t cqe_status;     /* u16: bit 0 phase, status from bit 1 */
+} AzihsmQueueFormat;
+
+static const AzihsmQueueFormat azihsm_formats[] = {
+    [QK_ADMIN] = { "admin", 64, 16, 8, 10, 12, 14 },
+    [QK_HSM]   = { "hsm",   64, 16, 8, 10, 12, 14 },
+    [QK_AES]   = { "aes",  128, 64, 56, 58, 2, 62 },
+};
+
+#define AZIHSM_MAX_SQE          128
+#define AZIHSM_MAX_CQE          64
+#define AZIHSM_HSM_QID_FIRST    1
+#define AZIHSM_AES_QID_FIRST    256
+#define AZIHSM_MAX_HSM_QUEUES   AZIHSM_MAX_RES_CNT
+#define AZIHSM_MAX_AES_QUEUES   (2 * AZIHSM_MAX_RES_CNT)
+/* Queue slots: 0 admin, 1..64 HSM, 65..192 AES */
+#define AZIHSM_NUM_SLOTS        (1 + AZIHSM_MAX_HSM_QUEUES + AZIHSM_MAX_AES_QUEUES)
+#define AZIHSM_NUM_DOORBELLS    (AZIHSM_BAR_SIZE / 8)
+
+/* A completion waiting for room in its CQ. */
+typedef struct AzihsmCompletion {
+    QSIMPLEQ_ENTRY(AzihsmCompletion) next;
+    uint16_t sqid;
+    uint32_t sq_gen;        /* SQ incarnation the command came from */
+    uint16_t sqhd;          /* SQ head when completed, if that SQ is gone */
+    uint16_t status;
+    uint8_t cqe[AZIHSM_MAX_CQE];
+} AzihsmCompletion;
+
+typedef struct AzihsmCQ {
+    bool created;
+    uint16_t qid;
+    uint64_t base;
+    uint32_t size;
+    uint32_t head;
+    uint32_t tail;
+    bool phase;
+    bool ien;
+    uint16_t vector;
+    uint32_t sq_refs;       /* SQs completing into this CQ */
+    uint32_t held_count;
+    QSIMPLEQ_HEAD(, AzihsmCompletion) held;
+} AzihsmCQ;
+
+typedef struct AzihsmSQ {
+    bool created;
+    uint16_t qid;
+    uint16_t cqid;
+    uint64_t base;
+    uint32_t size;
+    uint32_t head;
+    uint32_t tail;
+    uint32_t gen;
+} AzihsmSQ;
+
+/* An HSM command forwarded to the backend and not yet answered. */
+typedef struct AzihsmRequest {
+    struct AzihsmState *s;
+    bool in_use;
+    uint32_t msg_id;
+    uint16_t sqid;
+    uint32_t sq_gen;
+    uint16_t cid;
+    uint8_t session_flags;
+    uint16_t session_id;
+    uint32_t dst_len;
+    uint64_t dst_prp[2];
+    QEMUTimer timer;
+} AzihsmRequest;
+
+struct AzihsmState {
+    PCIDevice parent_obj;
+
+    MemoryRegion bar0;
+    MemoryRegion bar2;
+    MemoryRegion bar4;
+
+    /* properties */
+    CharBackend chr;
+    char *serial;
+    uint32_t partition;
+    uint32_t res_cnt_default;
+    uint32_t backend_timeout_ms;
+
+    /* controller registers */
+    uint32_t cc;
+    uint32_t aqa;
+    uint64_t asq;
+    uint64_t acq;
+    bool fatal;             /* CSTS.CFS from a guest error */
+    bool nssro;
+    uint32_t res_cnt;
+
+    AzihsmSQ sq[AZIHSM_NUM_SLOTS];
+    AzihsmCQ cq[AZIHSM_NUM_SLOTS];
+    QEMUBH *process_bh;
+
+    /* backend link */
+    AzihsmLinkState link;
+    bool rot_failed;        /* HELLO_ACK result 3: CSTS.CFS until accepted */
+    bool rx_broken;         /* protocol error seen: disconnect pending */
+    uint16_t credits;
+    uint32_t next_msg_id;
+    uint32_t inflight;
+    AzihsmRequest req[LINK_MAX_INFLIGHT];
+    GByteArray *txbuf;
+    guint tx_watch;
+    QEMUBH *link_bh;
+    uint8_t rx_hdr[LINK_HDR_SIZE];
+    uint8_t rx_body[LINK_MAX_BODY];
+    uint32_t rx_have;
+    uint32_t rx_body_len;
+    bool rx_in_body;
+
+    /* introspection */
+    uint64_t commands_completed;
+    uint64_t commands_failed;
+};
+
+static void azihsm_kick(AzihsmState *s);
+static void azihsm_link_protocol_error(AzihsmState *s, const char *why);
+
+/* ------------------------------------------------------------------------
+ * Queue bookkeeping
+ * ------------------------------------------------------------------------ */
+
+static AzihsmQueueKind azihsm_qid_kind(uint16_t qid)
+{
+    if (qid == 0) {
+        return QK_ADMIN;
+    }
+    return qid < AZIHSM_AES_QID_FIRST ? QK_HSM : QK_AES;
+}
+
+static uint32_t azihsm_hsm_queue_count(AzihsmState *s)
+{
+    return s->res_cnt;
+}
+
+static uint32_t azihsm_aes_queue_count(AzihsmState *s)
+{
+    return 2 * s->res_cnt;
+}
+
+/* Slot index of an I/O qid the controller may create, or -1. */
+static int azihsm_io_slot(AzihsmState *s, uint16_t qid)
+{
+    if (qid >= AZIHSM_HSM_QID_FIRST &&
+        qid < AZIHSM_HSM_QID_FIRST + azihsm_hsm_queue_count(s)) {
+        return qid;
+    }
+    if (qid >= AZIHSM_AES_QID_FIRST &&
+        qid < AZIHSM_AES_QID_FIRST + azihsm_aes_queue_count(s)) {
+        return 1 + AZIHSM_MAX_HSM_QUEUES + (qid - AZIHSM_AES_QID_FIRST);
+    }
+    return -1;
+}
+
+/* Slot of any existing-or-possible qid (admin included), or -1. */
+static int azihsm_slot(AzihsmState *s, uint16_t qid)
+{
+    if (qid == 0) {
+        return 0;
+    }
+    if (qid >= AZIHSM_HSM_QID_FIRST &&
+        qid < AZIHSM_HSM_QID_FIRST + AZIHSM_MAX_HSM_QUEUES) {
+        return qid;
+    }
+    if (qid >= AZIHSM_AES_QID_FIRST &&
+        qid < AZIHSM_AES_QID_FIRST + AZIHSM_MAX_AES_QUEUES) {
+        return 1 + AZIHSM_MAX_HSM_QUEUES + (qid - AZIHSM_AES_QID_FIRST);
+    }
+    return -1;
+}
+
+static AzihsmSQ *azihsm_find_sq(AzihsmState *s, uint16_t qid)
+{
+    int slot = azihsm_slot(s, qid);
+
+    return slot >= 0 && s->sq[slot].created ? &s->sq[slot] : NULL;
+}
+
+static AzihsmCQ *azihsm_find_cq(AzihsmState *s, uint16_t qid)
+{
+    int slot = azihsm_slot(s, qid);
+
+    return slot >= 0 && s->cq[slot].created ? &s->cq[slot] : NULL;
+}
+
+static bool azihsm_enabled(AzihsmState *s)
+{
+    return s->cc & AZIHSM_CC_EN;
+}
+
+/* Set CSTS.CFS: the guest did something the controller cannot survive. */
+static void azihsm_set_fatal(AzihsmState *s, const char *why)
+{
+    trace_azihsm_fatal(why);
+    qemu_log_mask(LOG_GUEST_ERROR, "azihsm: controller fatal status: %s\n",
+                  why);
+    s->fatal = true;
+}
+
+/*
+ * True if [addr, addr+len) is guest RAM reachable by this function's DMA.
+ * Queue bases and PRPs must point at RAM, never at MMIO.
+ */
+static bool azihsm_is_ram(AzihsmState *s, uint64_t addr, uint64_t len)
+{
+    AddressSpace *as = pci_get_address_space(PCI_DEVICE(s));
+    int chunks;
+
+    if (len == 0 || addr + len < addr) {
+        return len == 0;
+    }
+    RCU_READ_LOCK_GUARD();
+    /* Each chunk is one contiguous region; 8 is far more than any mapping. */
+    for (chunks = 0; len && chunks < 8; chunks++) {
+        hwaddr xlat, plen = len;
+        MemoryRegion *mr = address_space_translate(as, addr, &xlat, &plen,
+                                                   true,
+                                                   MEMTXATTRS_UNSPECIFIED);
+        if (!memory_region_is_ram(mr) || memory_region_is_rom(mr) ||
+            plen == 0) {
+            return false;
+        }
+        plen = MIN(plen, len);
+        addr += plen;
+        len -= plen;
+    }
+    return len == 0;
+}
+
+/* A PRP must be page aligned and its page(s) inside guest RAM. */
+static bool azihsm_prp_ok(AzihsmState *s, uint64_t prp, uint32_t len)
+{
+    return (prp & (AZIHSM_PAGE_SIZE - 1)) == 0 && azihsm_is_ram(s, prp, len);
+}
+
+/* ------------------------------------------------------------------------
+ * Completion posting
+ * ------------------------------------------------------------------------ */
+
+static bool azihsm_cq_full(AzihsmCQ *cq)
+{
+    return (cq->tail + 1) % cq->size == cq->head;
+}
+
+static void azihsm_cq_notify(AzihsmState *s, AzihsmCQ *cq)
+{
+    if (cq->ien) {
+        trace_azihsm_irq(cq->qid, cq->vector);
+        msix_notify(PCI_DEVICE(s), cq->vector);
+    }
+}
+
+/* Write held completions into the CQ while it has room; interrupt after. */
+static void azihsm_cq_post(AzihsmState *s, AzihsmCQ *cq)
+{
+    const AzihsmQueueFormat *fmt = &azihsm_formats[azihsm_qid_kind(cq->qid)];
+    AzihsmCompletion *c;
+    bool posted = false;
+
+    while ((c = QSIMPLEQ_FIRST(&cq->held)) != NULL) {
+        AzihsmSQ *sq = azihsm_find_sq(s, c->sqid);
+        uint64_t addr = cq->base + (uint64_t)cq->tail * fmt->cqe_size;
+        uint16_t sqhd = sq && sq->gen == c->sq_gen ? sq->head : c->sqhd;
+
+        if (azihsm_cq_full(cq)) {
+            trace_azihsm_cq_full(cq->qid, cq->held_count);
+            break;
+        }
+        stw_le_p(c->cqe + fmt->cqe_sqhd, sqhd);
+        stw_le_p(c->cqe + fmt->cqe_sqid, c->sqid);
+        stw_le_p(c->cqe + fmt->cqe_status, c->status << 1 | cq->phase);
+        trace_azihsm_cqe_post(cq->qid, cq->tail,
+                              lduw_le_p(c->cqe + fmt->cqe_cid), c->status,
+                              sqhd);
+        if (pci_dma_write(PCI_DEVICE(s), addr, c->cqe, fmt->cqe_size)) {
+            azihsm_set_fatal(s, "completion queue write failed");
+        }
+        cq->tail++;
+        if (cq->tail == cq->size) {
+            cq->tail = 0;
+            cq->phase = !cq->phase;
+        }
+        QSIMPLEQ_REMOVE_HEAD(&cq->held, next);
+        cq->held_count--;
+        g_free(c);
+        posted = true;
+    }
+    if (posted) {
+        azihsm_cq_notify(s, cq);
+    }
+}
+
+/*
+ * Complete one command of SQ @sq with @status.  @cqe holds the
+ * command-specific CQE bytes; the queue fields are filled when posted.
+ */
+static void azihsm_complete(AzihsmState *s, AzihsmSQ *sq, uint16_t status,
+                            const uint8_t *cqe)
+{
+    const AzihsmQueueFormat *fmt = &azihsm_formats[azihsm_qid_kind(sq->qid)];
+    AzihsmCQ *cq = azihsm_find_cq(s, sq->cqid);
+    AzihsmCompletion *c;
+
+    if (!cq) {
+        /* Create SQ requires its CQ and Delete CQ refuses while used. */
+        error_report("azihsm: SQ %u completes into missing CQ %u",
+                     sq->qid, sq->cqid);
+        return;
+    }
+    if (sq->qid != 0) {
+        s->commands_completed++;
+        s->commands_failed += status != ST_SUCCESS;
+    }
+    c = g_new0(AzihsmCompletion, 1);
+    c->sqid = sq->qid;
+    c->sq_gen = sq->gen;
+    c->sqhd = sq->head;
+    c->status = status & 0x7ff;
+    memcpy(c->cqe, cqe, fmt->cqe_size);
+    QSIMPLEQ_INSERT_TAIL(&cq->held, c, next);
+    cq->held_count++;
+    azihsm_cq_post(s, cq);
+}
+
+static void azihsm_cq_drop_held(AzihsmCQ *cq)
+{
+    AzihsmCompletion *c;
+
+    while ((c = QSIMPLEQ_FIRST(&cq->held)) != NULL) {
+        QSIMPLEQ_REMOVE_HEAD(&cq->held, next);
+        g_free(c);
+    }
+    cq->held_count = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Backend link: output
+ * ------------------------------------------------------------------------ */
+
+static const char *azihsm_link_state_name(AzihsmState *s)
+{
+    return azihsm_link_state_names[s->link];
+}
+
+static void azihsm_link_set_state(AzihsmState *s, AzihsmLinkState state)
+{
+    s->link = state;
+    trace_azihsm_link_state(azihsm_link_state_name(s));
+}
+
+/* Queue one frame; it is written by the link bottom half, never here. */
+static void azihsm_link_send(AzihsmState *s, uint8_t type, uint32_t msg_id,
+                             const void *body, uint32_t body_len,
+                             const void *payload, uint32_t payload_len)
+{
+    uint8_t hdr[LINK_HDR_SIZE];
+
+    memcpy(hdr, LINK_MAGIC, 4);
+    hdr[4] = LINK_VERSION;
+    hdr[5] = type;
+    stw_le_p(hdr + 6, 0);
+    stl_le_p(hdr + 8, msg_id);
+    stl_le_p(hdr + 12, body_len + payload_len);
+    g_byte_array_append(s->txbuf, hdr, sizeof(hdr));
+    g_byte_array_append(s->txbuf, body, body_len);
+    if (payload_len) {
+        g_byte_array_append(s->txbuf, payload, payload_len);
+    }
+    trace_azihsm_link_tx(type, msg_id, body_len + payload_len);
+    if (s->txbuf->len > LINK_OUTBUF_LIMIT) {
+        azihsm_link_protocol_error(s, "backend does not read its socket");
+        return;
+    }
+    qemu_bh_schedule(s->link_bh);
+}
+
+static void azihsm_link_send_u32(AzihsmState *s, uint8_t type,
+                                 uint32_t msg_id, uint32_t value)
+{
+    uint8_t body[4];
+
+    if (s->link != LINK_UP) {
+        return;
+    }
+    stl_le_p(body, value);
+    azihsm_link_send(s, type, msg_id, body, sizeof(body), NULL, 0);
+}
+
+static void azihsm_link_send_hello(AzihsmState *s)
+{
+    uint8_t body[8 + LINK_SERIAL_LEN + 4] = { 0 };
+
+    stw_le_p(body + 0, LINK_VERSION);
+    stw_le_p(body + 2, LINK_MINOR);
+    stw_le_p(body + 4, LINK_MAX_INFLIGHT);
+    memcpy(body + 8, s->serial, strlen(s->serial));
+    stl_le_p(body + 8 + LINK_SERIAL_LEN, s->partition);
+    azihsm_link_send(s, MSG_HELLO, 0, body, sizeof(body), NULL, 0);
+}
+
+static void azihsm_link_send_reset(AzihsmState *s, uint32_t kind)
+{
+    azihsm_link_send_u32(s, MSG_RESET, 0, kind);
+}
+
+static void azihsm_link_send_cancel(AzihsmState *s, uint32_t msg_id)
+{
+    azihsm_link_send_u32(s, MSG_CANCEL, 0, msg_id);
+}
+
+static gboolean azihsm_link_writable(void *do_not_use, GIOCondition cond,
+                                     void *opaque);
+
+/* Write what the socket takes now; wait for G_IO_OUT for the rest. */
+static void azihsm_link_flush(AzihsmState *s)
+{
+    int n;
+
+    if (!s->txbuf->len || s->tx_watch) {
+        return;
+    }
+    n = qemu_chr_fe_write(&s->chr, s->txbuf->data, s->txbuf->len);
+    if (n < 0 && errno != EAGAIN) {
+        /* The chardev reports the loss with CHR_EVENT_CLOSED. */
+        return;
+    }
+    if (n > 0) {
+        g_byte_array_remove_range(s->txbuf, 0, n);
+    }
+    trace_azihsm_link_flush(MAX(n, 0), s->txbuf->len);
+    if (s->txbuf->len) {
+        s->tx_watch = qemu_chr_fe_add_watch(&s->chr, G_IO_OUT | G_IO_HUP,
+                                            azihsm_link_writable, s);
+        if (!s->tx_watch) {
+            azihsm_link_protocol_error(s, "chardev cannot wait for output");
+        }
+    }
+}
+
+static gboolean azihsm_link_writable(void *do_not_use, GIOCondition cond,
+                                     void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    s->tx_watch = 0;
+    azihsm_link_flush(s);
+    return G_SOURCE_REMOVE;
+}
+
+static void azihsm_link_bh(void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    if (s->rx_broken) {
+        s->rx_broken = false;
+        qemu_chr_fe_disconnect(&s->chr);
+        return;
+    }
+    azihsm_link_flush(s);
+}
+
+static void azihsm_link_clear_io(AzihsmState *s)
+{
+    if (s->tx_watch) {
+        g_source_remove(s->tx_watch);
+        s->tx_watch = 0;
+    }
+    g_byte_array_set_size(s->txbuf, 0);
+    s->rx_have = 0;
+    s->rx_body_len = 0;
+    s->rx_in_body = false;
+}
+
+/* ------------------------------------------------------------------------
+ * HSM queue commands
+ * ------------------------------------------------------------------------ */
+
+/* Session flags the device reports when it fails a command itself. */
+static uint8_t azihsm_error_session_flags(uint8_t sqe_flags)
+{
+    uint8_t op = sqe_flags & SESS_OP_MASK;
+
+    return op == SESS_OP_CLOSE ? op | SESS_ID_VALID | SESS_SAFE_TO_CLOSE : op;
+}
+
+static void azihsm_hsm_complete(AzihsmState *s, AzihsmSQ *sq, uint16_t cid,
+                                uint16_t status, uint16_t byte_count,
+                                uint8_t flags, uint16_t session_id,
+                                uint8_t short_app_id)
+{
+    uint8_t cqe[AZIHSM_MAX_CQE] = { 0 };
+
+    stw_le_p(cqe + 0, byte_count);
+    cqe[2] = flags;
+    stw_le_p(cqe + 4, session_id);
+    cqe[6] = short_app_id;
+    stw_le_p(cqe + 12, cid);
+    trace_azihsm_hsm_complete(sq->qid, cid, status, byte_count, flags);
+    azihsm_complete(s, sq, status, cqe);
+}
+
+/* Fail a command the device answers itself (never reached the backend). */
+static void azihsm_hsm_fail(AzihsmState *s, AzihsmSQ *sq, uint16_t cid,
+                            uint16_t status, uint8_t sqe_flags,
+                            uint16_t session_id)
+{
+    azihsm_hsm_complete(s, sq, cid, status, 0,
+                        azihsm_error_session_flags(sqe_flags), session_id, 0);
+}
+
+static uint32_t azihsm_credit_limit(AzihsmState *s)
+{
+    return MIN(s->credits, LINK_MAX_INFLIGHT);
+}
+
+static AzihsmRequest *azihsm_req_find(AzihsmState *s, uint32_t msg_id)
+{
+    for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
+        if (s->req[i].in_use && s->req[i].msg_id == msg_id) {
+            return &s->req[i];
+        }
+    }
+    return NULL;
+}
+
+static void azihsm_req_release(AzihsmState *s, AzihsmRequest *r)
+{
+    timer_del(&r->timer);
+    r->in_use = false;
+    s->inflight--;
+    azihsm_kick(s);     /* a credit is free: fetching may resume */
+}
+
+/* Complete an outstanding request without a backend answer. */
+static void azihsm_req_fail(AzihsmState *s, AzihsmRequest *r, uint16_t status)
+{
+    AzihsmSQ *sq = azihsm_find_sq(s, r->sqid);
+
+    if (sq && sq->gen == r->sq_gen) {
+        azihsm_hsm_fail(s, sq, r->cid, status, r->session_flags,
+                        r->session_id);
+    }
+    azihsm_req_release(s, r);
+}
+
+/* Every outstanding request fails with @status (link loss). */
+static void azihsm_req_fail_all(AzihsmState *s, uint16_t status)
+{
+    for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
+        if (s->req[i].in_use) {
+            azihsm_req_fail(s, &s->req[i], status);
+        }
+    }
+}
+
+/* Forget every outstanding request: its queue no longer exists. */
+static void azihsm_req_forget_all(AzihsmState *s)
+{
+    for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
+        if (s->req[i].in_use) {
+            timer_del(&s->req[i].timer);
+            s->req[i].in_use = false;
+        }
+    }
+    s->inflight = 0;
+}
+
+static void azihsm_req_timeout(void *opaque)
+{
+    AzihsmRequest *r = opaque;
+    AzihsmState *s = r->s;
+    uint32_t msg_id = r->msg_id;
+
+    trace_azihsm_link_timeout(msg_id);
+    azihsm_req_fail(s, r, ST_BACKEND_TIMEOUT);
+    azihsm_link_send_cancel(s, msg_id);
+}
+
+static uint32_t azihsm_next_msg_id(AzihsmState *s)
+{
+    uint32_t id;
+
+    do {
+        id = ++s->next_msg_id;
+    } while (azihsm_req_find(s, id));
+    return id;
+}
+
+/* Read @len bytes from a two-page PRP pair. */
+static MemTxResult azihsm_prp_read(AzihsmState *s, const uint64_t prp[2],
+                                   uint8_t *buf, uint32_t len)
+{
+    uint32_t first = MIN(len, AZIHSM_PAGE_SIZE);
+    MemTxResult r = pci_dma_read(PCI_DEVICE(s), prp[0], buf, first);
+
+    if (r == MEMTX_OK && len > first) {
+        r = pci_dma_read(PCI_DEVICE(s), prp[1], buf + first, len - first);
+    }
+    return r;
+}
+
+static MemTxResult azihsm_prp_write(AzihsmState *s, const uint64_t prp[2],
+                                    const uint8_t *buf, uint32_t len)
+{
+    uint32_t first = MIN(len, AZIHSM_PAGE_SIZE);
+    MemTxResult r = pci_dma_write(PCI_DEVICE(s), prp[0], buf, first);
+
+    if (r == MEMTX_OK && len > first) {
+        r = pci_dma_write(PCI_DEVICE(s), prp[1], buf + first, len - first);
+    }
+    return r;
+}
+
+static bool azihsm_prps_ok(AzihsmState *s, const uint64_t prp[2],
+                           uint32_t len)
+{
+    uint32_t first = MIN(len, AZIHSM_PAGE_SIZE);
+
+    if (len == 0) {
+        return true;
+    }
+    return azihsm_prp_ok(s, prp[0], first) &&
+           (len <= first || azihsm_prp_ok(s, prp[1], len - first));
+}
+
+/* Decoded HSM SQE (azihsm-device.md 3.6). */
+typedef struct AzihsmHsmCmd {
+    uint16_t opc;
+    uint8_t cmdset;
+    uint8_t psdt;
+    uint16_t cid;
+    uint32_t src_len;
+    uint64_t src_prp[2];
+    uint32_t dst_len;
+    uint64_t dst_prp[2];
+    uint8_t session_flags;
+    uint16_t session_id;
+} AzihsmHsmCmd;
+
+static void azihsm_hsm_decode(const uint8_t *sqe, AzihsmHsmCmd *cmd)
+{
+    uint32_t dw0 = ldl_le_p(sqe);
+
+    cmd->opc = dw0 & 0x3ff;
+    cmd->cmdset = (dw0 >> 10) & 0xf;
+    cmd->psdt = (dw0 >> 14) & 0x3;
+    cmd->cid = dw0 >> 16;
+    cmd->src_len = ldl_le_p(sqe + 4);
+    cmd->src_prp[0] = ldq_le_p(sqe + 8);
+    cmd->src_prp[1] = ldq_le_p(sqe + 16);
+    cmd->dst_len = ldl_le_p(sqe + 24);
+    cmd->dst_prp[0] = ldq_le_p(sqe + 28);
+    cmd->dst_prp[1] = ldq_le_p(sqe + 36);
+    cmd->session_flags = sqe[44];
+    cmd->session_id = lduw_le_p(sqe + 48);
+}
+
+/* Status of a command's own fields, before anything is sent. */
+static uint16_t azihsm_hsm_validate(AzihsmState *s, const AzihsmHsmCmd *cmd)
+{
+    if (cmd->opc > AZIHSM_HSM_OPC_MAX) {
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: HSM opcode %u invalid\n",
+                      cmd->opc);
+        return ST_INVALID_OPCODE;
+    }
+    if (cmd->cmdset || cmd->psdt ||
+        cmd->src_len > AZIHSM_MAX_XFER || cmd->dst_len > AZIHSM_MAX_XFER) {
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: HSM command fields invalid "
+                      "(cmdset %u psdt %u src_len %u dst_len %u)\n",
+                      cmd->cmdset, cmd->psdt, cmd->src_len, cmd->dst_len);
+        return ST_INVALID_FIELD;
+    }
+    if (!azihsm_prps_ok(s, cmd->src_prp, cmd->src_len) ||
+        !azihsm_prps_ok(s, cmd->dst_prp, cmd->dst_len)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: HSM command PRP unaligned "
+                      "or outside RAM (src 0x%" PRIx64 "/0x%" PRIx64
+                      " dst 0x%" PRIx64 "/0x%" PRIx64 ")\n",
+                      cmd->src_prp[0], cmd->src_prp[1],
+                      cmd->dst_prp[0], cmd->dst_prp[1]);
+        return ST_DATA_TRANSFER;
+    }
+    return ST_SUCCESS;
+}
+
+/* Execute one fetched HSM SQE: fail it at once or forward it. */
+static void azihsm_hsm_submit(AzihsmState *s, AzihsmSQ *sq,
+                              const uint8_t *sqe)
+{
+    g_autofree uint8_t *payload = NULL;
+    uint8_t body[LINK_REQ_FIXED];
+    AzihsmHsmCmd cmd;
+    AzihsmRequest *r = NULL;
+    uint16_t status;
+
+    azihsm_hsm_decode(sqe, &cmd);
+    status = azihsm_hsm_validate(s, &cmd);
+    if (status == ST_SUCCESS && s->link != LINK_UP) {
+        status = ST_BACKEND_UNAVAILABLE;
+    }
+    if (status == ST_SUCCESS) {
+        payload = g_malloc(MAX(cmd.src_len, 1));
+        if (azihsm_prp_read(s, cmd.src_prp, payload, cmd.src_len)) {
+            status = ST_DATA_TRANSFER;
+        }
+    }
+    if (status != ST_SUCCESS) {
+        trace_azihsm_hsm_submit(sq->qid, cmd.cid, cmd.opc, cmd.src_len,
+                                cmd.dst_len, cmd.session_flags, 0);
+        azihsm_hsm_fail(s, sq, cmd.cid, status, cmd.session_flags,
+                        cmd.session_id);
+        return;
+    }
+
+    for (int i = 0; i < LINK_MAX_INFLIGHT && !r; i++) {
+        r = s->req[i].in_use ? NULL : &s->req[i];
+    }
+    /* The fetch loop checks credits first, so a slot is always free. */
+    g_assert(r);
+    r->in_use = true;
+    r->msg_id = azihsm_next_msg_id(s);
+    r->sqid = sq->qid;
+    r->sq_gen = sq->gen;
+    r->cid = cmd.cid;
+    r->session_flags = cmd.session_flags;
+    r->session_id = cmd.session_id;
+    r->dst_len = cmd.dst_len;
+    r->dst_prp[0] = cmd.dst_prp[0];
+    r->dst_prp[1] = cmd.dst_prp[1];
+    s->inflight++;
+    trace_azihsm_hsm_submit(sq->qid, cmd.cid, cmd.opc, cmd.src_len,
+                            cmd.dst_len, cmd.session_flags, r->msg_id);
+
+    stw_le_p(body + 0, sq->qid);
+    stw_le_p(body + 2, cmd.cid);
+    stw_le_p(body + 4, cmd.opc);
+    body[6] = cmd.session_flags;
+    body[7] = 0;
+    stw_le_p(body + 8, cmd.session_id);
+    stw_le_p(body + 10, 0);
+    stl_le_p(body + 12, cmd.dst_len);
+    stl_le_p(body + 16, cmd.src_len);
+    /* Arm first: a send that kills the link releases the request. */
+    timer_mod(&r->timer, qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) +
+              s->backend_timeout_ms);
+    azihsm_link_send(s, MSG_REQUEST, r->msg_id, body, sizeof(body),
+                     payload, cmd.src_len);
+}
+
+/* A RESPONSE frame arrived: finish its request. */
+static void azihsm_hsm_response(AzihsmState *s, uint32_t msg_id,
+                                const uint8_t *body, uint32_t len)
+{
+    AzihsmRequest *r = azihsm_req_find(s, msg_id);
+    AzihsmSQ *sq;
+    uint16_t status;
+    uint32_t byte_count;
+
+    if (!r) {
+        trace_azihsm_link_drop(msg_id);
+        return;
+    }
+    sq = azihsm_find_sq(s, r->sqid);
+    if (!sq || sq->gen != r->sq_gen) {
+        /* Level-1 abort and resets forget requests, so this is a bug. */
+        error_report("azihsm: request %u outlived its SQ", msg_id);
+        azihsm_req_release(s, r);
+        return;
+    }
+    if (len < LINK_RSP_FIXED ||
+        (byte_count = ldl_le_p(body + 8)) != len - LINK_RSP_FIXED) {
+        warn_report("azihsm: malformed RESPONSE for request %u", msg_id);
+        azihsm_req_fail(s, r, ST_BACKEND_PROTOCOL);
+        return;
+    }
+    if (byte_count > r->dst_len) {
+        warn_report("azihsm: RESPONSE for request %u has %u bytes, "
+                    "buffer holds %u", msg_id, byte_count, r->dst_len);
+        azihsm_req_fail(s, r, ST_BACKEND_PROTOCOL);
+        return;
+    }
+    status = lduw_le_p(body);
+    if (status > 0x7ff) {
+        warn_report("azihsm: RESPONSE status 0x%x does not fit 11 bits",
+                    status);
+        azihsm_req_fail(s, r, ST_BACKEND_PROTOCOL);
+        return;
+    }
+    if (azihsm_prp_write(s, r->dst_prp, body + LINK_RSP_FIXED, byte_count)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: response DMA to 0x%" PRIx64
+                      " failed\n", r->dst_prp[0]);
+        azihsm_req_fail(s, r, ST_DATA_TRANSFER);
+        return;
+    }
+    azihsm_hsm_complete(s, sq, r->cid, status, byte_count, body[2],
+                        lduw_le_p(body + 4), body[3]);
+    azihsm_req_release(s, r);
+}
+
+/* Level-1 abort: the outstanding commands of @sq end with 0x008. */
+static unsigned azihsm_hsm_abort_sq(AzihsmState *s, AzihsmSQ *sq)
+{
+    unsigned aborted = 0;
+
+    for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
+        AzihsmRequest *r = &s->req[i];
+
+        if (r->in_use && r->sqid == sq->qid && r->sq_gen == sq->gen) {
+            uint32_t msg_id = r->msg_id;
+
+            azihsm_req_fail(s, r, ST_ABORTED_SQ_DELETED);
+            azihsm_link_send_cancel(s, msg_id);
+            aborted++;
+        }
+    }
+    return aborted;
+}
+
+/* ------------------------------------------------------------------------
+ * AES queue commands: not supported until the fast path exists
+ * ------------------------------------------------------------------------ */
+
+static void azihsm_aes_submit(AzihsmState *s, AzihsmSQ *sq,
+                              const uint8_t *sqe)
+{
+    uint8_t cqe[AZIHSM_MAX_CQE] = { 0 };
+    uint16_t cid = lduw_le_p(sqe + 6);
+
+    stw_le_p(cqe + 0, lduw_le_p(sqe + 4));          /* attr echo */
+    stw_le_p(cqe + 2, cid);
+    stw_le_p(cqe + 60, ST_NOT_SUPPORTED);           /* err */
+    trace_azihsm_aes_complete(sq->qid, cid);
+    azihsm_complete(s, sq, ST_NOT_SUPPORTED, cqe);
+}
+
+/* ------------------------------------------------------------------------
+ * Admin commands
+ * ------------------------------------------------------------------------ */
+
+typedef struct AzihsmAdminCmd {
+    uint8_t opc;
+    uint8_t psdt;
+    uint16_t cid;
+    uint64_t prp1;
+    uint32_t dw10;
+    uint32_t dw11;
+    uint32_t result;        /* CQE DW0 */
+} AzihsmAdminCmd;
+
+static uint16_t azihsm_adm_identify(AzihsmState *s, AzihsmAdminCmd *cmd)
+{
+    uint8_t page[AZIHSM_PAGE_SIZE] = { 0 };
+    static const char fw_rev[] = "qemu-azihsm-1.0";
+
+    if ((cmd->dw10 & 0xff) != IDENTIFY_CNS_CTRL) {
+        return ST_INVALID_FIELD;
+    }
+    if (!azihsm_prp_ok(s, cmd->prp1, AZIHSM_PAGE_SIZE)) {
+        return ST_DATA_TRANSFER;
+    }
+    stw_le_p(page + 0, AZIHSM_VENDOR_ID);           /* VID */
+    stw_le_p(page + 2, AZIHSM_VENDOR_ID);           /* SSVID */
+    memcpy(page + 4, s->serial, strlen(s->serial)); /* NUL padded */
+    memcpy(page + 36, fw_rev, sizeof(fw_rev) - 1);
+    page[72] = 13;                                  /* CP MDTS: 8 KiB */
+    stw_le_p(page + 74, AZIHSM_CTRL_ID);
+    page[77] = 0x66;                                /* CP SQES */
+    page[78] = 0x44;                                /* CP CQES */
+    stw_le_p(page + 80, 2);                         /* CP MAXCMD */
+    page[82] = 13;                                  /* FP MDTS */
+    page[83] = 0x77;                                /* FP SQES */
+    page[84] = 0x66;                                /* FP CQES */
+    stw_le_p(page + 86, 4);                         /* FP MAXCMD */
+    stl_le_p(page + 96, AZIHSM_VERSION);
+    page[100] = 1;                                  /* controller type */
+    if (pci_dma_write(PCI_DEVICE(s), cmd->prp1, page, sizeof(page))) {
+        return ST_DATA_TRANSFER;
+    }
+    return ST_SUCCESS;
+}
+
+static uint32_t azihsm_queue_count_dw0(uint32_t n)
+{
+    return (n - 1) << 16 | (n - 1);
+}
+
+static uint16_t azihsm_adm_features(AzihsmState *s, AzihsmAdminCmd *cmd)
+{
+    uint8_t fid = cmd->dw10 & 0xff;
+
+    /* The grant follows the resource count, whatever was asked for. */
+    switch (fid) {
+    case FID_HSM_QUEUES:
+        cmd->result = azihsm_queue_count_dw0(azihsm_hsm_queue_count(s));
+        return ST_SUCCESS;
+    case FID_AES_QUEUES:
+        cmd->result = azihsm_queue_count_dw0(azihsm_aes_queue_count(s));
+        return ST_SUCCESS;
+    case FID_FW_CAPS:
+        if (cmd->opc == ADM_GET_FEATURES) {
+            cmd->result = 0;    /* no AES-GCM alignment workaround */
+            return ST_SUCCESS;
+        }
+        break;
+    }
+    return ST_INVALID_FIELD;
+}
+
+static uint16_t azihsm_adm_res_cnt(AzihsmState *s, AzihsmAdminCmd *cmd)
+{
+    if (cmd->dw10 != AZIHSM_CTRL_ID) {
+        return ST_INVALID_FIELD;
+    }
+    if (cmd->opc == ADM_GET_RES_CNT) {
+        cmd->result = s->res_cnt;
+        return ST_SUCCESS;
+    }
+    if (cmd->dw11 < 1 || cmd->dw11 > AZIHSM_MAX_RES_CNT) {
+        return ST_INVALID_FIELD;
+    }
+    s->res_cnt = cmd->dw11;
+    return ST_SUCCESS;
+}
+
+/* Checks shared by Create CQ and Create SQ; returns the slot or -status. */
+static int azihsm_create_checks(AzihsmState *s, AzihsmAdminCmd *cmd,
+                                bool is_cq, uint32_t *size)
+{
+    uint16_t qid = cmd->dw10 & 0xffff;
+    uint32_t qsize = cmd->dw10 >> 16;          /* 0-based */
+    int slot = azihsm_io_slot(s, qid);
+    const AzihsmQueueFormat *fmt;
+    uint32_t entry;
+
+    if (slot < 0 || (is_cq ? s->cq[slot].created : s->sq[slot].created)) {
+        return -ST_INVALID_QID;
+    }
+    if (qsize == 0 || qsize + 1 > AZIHSM_MAX_QSIZE) {
+        return -ST_INVALID_QSIZE;
+    }
+    if (!(cmd->dw11 & 1)) {                     /* PC: CAP.CQR is 1 */
+        return -ST_INVALID_FIELD;
+    }
+    fmt = &azihsm_formats[azihsm_qid_kind(qid)];
+    entry = is_cq ? fmt->cqe_size : fmt->sqe_size;
+    *size = qsize + 1;
+    if (!azihsm_prp_ok(s, cmd->prp1, *size * entry)) {
+        return -ST_DATA_TRANSFER;
+    }
+    return slot;
+}
+
+static uint16_t azihsm_adm_create_cq(AzihsmState *s, AzihsmAdminCmd *cmd)
+{
+    uint16_t iv = cmd->dw11 >> 16;
+    bool ien = cmd->dw11 & 2;
+    uint32_t size;
+    int slot = azihsm_create_checks(s, cmd, true, &size);
+    AzihsmCQ *cq;
+
+    if (slot < 0) {
+        return -slot;
+    }
+    if (iv >= AZIHSM_MSIX_VECTORS) {
+        return ST_INVALID_VECTOR;
+    }
+    cq = &s->cq[slot];
+    *cq = (AzihsmCQ) {
+        .created = true, .qid = cmd->dw10 & 0xffff, .base = cmd->prp1,
+        .size = size, .phase = true, .ien = ien, .vector = iv,
+    };
+    QSIMPLEQ_INIT(&cq->held);
+    trace_azihsm_create_cq(cq->qid, size, cq->base, iv, ien);
+    return ST_SUCCESS;
+}
+
+static uint16_t azihsm_adm_create_sq(AzihsmState *s, AzihsmAdminCmd *cmd)
+{
+    uint16_t qid = cmd->dw10 & 0xffff;
+    uint16_t cqid = cmd->dw11 >> 16;
+    uint32_t size;
+    int slot = azihsm_create_checks(s, cmd, false, &size);
+    AzihsmCQ *cq;
+    AzihsmSQ *sq;
+
+    if (slot < 0) {
+        return -slot;
+    }
+    /* The CQ must exist and use the entry format of this SQ's kind. */
+    cq = azihsm_find_cq(s, cqid);
+    if (!cq || cqid == 0 || azihsm_qid_kind(cqid) != azihsm_qid_kind(qid)) {
+        return ST_CQ_INVALID;
+    }
+    sq = &s->sq[slot];
+    *sq = (AzihsmSQ) {
+        .created = true, .qid = qid, .cqid = cqid, .base = cmd->prp1,
+        .size = size, .gen = sq->gen + 1,
+    };
+    cq->sq_refs++;
+    trace_azihsm_create_sq(qid, size, sq->base, cqid);
+    return ST_SUCCESS;
+}
+
+static uint16_t azihsm_adm_delete_sq(AzihsmState *s, AzihsmAdminCmd *cmd)
+{
+    uint16_t qid = cmd->dw10 & 0xffff;
+    AzihsmSQ *sq = qid ? azihsm_find_sq(s, qid) : NULL;
+    unsigned aborted;
+
+    if (!sq) {
+        return ST_INVALID_QID;
+    }
+    aborted = azihsm_hsm_abort_sq(s, sq);
+    trace_azihsm_delete_sq(qid, aborted);
+    azihsm_find_cq(s, sq->cqid)->sq_refs--;
+    sq->created = false;
+    return ST_SUCCESS;
+}
+
+static uint16_t azihsm_adm_delete_cq(AzihsmState *s, AzihsmAdminCmd *cmd)
+{
+    uint16_t qid = cmd->dw10 & 0xffff;
+    AzihsmCQ *cq = qid ? azihsm_find_cq(s, qid) : NULL;
+
+    if (!cq) {
+        return ST_INVALID_QID;
+    }
+    if (cq->sq_refs) {
+        return ST_INVALID_DELETION;
+    }
+    trace_azihsm_delete_cq(qid);
+    azihsm_cq_drop_held(cq);
+    cq->created = false;
+    return ST_SUCCESS;
+}
+
+static uint16_t azihsm_admin_exec(AzihsmState *s, AzihsmAdminCmd *cmd)
+{
+    if (cmd->psdt) {
+        return ST_INVALID_FIELD;
+    }
+    switch (cmd->opc) {
+    case ADM_IDENTIFY:
+        return azihsm_adm_identify(s, cmd);
+    case ADM_SET_FEATURES:
+    case ADM_GET_FEATURES:
+        return azihsm_adm_features(s, cmd);
+    case ADM_SET_RES_CNT:
+    case ADM_GET_RES_CNT:
+        return azihsm_adm_res_cnt(s, cmd);
+    case ADM_CREATE_CQ:
+        return azihsm_adm_create_cq(s, cmd);
+    case ADM_CREATE_SQ:
+        return azihsm_adm_create_sq(s, cmd);
+    case ADM_DELETE_SQ:
+        return azihsm_adm_delete_sq(s, cmd);
+    case ADM_DELETE_CQ:
+        return azihsm_adm_delete_cq(s, cmd);
+    default:
+        return ST_INVALID_OPCODE;
+    }
+}
+
+static void azihsm_admin_submit(AzihsmState *s, AzihsmSQ *sq,
+                                const uint8_t *sqe)
+{
+    AzihsmAdminCmd cmd = {
+        .opc = sqe[0],
+        .psdt = sqe[1] >> 6,
+        .cid = lduw_le_p(sqe + 2),
+        .prp1 = ldq_le_p(sqe + 24),
+        .dw10 = ldl_le_p(sqe + 40),
+        .dw11 = ldl_le_p(sqe + 44),
+    };
+    uint8_t cqe[AZIHSM_MAX_CQE] = { 0 };
+    uint16_t status;
+
+    trace_azihsm_admin_cmd(cmd.cid, cmd.opc, cmd.dw10, cmd.dw11);
+    status = azihsm_admin_exec(s, &cmd);
+    if (status != ST_SUCCESS) {
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: admin opcode 0x%02x "
+                      "(dw10 0x%x dw11 0x%x) failed with status 0x%03x\n",
+                      cmd.opc, cmd.dw10, cmd.dw11, status);
+    }
+    trace_azihsm_admin_done(cmd.cid, cmd.opc, status, cmd.result);
+    stl_le_p(cqe + 0, cmd.result);
+    stw_le_p(cqe + 12, cmd.cid);
+    azihsm_complete(s, sq, status, cqe);
+}
+
+/* ------------------------------------------------------------------------
+ * Submission queue processing
+ * ------------------------------------------------------------------------ */
+
+/* Fetch and execute new entries of one SQ until it is empty or must wait. */
+static void azihsm_process_sq(AzihsmState *s, AzihsmSQ *sq)
+{
+    AzihsmQueueKind kind = azihsm_qid_kind(sq->qid);
+    const AzihsmQueueFormat *fmt = &azihsm_formats[kind];
+    uint8_t sqe[AZIHSM_MAX_SQE];
+    uint32_t budget;
+
+    for (budget = sq->size; budget && sq->created && sq->head != sq->tail;
+         budget--) {
+        AzihsmCQ *cq = azihsm_find_cq(s, sq->cqid);
+        uint64_t addr = sq->base + (uint64_t)sq->head * fmt->sqe_size;
+
+        /* Stop while completions pile up or the backend has no credit. */
+        if (!cq || cq->held_count >= cq->size) {
+            return;
+        }
+        if (kind == QK_HSM && s->link == LINK_UP &&
+            s->inflight >= azihsm_credit_limit(s)) {
+            return;
+        }
+        if (pci_dma_read(PCI_DEVICE(s), addr, sqe, fmt->sqe_size)) {
+            azihsm_set_fatal(s, "submission queue read failed");
+            return;
+        }
+        sq->head = (sq->head + 1) % sq->size;
+        switch (kind) {
+        case QK_ADMIN:
+            azihsm_admin_submit(s, sq, sqe);
+            break;
+        case QK_HSM:
+            azihsm_hsm_submit(s, sq, sqe);
+            break;
+        case QK_AES:
+            azihsm_aes_submit(s, sq, sqe);
+            break;
+        }
+    }
+    if (sq->created && sq->head != sq->tail) {
+        azihsm_kick(s);     /* budget used up: continue in a new pass */
+    }
+}
+
+static void azihsm_process_bh(void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    if (!azihsm_enabled(s)) {
+        return;
+    }
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+        if (s->sq[slot].created) {
+            azihsm_process_sq(s, &s->sq[slot]);
+        }
+    }
+}
+
+static void azihsm_kick(AzihsmState *s)
+{
+    qemu_bh_schedule(s->process_bh);
+}
+
+/* ------------------------------------------------------------------------
+ * Controller state: enable, resets
+ * ------------------------------------------------------------------------ */
+
+static const char *const azihsm_reset_names[] = {
+    [RESET_CONTROLLER] = "controller (CC.EN 1->0)",
+    [RESET_NSSR] = "NVM subsystem (NSSR)",
+    [RESET_FUNCTION] = "function",
+};
+
+/* Drop every queue and outstanding request; tell the backend @kind. */
+static void azihsm_ctrl_reset(AzihsmState *s, int kind)
+{
+    trace_azihsm_reset(azihsm_reset_names[kind]);
+    azihsm_req_forget_all(s);
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+        if (s->cq[slot].created) {
+            azihsm_cq_drop_held(&s->cq[slot]);
+        }
+        s->sq[slot].created = false;
+        s->cq[slot].created = false;
+    }
+    s->fatal = false;
+    s->cc &= ~AZIHSM_CC_EN;
+    if (kind != RESET_CONTROLLER) {
+        s->cc = 0;
+        s->aqa = 0;
+        s->asq = 0;
+        s->acq = 0;
+    }
+    s->nssro = kind == RESET_NSSR;
+    if (kind == RESET_FUNCTION) {
+        s->res_cnt = s->res_cnt_default;
+    }
+    azihsm_link_send_reset(s, kind);
+}
+
+/* CC.EN 0->1: set up the admin queue pair from AQA/ASQ/ACQ. */
+static void azihsm_ctrl_enable(AzihsmState *s)
+{
+    uint32_t sq_size = (s->aqa & 0xffff) + 1;
+    uint32_t cq_size = (s->aqa >> 16) + 1;
+
+    trace_azihsm_enable(s->aqa, s->asq, s->acq);
+    if (sq_size < 2 || sq_size > AZIHSM_MAX_QSIZE ||
+        cq_size < 2 || cq_size > AZIHSM_MAX_QSIZE) {
+        azihsm_set_fatal(s, "admin queue size invalid");
+        return;
+    }
+    if (!azihsm_prp_ok(s, s->asq, sq_size * 64) ||
+        !azihsm_prp_ok(s, s->acq, cq_size * 16)) {
+        azihsm_set_fatal(s, "admin queue base invalid");
+        return;
+    }
+    s->cq[0] = (AzihsmCQ) {
+        .created = true, .qid = 0, .base = s->acq, .size = cq_size,
+        .phase = true, .ien = true, .vector = 0, .sq_refs = 1,
+    };
+    QSIMPLEQ_INIT(&s->cq[0].held);
+    s->sq[0] = (AzihsmSQ) {
+        .created = true, .qid = 0, .cqid = 0, .base = s->asq,
+        .size = sq_size, .gen = s->sq[0].gen + 1,
+    };
+}
+
+static void azihsm_write_cc(AzihsmState *s, uint32_t val)
+{
+    bool was = azihsm_enabled(s);
+    bool now = val & AZIHSM_CC_EN;
+
+    if (was && now) {
+        /* Only the vendor entry-size fields change while enabled. */
+        s->cc = (s->cc & ~AZIHSM_CC_ENTRY_SIZES) |
+                (val & AZIHSM_CC_ENTRY_SIZES);
+        return;
+    }
+    s->cc = val;
+    if (!was && now) {
+        s->nssro = false;
+        azihsm_ctrl_enable(s);
+    } else if (was && !now) {
+        azihsm_ctrl_reset(s, RESET_CONTROLLER);
+        s->cc = val;
+    }
+}
+
+static uint32_t azihsm_csts(AzihsmState *s)
+{
+    return (azihsm_enabled(s) ? AZIHSM_CSTS_RDY : 0) |
+           (s->fatal || s->rot_failed ? AZIHSM_CSTS_CFS : 0) |
+           (s->nssro ? AZIHSM_CSTS_NSSRO : 0);
+}
+
+/* ------------------------------------------------------------------------
+ * BAR0: controller registers
+ * ------------------------------------------------------------------------ */
+
+static uint32_t azihsm_reg_read32(AzihsmState *s, hwaddr off)
+{
+    switch (off) {
+    case REG_CAP:
+        return (uint32_t)AZIHSM_CAP_VALUE;
+    case REG_CAP + 4:
+        return AZIHSM_CAP_VALUE >> 32;
+    case REG_VS:
+        return AZIHSM_VERSION;
+    case REG_CC:
+        return s->cc;
+    case REG_CSTS:
+        return azihsm_csts(s);
+    case REG_AQA:
+        return s->aqa;
+    case REG_ASQ:
+        return s->asq;
+    case REG_ASQ + 4:
+        return s->asq >> 32;
+    case REG_ACQ:
+        return s->acq;
+    case REG_ACQ + 4:
+        return s->acq >> 32;
+    default:
+        return 0;       /* NSSR and reserved space read as zero */
+    }
+}
+
+static uint64_t azihsm_bar0_read(void *opaque, hwaddr off, unsigned size)
+{
+    AzihsmState *s = opaque;
+    uint64_t val = azihsm_reg_read32(s, off);
+
+    if (size == 8) {
+        val |= (uint64_t)azihsm_reg_read32(s, off + 4) << 32;
+    }
+    trace_azihsm_mmio_read(off, val, size);
+    return val;
+}
+
+static void azihsm_reg_write32(AzihsmState *s, hwaddr off, uint32_t val)
+{
+    switch (off) {
+    case REG_CC:
+        azihsm_write_cc(s, val);
+        break;
+    case REG_NSSR:
+        if (val == AZIHSM_NSSR_MAGIC) {
+            azihsm_ctrl_reset(s, RESET_NSSR);
+        } else {
+            qemu_log_mask(LOG_GUEST_ERROR, "azihsm: NSSR write 0x%x is not "
+                          "the reset signature\n", val);
+        }
+        break;
+    case REG_AQA:
+        s->aqa = val;
+        break;
+    case REG_ASQ:
+        s->asq = deposit64(s->asq, 0, 32, val);
+        break;
+    case REG_ASQ + 4:
+        s->asq = deposit64(s->asq, 32, 32, val);
+        break;
+    case REG_ACQ:
+        s->acq = deposit64(s->acq, 0, 32, val);
+        break;
+    case REG_ACQ + 4:
+        s->acq = deposit64(s->acq, 32, 32, val);
+        break;
+    default:
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: write 0x%x to read-only or "
+                      "reserved register 0x%" HWADDR_PRIx "\n", val, off);
+        break;
+    }
+}
+
+static void azihsm_bar0_write(void *opaque, hwaddr off, uint64_t val,
+                              unsigned size)
+{
+    AzihsmState *s = opaque;
+
+    trace_azihsm_mmio_write(off, val, size);
+    azihsm_reg_write32(s, off, val);
+    if (size == 8) {
+        azihsm_reg_write32(s, off + 4, val >> 32);
+    }
+}
+
+static const MemoryRegionOps azihsm_bar0_ops = {
+    .read = azihsm_bar0_read,
+    .write = azihsm_bar0_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = { .min_access_size = 4, .max_access_size = 8 },
+    .impl = { .min_access_size = 4, .max_access_size = 8 },
+};
+
+/* ------------------------------------------------------------------------
+ * BAR2: doorbells
+ * ------------------------------------------------------------------------ */
+
+static uint64_t azihsm_bar2_read(void *opaque, hwaddr off, unsigned size)
+{
+    return 0;
+}
+
+static void azihsm_bar2_write(void *opaque, hwaddr off, uint64_t val,
+                              unsigned size)
+{
+    AzihsmState *s = opaque;
+    uint16_t qid = off / 8;
+    bool is_cq = off & 4;
+
+    if (!azihsm_enabled(s)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: doorbell 0x%" HWADDR_PRIx
+                      " written while disabled\n", off);
+        return;
+    }
+    if (is_cq) {
+        AzihsmCQ *cq = azihsm_find_cq(s, qid);
+
+        trace_azihsm_doorbell_cq(qid, val);
+        if (!cq) {
+            azihsm_set_fatal(s, "CQ doorbell for a queue that does not exist");
+        } else if (val >= cq->size) {
+            azihsm_set_fatal(s, "CQ head doorbell beyond the queue size");
+        } else {
+            cq->head = val;
+            azihsm_cq_post(s, cq);
+            azihsm_kick(s);     /* fetching may wait for CQ room */
+        }
+    } else {
+        AzihsmSQ *sq = azihsm_find_sq(s, qid);
+
+        trace_azihsm_doorbell_sq(qid, val);
+        if (!sq) {
+            azihsm_set_fatal(s, "SQ doorbell for a queue that does not exist");
+        } else if (val >= sq->size) {
+            azihsm_set_fatal(s, "SQ tail doorbell beyond the queue size");
+        } else {
+            sq->tail = val;
+            azihsm_kick(s);
+        }
+    }
+}
+
+static const MemoryRegionOps azihsm_bar2_ops = {
+    .read = azihsm_bar2_read,
+    .write = azihsm_bar2_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = { .min_access_size = 4, .max_access_size = 4 },
+    .impl = { .min_access_size = 4, .max_access_size = 4 },
+};
+
+/* ------------------------------------------------------------------------
+ * Backend link: input and connection events
+ * ------------------------------------------------------------------------ */
+
+/* Fatal link error: fail everything now, drop the connection from a BH. */
+static void azihsm_link_protocol_error(AzihsmState *s, const char *why)
+{
+    warn_report("azihsm: backend link error: %s; disconnecting", why);
+    trace_azihsm_link_error(why);
+    azihsm_link_set_state(s, LINK_DOWN);
+    azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
+    azihsm_link_clear_io(s);
+    s->rx_broken = true;
+    qemu_bh_schedule(s->link_bh);
+}
+
+static void azihsm_link_hello_ack(AzihsmState *s, const uint8_t *body,
+                                  uint32_t len)
+{
+    uint16_t major, credits, result;
+
+    if (s->link != LINK_HANDSHAKE || len != 8) {
+        azihsm_link_protocol_error(s, "unexpected or malformed HELLO_ACK");
+        return;
+    }
+    major = lduw_le_p(body);
+    credits = lduw_le_p(body + 4);
+    result = lduw_le_p(body + 6);
+    trace_azihsm_link_hello_ack(major, lduw_le_p(body + 2), credits, result);
+    if (result == HELLO_ACCEPTED && major == LINK_VERSION) {
+        s->credits = credits;
+        s->rot_failed = false;
+        azihsm_link_set_state(s, LINK_UP);
+        azihsm_kick(s);
+        return;
+    }
+    warn_report("azihsm: backend refused serial '%s' partition %u "
+                "(result %u, version %u)", s->serial, s->partition,
+                result, major);
+    s->rot_failed = result == HELLO_ROT_FAILURE;
+    azihsm_link_set_state(s, LINK_REFUSED);
+}
+
+static void azihsm_link_dispatch(AzihsmState *s)
+{
+    uint8_t type = s->rx_hdr[5];
+    uint32_t msg_id = ldl_le_p(s->rx_hdr + 8);
+    uint32_t len = s->rx_body_len;
+
+    trace_azihsm_link_rx(type, msg_id, len);
+    switch (type) {
+    case MSG_HELLO_ACK:
+        azihsm_link_hello_ack(s, s->rx_body, len);
+        break;
+    case MSG_RESPONSE:
+        if (s->link != LINK_UP) {
+            azihsm_link_protocol_error(s, "RESPONSE before HELLO_ACK");
+        } else {
+            azihsm_hsm_response(s, msg_id, s->rx_body, len);
+        }
+        break;
+    case MSG_RESET_ACK:
+        if (len != 4) {
+            azihsm_link_protocol_error(s, "malformed RESET_ACK");
+        }
+        break;
+    }
+}
+
+/* Validate a complete header; false after a protocol error. */
+static bool azihsm_link_check_header(AzihsmState *s)
+{
+    const uint8_t *h = s->rx_hdr;
+    uint8_t type = h[5];
+
+    if (memcmp(h, LINK_MAGIC, 4)) {
+        azihsm_link_protocol_error(s, "bad frame magic");
+    } else if (h[4] != LINK_VERSION) {
+        azihsm_link_protocol_error(s, "unsupported frame version");
+    } else if (lduw_le_p(h + 6)) {
+        azihsm_link_protocol_error(s, "nonzero frame flags");
+    } else if (type != MSG_HELLO_ACK && type != MSG_RESPONSE &&
+               type != MSG_RESET_ACK) {
+        azihsm_link_protocol_error(s, "unknown or misdirected frame type");
+    } else if (ldl_le_p(h + 12) > LINK_MAX_BODY) {
+        azihsm_link_protocol_error(s, "frame body too long");
+    } else {
+        s->rx_body_len = ldl_le_p(h + 12);
+        return true;
+    }
+    return false;
+}
+
+static int azihsm_link_can_read(void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    if (s->rx_broken) {
+        return 0;
+    }
+    return s->rx_in_body ? s->rx_body_len - s->rx_have
+                         : LINK_HDR_SIZE - s->rx_have;
+}
+
+static void azihsm_link_read(void *opaque, const uint8_t *buf, int size)
+{
+    AzihsmState *s = opaque;
+
+    /* can_read never offers more than the current header or body needs */
+    while (size > 0 && !s->rx_broken) {
+        uint32_t want = s->rx_in_body ? s->rx_body_len - s->rx_have
+                                      : LINK_HDR_SIZE - s->rx_have;
+        uint32_t n = MIN(want, (uint32_t)size);
+
+        memcpy((s->rx_in_body ? s->rx_body : s->rx_hdr) + s->rx_have, buf, n);
+        s->rx_have += n;
+        buf += n;
+        size -= n;
+        if (s->rx_have < (s->rx_in_body ? s->rx_body_len : LINK_HDR_SIZE)) {
+            continue;
+        }
+        s->rx_have = 0;
+        if (!s->rx_in_body) {
+            if (!azihsm_link_check_header(s)) {
+                return;
+            }
+            s->rx_in_body = s->rx_body_len > 0;
+            if (s->rx_in_body) {
+                continue;
+            }
+        }
+        s->rx_in_body = false;
+        azihsm_link_dispatch(s);
+    }
+}
+
+static void azihsm_link_event(void *opaque, QEMUChrEvent event)
+{
+    AzihsmState *s = opaque;
+
+    switch (event) {
+    case CHR_EVENT_OPENED:
+        trace_azihsm_link_event("opened");
+        azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
+        azihsm_link_clear_io(s);
+        s->rx_broken = false;
+        azihsm_link_set_state(s, LINK_HANDSHAKE);
+        azihsm_link_send_hello(s);
+        break;
+    case CHR_EVENT_CLOSED:
+        trace_azihsm_link_event("closed");
+        azihsm_link_set_state(s, LINK_DOWN);
+        azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
+        azihsm_link_clear_io(s);
+        s->rx_broken = false;
+        break;
+    default:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * QOM introspection properties
+ * ------------------------------------------------------------------------ */
+
+static char *azihsm_get_link_state(Object *obj, Error **errp)
+{
+    return g_strdup(azihsm_link_state_name(AZIHSM(obj)));
+}
+
+static char *azihsm_get_queues(Object *obj, Error **errp)
+{
+    AzihsmState *s = AZIHSM(obj);
+    GString *out = g_string_new(NULL);
+
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+        AzihsmCQ *cq = &s->cq[slot];
+        AzihsmSQ *sq = &s->sq[slot];
+
+        if (cq->created) {
+            g_string_append_printf(out, "cq %u: base=0x%" PRIx64 " size=%u "
+                                   "head=%u tail=%u phase=%u vector=%u "
+                                   "held=%u\n", cq->qid, cq->base, cq->size,
+                                   cq->head, cq->tail, cq->phase, cq->vector,
+                                   cq->held_count);
+        }
+        if (sq->created) {
+            g_string_append_printf(out, "sq %u: base=0x%" PRIx64 " size=%u "
+                                   "head=%u tail=%u cq=%u\n", sq->qid,
+                                   sq->base, sq->size, sq->head, sq->tail,
+                                   sq->cqid);
+        }
+    }
+    return g_string_free(out, false);
+}
+
+static void azihsm_instance_init(Object *obj)
+{
+    AzihsmState *s = AZIHSM(obj);
+
+    object_property_add_str(obj, "link-state", azihsm_get_link_state, NULL);
+    object_property_add_str(obj, "queues", azihsm_get_queues, NULL);
+    object_property_add_uint64_ptr(obj, "commands-completed",
+                                   &s->commands_completed, OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "commands-failed",
+                                   &s->commands_failed, OBJ_PROP_FLAG_READ);
+    object_property_add_uint32_ptr(obj, "inflight", &s->inflight,
+                                   OBJ_PROP_FLAG_READ);
+}
+
+/* ------------------------------------------------------------------------
+ * Device lifecycle
+ * ------------------------------------------------------------------------ */
+
+static bool azihsm_check_props(AzihsmState *s, Error **errp)
+{
+    if (!s->serial) {
+        s->serial = g_strdup(AZIHSM_DEFAULT_SERIAL);
+    }
+    if (!qemu_chr_fe_backend_connected(&s->chr)) {
+        error_setg(errp, "azihsm: 'chardev' property is required");
+        return false;
+    }
+    if (strlen(s->serial) == 0 || strlen(s->serial) > LINK_SERIAL_LEN) {
+        error_setg(errp, "azihsm: 'serial' must be 1 to %d characters",
+                   LINK_SERIAL_LEN);
+        return false;
+    }
+    for (const char *p = s->serial; *p; p++) {
+        if (*p < 0x20 || *p > 0x7e) {
+            error_setg(errp, "azihsm: 'serial' must be printable ASCII");
+            return false;
+        }
+    }
+    if (s->res_cnt_default < 1 || s->res_cnt_default > AZIHSM_MAX_RES_CNT) {
+        error_setg(errp, "azihsm: 'res-cnt' must be 1 to %d",
+                   AZIHSM_MAX_RES_CNT);
+        return false;
+    }
+    if (s->backend_timeout_ms < 1) {
+        error_setg(errp, "azihsm: 'backend-timeout-ms' must be at least 1");
+        return false;
+    }
+    return true;
+}
+
+static void azihsm_realize(PCIDevice *pci_dev, Error **errp)
+{
+    AzihsmState *s = AZIHSM(pci_dev);
+    DeviceState *dev = DEVICE(pci_dev);
+
+    if (!azihsm_check_props(s, errp)) {
+        return;
+    }
+    if (!pci_bus_is_express(pci_get_bus(pci_dev))) {
+        error_setg(errp, "azihsm: needs a PCI Express bus (e.g. -M q35)");
+        return;
+    }
+    if (pcie_endpoint_cap_init(pci_dev, 0x80) < 0) {
+        error_setg(errp, "azihsm: cannot add the PCIe capability");
+        return;
+    }
+
+    memory_region_init_io(&s->bar0, OBJECT(s), &azihsm_bar0_ops, s,
+                          "azihsm-regs", AZIHSM_BAR_SIZE);
+    memory_region_init_io(&s->bar2, OBJECT(s), &azihsm_bar2_ops, s,
+                          "azihsm-doorbells", AZIHSM_BAR_SIZE);
+    memory_region_init(&s->bar4, OBJECT(s), "azihsm-msix", AZIHSM_BAR_SIZE);
+    pci_register_bar(pci_dev, 0, PCI_BASE_ADDRESS_SPACE_MEMORY |
+                     PCI_BASE_ADDRESS_MEM_TYPE_64, &s->bar0);
+    pci_register_bar(pci_dev, 2, PCI_BASE_ADDRESS_SPACE_MEMORY |
+                     PCI_BASE_ADDRESS_MEM_TYPE_64, &s->bar2);
+    pci_register_bar(pci_dev, 4, PCI_BASE_ADDRESS_SPACE_MEMORY |
+                     PCI_BASE_ADDRESS_MEM_TYPE_64, &s->bar4);
+    if (msix_init(pci_dev, AZIHSM_MSIX_VECTORS,
+                  &s->bar4, 4, AZIHSM_MSIX_TABLE_OFF,
+                  &s->bar4, 4, AZIHSM_MSIX_PBA_OFF, 0, errp) < 0) {
+        return;
+    }
+    /* Any vector may be named by Create CQ: all are in use from the start. */
+    for (int v = 0; v < AZIHSM_MSIX_VECTORS; v++) {
+        msix_vector_use(pci_dev, v);
+    }
+
+    s->process_bh = qemu_bh_new_guarded(azihsm_process_bh, s,
+                                        &dev->mem_reentrancy_guard);
+    s->link_bh = qemu_bh_new_guarded(azihsm_link_bh, s,
+                                     &dev->mem_reentrancy_guard);
+    s->txbuf = g_byte_array_new();
+    for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
+        s->req[i].s = s;
+        timer_init_ms(&s->req[i].timer, QEMU_CLOCK_VIRTUAL,
+                      azihsm_req_timeout, &s->req[i]);
+    }
+    s->res_cnt = s->res_cnt_default;
+    qemu_chr_fe_set_handlers(&s->chr, azihsm_link_can_read, azihsm_link_read,
+                             azihsm_link_event, NULL, s, NULL, true);
+}
+
+static void azihsm_exit(PCIDevice *pci_dev)
+{
+    AzihsmState *s = AZIHSM(pci_dev);
+
+    qemu_chr_fe_deinit(&s->chr, false);
+    azihsm_req_forget_all(s);
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+        if (s->cq[slot].created) {
+            azihsm_cq_drop_held(&s->cq[slot]);
+        }
+    }
+    for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
+        timer_del(&s->req[i].timer);
+    }
+    azihsm_link_clear_io(s);
+    g_byte_array_free(s->txbuf, true);
+    qemu_bh_delete(s->process_bh);
+    qemu_bh_delete(s->link_bh);
+    msix_unuse_all_vectors(pci_dev);
+    msix_uninit(pci_dev, &s->bar4, &s->bar4);
+}
+
+/* QEMU device reset (power-on, system reset): RESET kind 3. */
+static void azihsm_qdev_reset(DeviceState *dev)
+{
+    azihsm_ctrl_reset(AZIHSM(dev), RESET_FUNCTION);
+}
+
+static const Property azihsm_props[] = {
+    DEFINE_PROP_CHR("chardev", AzihsmState, chr),
+    DEFINE_PROP_STRING("serial", AzihsmState, serial),
+    DEFINE_PROP_UINT32("partition", AzihsmState, partition, 0),
+    DEFINE_PROP_UINT32("res-cnt", AzihsmState, res_cnt_default, 1),
+    DEFINE_PROP_UINT32("backend-timeout-ms", AzihsmState,
+                       backend_timeout_ms, 2000),
+};
+
+static const VMStateDescription azihsm_vmstate = {
+    .name = TYPE_AZIHSM,
+    .unmigratable = 1,
+};
+
+static void azihsm_class_init(ObjectClass *oc, void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(oc);
+    PCIDeviceClass *pc = PCI_DEVICE_CLASS(oc);
+
+    pc->realize = azihsm_realize;
+    pc->exit = azihsm_exit;
+    pc->vendor_id = AZIHSM_VENDOR_ID;
+    pc->device_id = AZIHSM_DEVICE_ID;
+    pc->subsystem_vendor_id = AZIHSM_VENDOR_ID;
+    pc->subsystem_id = AZIHSM_DEVICE_ID;
+    pc->class_id = AZIHSM_CLASS;
+    pc->revision = 0;
+
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+    dc->desc = "Azure Integrated HSM (PCIe function 1414:C003)";
+    device_class_set_props(dc, azihsm_props);
+    dc->vmsd = &azihsm_vmstate;
+    device_class_set_legacy_reset(dc, azihsm_qdev_reset);
+}
+
+static const TypeInfo azihsm_info = {
+    .name = TYPE_AZIHSM,
+    .parent = TYPE_PCI_DEVICE,
+    .instance_size = sizeof(AzihsmState),
+    .instance_init = azihsm_instance_init,
+    .class_init = azihsm_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { INTERFACE_PCIE_DEVICE },
+        { }
+    },
+};
+
+static void azihsm_register_types(void)
+{
+    type_register_static(&azihsm_info);
+}
+
+type_init(azihsm_register_types)
