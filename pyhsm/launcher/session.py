@@ -91,7 +91,7 @@ def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[st
 
 def _boot(vm: Vm, summary: Summary, timeout: float, prefix: str = "") -> None:
     with summary.timed(f"{prefix}boot to guest agent") as notes:
-        boot = vm.wait_for("boot", timeout)
+        boot = vm.wait_boot(timeout)
         notes.append(f"boot {boot['boot']}, {boot['at_s']:.1f} s since QEMU start, "
                      f"guest uptime {boot['uptime_s']:.1f} s")
 

@@ -177,6 +177,10 @@ class Vm:
             if seen:
                 seen(event)
 
+    def wait_boot(self, timeout: float) -> dict[str, Any]:
+        """Wait for the guest agent's ``boot`` event (``boot`` count, ``uptime_s``, ``at_s``)."""
+        return self.wait_for("boot", timeout)
+
     def console_tail(self, lines: int = 12) -> str:
         try:
             text = self.config.console_log.read_text(errors="replace")

@@ -1,0 +1,78 @@
+"""The default workload: the HSM from guest userspace through the driver's ioctl, end to end.
+
+Steps: driver bound, GetApiRev, GetDeviceInfo, establish credential, open session, generate a P-384
+key, sign a SHA-384 digest (the host verifies the signature), attest the key, close the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from pyhsm.launcher.workloads import Context, Step, Workload
+from pyhsm.launcher.workloads.device import call, close_client, driver_bound
+
+# The partition's one credential (ddi.md 2.4): a fixed test identity, not a secret.
+APP_ID = bytes.fromhex("5a1e0f3c7b2d4e6f8a9b0c1d2e3f4a5b")
+APP_PIN = bytes.fromhex("70696e2d6f662d7468652d6775657374")
+
+
+def _text(value: Any) -> Any:
+    """A JSON-friendly rendering of a client result."""
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if hasattr(value, "__dict__"):
+        return {k: _text(v) for k, v in vars(value).items() if not k.startswith("_")}
+    return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+
+def get_api_rev(context: Context) -> dict[str, Any]:
+    return {"api_rev": _text(call(context, "get_api_rev"))}
+
+
+def get_device_info(context: Context) -> dict[str, Any]:
+    return {"device_info": _text(call(context, "get_device_info"))}
+
+
+def establish_credential(context: Context) -> dict[str, Any]:
+    call(context, "establish_credential", APP_ID, APP_PIN)
+    return {"app_id": APP_ID.hex()}
+
+
+def open_session(context: Context) -> dict[str, Any]:
+    context["session"] = call(context, "open_session", APP_ID, APP_PIN)
+    return {"session": _text(context["session"])}
+
+
+def generate_key(context: Context) -> dict[str, Any]:
+    context["key"] = call(context, "ecc_generate_key_pair", "P384")
+    return {"key": _text(context["key"])}
+
+
+def sign_digest(context: Context) -> dict[str, Any]:
+    digest = hashlib.sha384(b"pyhsm default workload " + os.urandom(16)).digest()
+    key = context["key"]
+    signature = call(context, "ecc_sign", key, digest)
+    return {"digest": digest.hex(), "signature": bytes(signature).hex(),
+            "public_point": bytes(key.public_point).hex()}
+
+
+def attest_key(context: Context) -> dict[str, Any]:
+    report = call(context, "attest_key", context["key"], os.urandom(128))
+    return {"report_bytes": len(report)}
+
+
+def close_session(context: Context) -> dict[str, Any]:
+    call(context, "close_session")
+    return {}
+
+
+WORKLOAD = Workload(
+    steps=(Step("driver bound", driver_bound), Step("GetApiRev", get_api_rev),
+           Step("GetDeviceInfo", get_device_info),
+           Step("establish credential", establish_credential),
+           Step("open session", open_session), Step("generate P-384 key", generate_key),
+           Step("sign digest", sign_digest), Step("attest key", attest_key),
+           Step("close session", close_session)),
+    cleanup=close_client)

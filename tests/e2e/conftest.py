@@ -1,0 +1,116 @@
+"""Fixtures for the end-to-end guest tests: images, the QEMU with azihsm, a backend, VMs under TCG.
+
+A missing piece fails the test with a message naming it (never a skip): QEMU without the azihsm
+device, images that do not build, or images built without azihsm.ko.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from pyhsm.launcher import images, paths, report
+from pyhsm.launcher.backend import BackendProcess
+from pyhsm.launcher.vm import Vm, VmConfig
+
+BOOT_TIMEOUT_S = 300.0
+STEP_TIMEOUT_S = 300.0
+
+
+@pytest.fixture(scope="session")
+def guest_images() -> images.GuestImages:
+    """The guest images, built if stale; fails unless azihsm.ko is in them."""
+    try:
+        built = images.build(lambda line: None)
+    except RuntimeError as exc:
+        pytest.fail(f"guest images do not build: {exc}")
+    if built.driver_status != "built":
+        pytest.fail(f"the guest images carry no azihsm.ko ({built.driver_status})")
+    return built
+
+
+@pytest.fixture(scope="session")
+def hsm_qemu() -> Path:
+    """The project's QEMU, which must offer the azihsm device."""
+    if not paths.QEMU.exists():
+        pytest.fail(f"{paths.QEMU} is missing: run `make qemu`")
+    devices = subprocess.run([str(paths.QEMU), "-device", "help"], capture_output=True, text=True)
+    if '"azihsm"' not in devices.stdout:
+        pytest.fail(f"{paths.QEMU} has no azihsm device (qemu-device/ not built into it)")
+    return paths.QEMU
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short directory for sockets (UNIX socket paths are limited to 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="e2e-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def backend(workdir: Path) -> Iterator[BackendProcess]:
+    proc = BackendProcess(workdir / "hsm.sock", workdir / "state", workdir / "backend.log")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def boot_vm(guest_images: images.GuestImages, hsm_qemu: Path, backend: BackendProcess,
+            workdir: Path) -> Iterator[Callable[..., Vm]]:
+    """Factory: ``boot_vm(workload, name="vm0", **VmConfig fields)`` starts a VM under TCG with the
+    backend's socket and waits for its guest agent; every VM is killed at teardown (its console log
+    is printed when the test failed, through pytest's captured output)."""
+    started: list[Vm] = []
+
+    def boot(workload: str, name: str = "vm0", **fields: Any) -> Vm:
+        config = VmConfig(images=guest_images, hsm_socket=backend.socket, workdir=workdir / name,
+                          accel="tcg", workload=workload, qemu=hsm_qemu, **fields)
+        vm = Vm(config)
+        started.append(vm)
+        vm.start()
+        boot_event = vm.wait_boot(BOOT_TIMEOUT_S)
+        print(f"{name}: guest agent up {boot_event['at_s']:.1f} s after QEMU start "
+              f"(guest uptime {boot_event['uptime_s']:.1f} s)")
+        return vm
+
+    yield boot
+    for vm in started:
+        print(f"--- console of {vm.config.workdir.name}:\n"
+              f"{vm.config.console_log.read_text(errors='replace') if vm.config.console_log.exists() else ''}")
+        vm.kill()
+
+
+def next_step(vm: Vm, timeout: float = STEP_TIMEOUT_S) -> dict[str, Any]:
+    """The guest's next ``step`` event (``done`` before it fails the test)."""
+    event = vm.next_event(timeout)
+    while event["event"] not in ("step", "done"):
+        event = vm.next_event(timeout)
+    if event["event"] == "done":
+        pytest.fail(f"guest workload ended before the expected step: {event}")
+    return event
+
+
+def expect_ok(event: dict[str, Any], name: str) -> dict[str, Any]:
+    """Assert ``event`` is step ``name`` and passed; returns its detail."""
+    assert event["name"] == name, f"expected step {name!r}, got {event}"
+    assert event["result"] == report.OK, f"step {name!r} {event['result']}: {event.get('error')}"
+    return event["detail"]
+
+
+def run_to_done(vm: Vm, timeout: float = STEP_TIMEOUT_S) -> tuple[list[dict[str, Any]], dict]:
+    """All step events until ``done``, and the ``done`` event."""
+    steps: list[dict[str, Any]] = []
+    done = vm.wait_for("done", timeout, lambda e: steps.append(e) if e["event"] == "step" else None)
+    return steps, done
+
+
+def assert_all_ok(steps: list[dict[str, Any]], done: dict[str, Any]) -> None:
+    bad = [f"{s['name']}: {s['result']} {s.get('error', '')}" for s in steps if s["result"] != report.OK]
+    assert not bad and done["ok"], f"guest steps not ok: {bad or done}"
