@@ -4,7 +4,7 @@ Cell model: cell i powers up to 1 when ``bias_i + drift_i * age_years + sigma_ef
 normal and fresh at every power-up. ``bias_i`` and ``drift_i`` are standard normal per cell (fixed by the
 silicon seed), ``skew`` shifts every bias (a biased array), ``sigma`` is calibrated at manufacture so two
 independent reads at reference conditions differ in ``nominal_ber`` of the cells, and
-``sigma_eff = sigma * (1 + temperature_coeff * |T - 25 C|)``. A cell's power-up probability is
+``sigma_eff = noise_scale * sigma * (1 + temperature_coeff * |T - 25 C|)``. A cell's power-up probability is
 Phi((bias + drift * age) / sigma_eff); it is handed to the read-out kernel as a uint32 threshold.
 
 The profile file stores only the seed and the parameters; the per-cell arrays are regenerated from the
@@ -33,6 +33,7 @@ class Conditions:
     """Operating conditions of one power-on."""
     temperature_c: float = REFERENCE_TEMPERATURE_C
     age_years: float = 0.0
+    noise_scale: float = 1.0        # fault injection (e.g. a supply glitch): multiplies the noise spread
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class SiliconProfile:
     cells: int = 8192
     nominal_ber: float = 0.10       # intra-device bit-error rate between two reads at reference conditions
     skew: float = 0.0               # mean bias of all cells, in units of the bias spread
-    temperature_coeff: float = 0.01 # relative noise increase per degree C away from 25 C
+    temperature_coeff: float = 0.005 # relative noise increase per degree C away from 25 C
     ageing_drift: float = 0.05      # bias drift per year, in units of the bias spread
     sigma: float = 0.0              # noise spread, calibrated from nominal_ber at manufacture
 
@@ -54,8 +55,8 @@ class SiliconProfile:
         return bias, drift
 
     def effective_sigma(self, conditions: Conditions) -> float:
-        return self.sigma * (1.0 + self.temperature_coeff
-                             * abs(conditions.temperature_c - REFERENCE_TEMPERATURE_C))
+        return conditions.noise_scale * self.sigma * (
+            1.0 + self.temperature_coeff * abs(conditions.temperature_c - REFERENCE_TEMPERATURE_C))
 
     def thresholds(self, conditions: Conditions = Conditions()) -> np.ndarray:
         """uint32 read-out thresholds, 2^32 times each cell's probability of powering up to 1: a cell reads

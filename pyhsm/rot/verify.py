@@ -1,0 +1,178 @@
+"""Verification of a device's certificate chain and of a key attestation report (ddi.md 4.8).
+
+Chain rules: the first certificate is self-signed (the Device ID, the trust anchor); each later one is
+signed by its predecessor with matching issuer name; every certificate but the last is a CA whose path
+length covers the CAs below it; all share one UEID; TcbInfo layers count up from 0. With reference
+firmware images the FWID of every layer must equal the image's SHA-384.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from pyhsm.rot import cbor, der
+from pyhsm.rot.firmware import Stage
+
+COSE_TAG_SIGN1 = 18
+COSE_ALG_ES384 = -35
+REPORT_PUBLIC_KEY_FIELD = 525
+
+
+class VerificationError(Exception):
+    """The chain or report does not verify; the message says which check failed."""
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    subject: str
+    tcb: der.TcbInfo | None
+
+
+@dataclass(frozen=True)
+class VerifiedChain:
+    links: list[ChainLink]
+    ueid: bytes
+    leaf_public_key: object
+
+
+def load_certificates(data: bytes) -> list[x509.Certificate]:
+    """All certificates in PEM text (any number) or one DER certificate."""
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as e:
+        raise VerificationError(f"not a certificate: {e}") from None
+
+
+def verify_chain(certs: Sequence[x509.Certificate], firmware: Sequence[Stage] | None = None) -> VerifiedChain:
+    if len(certs) < 2:
+        raise VerificationError("a device chain has at least a Device ID and one more certificate")
+    links = []
+    ueids = set()
+    for i, cert in enumerate(certs):
+        issuer = certs[i - 1] if i else cert
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature) as e:
+            raise VerificationError(f"certificate {i} ({cert.subject.rfc4514_string()}) is not signed by "
+                                    f"certificate {max(i - 1, 0)}: {e or 'bad signature'}") from None
+        constraints = _extension(cert, x509.BasicConstraints)
+        cas_below = len(certs) - 2 - i
+        if i < len(certs) - 1:
+            if constraints is None or not constraints.ca:
+                raise VerificationError(f"certificate {i} issues certificate {i + 1} but is not a CA")
+            if constraints.path_length is not None and constraints.path_length < cas_below:
+                raise VerificationError(f"certificate {i}: path length {constraints.path_length} "
+                                        f"is exceeded by {cas_below} CAs below it")
+        ueid_ext = _unrecognized(cert, der.OID_TCG_DICE_UEID)
+        if ueid_ext is None:
+            raise VerificationError(f"certificate {i} has no TCG UEID extension")
+        ueids.add(der.decode_ueid(ueid_ext))
+        tcb_ext = _unrecognized(cert, der.OID_TCG_DICE_TCBINFO)
+        tcb = der.TcbInfo.decode(tcb_ext) if tcb_ext is not None else None
+        links.append(ChainLink(cert.subject.rfc4514_string(), tcb))
+    if len(ueids) != 1:
+        raise VerificationError("certificates carry different UEIDs")
+    _check_layers(links, firmware)
+    return VerifiedChain(links=links, ueid=ueids.pop(), leaf_public_key=certs[-1].public_key())
+
+
+def _check_layers(links: list[ChainLink], firmware: Sequence[Stage] | None) -> None:
+    tcbs = [link.tcb for link in links if link.tcb is not None]
+    if [t.layer for t in tcbs] != list(range(len(tcbs))) or not tcbs:
+        raise VerificationError(f"TcbInfo layers are {[t.layer for t in tcbs]}, expected 0, 1, ... in order")
+    if firmware is None:
+        return
+    if len(firmware) != len(tcbs):
+        raise VerificationError(f"chain has {len(tcbs)} measured layers, reference firmware has {len(firmware)}")
+    for tcb, stage in zip(tcbs, firmware):
+        digests = [d for oid, d in tcb.fwids if oid == der.OID_SHA384]
+        if digests != [stage.measurement]:
+            raise VerificationError(f"layer {tcb.layer} ({tcb.type.decode(errors='replace')}): FWID does not "
+                                    f"match the reference image of stage {stage.name}")
+        if (tcb.version, tcb.svn) != (stage.version, stage.svn):
+            raise VerificationError(f"layer {tcb.layer}: version/SVN {tcb.version}/{tcb.svn} differ from the "
+                                    f"reference {stage.version}/{stage.svn}")
+
+
+def _extension(cert: x509.Certificate, kind: type) -> object | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _unrecognized(cert: x509.Certificate, oid: str) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid)).value.value
+    except x509.ExtensionNotFound:
+        return None
+
+
+@dataclass(frozen=True)
+class AttestationReport:
+    version: int
+    public_key: bytes        # the COSE_Key of the attested key
+    flags: int
+    app_uuid: bytes
+    report_data: bytes
+    vm_launch_id: bytes
+
+
+def verify_report(report: bytes, signer: ec.EllipticCurvePublicKey) -> AttestationReport:
+    """Check a tagged COSE_Sign1 (ES384) key attestation report against the chain's leaf key."""
+    try:
+        item = cbor.decode(report)
+    except cbor.CborError as e:
+        raise VerificationError(f"report is not CBOR: {e}") from None
+    if not (isinstance(item, cbor.Tag) and item.number == COSE_TAG_SIGN1 and isinstance(item.value, list)
+            and len(item.value) == 4):
+        raise VerificationError("report is not a tagged COSE_Sign1 array of four")
+    protected, unprotected, payload, signature = item.value
+    if not all(isinstance(x, bytes) for x in (protected, payload, signature)) or not isinstance(unprotected, dict):
+        raise VerificationError("COSE_Sign1 members have the wrong types")
+    try:
+        header = cbor.decode(protected)
+        fields = cbor.decode(payload)
+    except cbor.CborError as e:
+        raise VerificationError(f"COSE_Sign1 header or payload is not CBOR: {e}") from None
+    if not isinstance(header, dict) or header.get(1) != COSE_ALG_ES384:
+        raise VerificationError("COSE_Sign1 protected header does not name ES384")
+    if not isinstance(signer, ec.EllipticCurvePublicKey) or signer.curve.name != "secp384r1":
+        raise VerificationError("the attestation certificate's key is not P-384")
+    if len(signature) != 96:
+        raise VerificationError(f"ES384 signature is {len(signature)} bytes, expected 96")
+    to_be_signed = cbor.encode(["Signature1", protected, b"", payload])
+    r, s = int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big")
+    try:
+        signer.verify(utils.encode_dss_signature(r, s), to_be_signed, ec.ECDSA(hashes.SHA384()))
+    except InvalidSignature:
+        raise VerificationError("report signature does not verify with the attestation key") from None
+    try:
+        key_field, key_size = fields[1], fields[2]
+        if len(key_field) != REPORT_PUBLIC_KEY_FIELD or key_size > len(key_field):
+            raise VerificationError("report public-key field has the wrong size")
+        return AttestationReport(version=fields[0], public_key=key_field[:key_size], flags=fields[3],
+                                 app_uuid=fields[4], report_data=fields[5], vm_launch_id=fields[6])
+    except (KeyError, TypeError) as e:
+        raise VerificationError(f"report payload lacks field {e}") from None
+
+
+def device_chain_files(path: Path) -> list[Path]:
+    """The chain files of a device directory, or of the only device in a state directory."""
+    dirs = [path] if (path / "chain.pem").is_file() else sorted(p.parent for p in path.glob("devices/*/chain.pem"))
+    if len(dirs) != 1:
+        raise VerificationError(f"{path}: expected one device with a chain.pem, found {len(dirs)}")
+    return [f for f in (dirs[0] / "chain.pem", dirs[0] / "chain-mldsa87.pem") if f.is_file()]
+
+
+def public_key_pem(key: object) -> str:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
