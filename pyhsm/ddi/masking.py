@@ -23,7 +23,7 @@ from pyhsm.ddi.types import Flag, KeyType
 
 VERSION = 1
 ALG_AES_CBC_HMAC384 = 1
-_HEADER = struct.Struct("<HHHHHHHHH34x")
+_HEADER = struct.Struct("<7H34x")
 IV_LEN = 16
 TAG_LEN = 48
 MASKING_KEY_LEN = 80
@@ -105,7 +105,7 @@ def _split(blob: bytes) -> tuple[bytes, bytes, bytes, bytes]:
     version, algorithm = struct.unpack_from("<HH", blob)
     if version != VERSION or algorithm != ALG_AES_CBC_HMAC384:
         raise MaskError(f"unsupported version {version} / algorithm {algorithm}")
-    if any(blob[4 + 18:4 + _HEADER.size]):
+    if any(blob[4 + 14:4 + _HEADER.size]):
         raise MaskError("reserved header bytes are not zero")
     iv_len, iv_pad, meta_len, meta_pad, key_len, key_pad, tag_len = _HEADER.unpack_from(blob, 4)
     if iv_len != IV_LEN or tag_len != TAG_LEN or not meta_len or not key_len or key_len % 16:

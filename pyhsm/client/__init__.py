@@ -1,0 +1,256 @@
+"""The host-side DDI client: one typed method per DDI operation over any ``Transport``.
+
+Like the SDK (ddi.md 1.7), a client holds at most one session. Each command carries the side band
+its opcode needs: NoSession ops go without a session id, OpenSession with the Open kind, CloseSession
+with Close and the id, everything else In-session with the id. The id comes from the OpenSession
+completion. Failures raise ``DdiError`` (a DDI status inside a successful completion) or
+``DeviceError`` (a nonzero CQE status, no DDI answer).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509 import load_der_x509_certificate
+
+from pyhsm.ddi import envelope
+from pyhsm.ddi.credentials import seal
+from pyhsm.ddi.schemas import (BY_NAME, ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, KEY_METADATA, KEY_PROPERTIES,
+                               PUBLIC_KEY, SESSION_CREDENTIAL, SessionKind)
+from pyhsm.ddi.status import DdiStatus
+from pyhsm.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType, Usage
+from pyhsm.link import SessionFlags, SessionOp
+from pyhsm.transport import Transport
+
+__all__ = ["DdiError", "DeviceError", "HsmClient", "Usage", "key_properties"]
+
+REV = (1, 0)
+_USAGE_BITS = {Usage.ENCRYPT_DECRYPT: (2, 3), Usage.SIGN_VERIFY: (4, 5), Usage.UNWRAP: (8,), Usage.DERIVE: (6,)}
+
+
+class DdiError(Exception):
+    """The device answered the command with a DDI error status."""
+
+    def __init__(self, op: str, status: int) -> None:
+        try:
+            self.status: DdiStatus | int = DdiStatus(status)
+            self.name = self.status.name
+        except ValueError:
+            self.status, self.name = status, f"unknown status 0x{status:08x}"
+        super().__init__(f"{op}: {self.name} (0x{status:08X})")
+
+
+class DeviceError(Exception):
+    """The command completed with a nonzero CQE status (no DDI response)."""
+
+    def __init__(self, op: str, status: int) -> None:
+        self.status = status
+        super().__init__(f"{op}: device status 0x{status:03X}")
+
+
+def key_properties(usage: Usage, *, session_only: bool = False, label: bytes = b"") -> Any:
+    """A DdiTargetKeyProperties with one usage class."""
+    value = sum(1 << bit for bit in _USAGE_BITS[usage]) | int(session_only)
+    return KEY_PROPERTIES(key_metadata=KEY_METADATA(blob=value.to_bytes(16, "little")), key_label=label)
+
+
+@dataclass(frozen=True)
+class OpenedSession:
+    sess_id: int
+    short_app_id: int
+    bmk_session: bytes
+    seed: bytes
+
+
+class HsmClient:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.session_id: int | None = None
+
+    # -- the generic command path ----------------------------------------------------------------
+
+    def call(self, op: str, /, **fields: Any) -> Any:
+        """Send DDI op ``op`` with request ``fields``; returns the decoded response data."""
+        spec = BY_NAME[op]
+        in_session = spec.kind in (SessionKind.IN_SESSION, SessionKind.CLOSE)
+        if in_session and self.session_id is None:
+            raise DdiError(op, DdiStatus.FileHandleNoExistingSession)
+        if spec.kind == SessionKind.OPEN and self.session_id is not None:
+            raise DdiError(op, DdiStatus.FileHandleSessionLimitReached)
+        sess_id = self.session_id if in_session else None
+        payload = envelope.encode_request(spec.code, spec.request, spec.request(**fields),
+                                          rev=None if op == "GetApiRev" else envelope.rev(*REV), sess_id=sess_id)
+        flags = SessionFlags(SessionOp(int(spec.kind)), in_session)
+        completion = self.transport.submit(payload, flags, sess_id or 0)
+        if spec.kind == SessionKind.CLOSE and completion.flags.safe_to_close:
+            self.session_id = None
+        if completion.status:
+            raise DeviceError(op, completion.status)
+        header, data = envelope.decode_response(completion.payload, spec.response)
+        if header.status:
+            raise DdiError(op, header.status)
+        if spec.kind == SessionKind.OPEN:
+            if not completion.flags.id_valid:
+                raise DeviceError(op, 0x703)
+            self.session_id = completion.session_id
+        return data
+
+    # -- information -----------------------------------------------------------------------------
+
+    def get_api_rev(self) -> Any:
+        return self.call("GetApiRev")
+
+    def get_device_info(self) -> Any:
+        return self.call("GetDeviceInfo")
+
+    def get_cert_chain_info(self, slot_id: int = 0) -> Any:
+        return self.call("GetCertChainInfo", slot_id=slot_id)
+
+    def get_certificate(self, cert_id: int, slot_id: int = 0) -> bytes:
+        return self.call("GetCertificate", slot_id=slot_id, cert_id=cert_id).certificate
+
+    def attestation_public_key(self) -> ec.EllipticCurvePublicKey:
+        """The public key of the last certificate of the chain (it signs reports)."""
+        count = self.get_cert_chain_info().num_certs
+        key = load_der_x509_certificate(self.get_certificate(count - 1)).public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        return key
+
+    # -- credentials and sessions ----------------------------------------------------------------
+
+    def get_establish_cred_encryption_key(self) -> Any:
+        return self.call("GetEstablishCredEncryptionKey")
+
+    def get_session_encryption_key(self) -> Any:
+        return self.call("GetSessionEncryptionKey")
+
+    def establish_credential(self, app_id: bytes, pin: bytes, masked_bk3: bytes,
+                             pota_key: ec.EllipticCurvePrivateKey, *, bmk: bytes = b"",
+                             masked_unwrapping_key: bytes = b"") -> bytes:
+        """Provision the partition; returns the partition BMK blob."""
+        point = self.attestation_public_key().public_bytes(serialization.Encoding.X962,
+                                                           serialization.PublicFormat.UncompressedPoint)
+        r, s = decode_dss_signature(pota_key.sign(point, ec.ECDSA(hashes.SHA384())))
+        pota_der = pota_key.public_key().public_bytes(serialization.Encoding.DER,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+        device = self.get_establish_cred_encryption_key()
+        sealed = seal(device.pub_key.der, device.nonce, [app_id, pin])
+        cred = ESTABLISH_CREDENTIAL(encrypted_id=sealed.pieces[0], encrypted_pin=sealed.pieces[1], iv=sealed.iv,
+                                    nonce=device.nonce, tag=sealed.tag)
+        return self.call("EstablishCredential", encrypted_credential=cred, pub_key=_p384(sealed.client_public_der),
+                         masked_bk3=masked_bk3, bmk=bmk, masked_unwrapping_key=masked_unwrapping_key,
+                         pota_sig=r.to_bytes(48, "big") + s.to_bytes(48, "big"),
+                         pota_pub_key=_p384(pota_der)).bmk
+
+    def _session_credential(self, app_id: bytes, pin: bytes, seed: bytes) -> tuple[Any, Any]:
+        device = self.get_session_encryption_key()
+        sealed = seal(device.pub_key.der, device.nonce, [app_id, pin, seed])
+        cred = SESSION_CREDENTIAL(encrypted_id=sealed.pieces[0], encrypted_pin=sealed.pieces[1],
+                                  encrypted_seed=sealed.pieces[2], iv=sealed.iv, nonce=device.nonce, tag=sealed.tag)
+        return cred, _p384(sealed.client_public_der)
+
+    def open_session(self, app_id: bytes, pin: bytes, seed: bytes | None = None) -> OpenedSession:
+        seed = seed if seed is not None else os.urandom(48)
+        cred, pub = self._session_credential(app_id, pin, seed)
+        data = self.call("OpenSession", encrypted_credential=cred, pub_key=pub)
+        return OpenedSession(data.sess_id, data.short_app_id, data.bmk_session, seed)
+
+    def reopen_session(self, sess_id: int, app_id: bytes, pin: bytes, seed: bytes, bmk_session: bytes) -> Any:
+        self.session_id = sess_id
+        cred, pub = self._session_credential(app_id, pin, seed)
+        return self.call("ReopenSession", encrypted_credential=cred, pub_key=pub, bmk_session=bmk_session)
+
+    def close_session(self) -> None:
+        self.call("CloseSession")
+
+    def change_pin(self, new_pin: bytes) -> None:
+        device = self.get_session_encryption_key()
+        sealed = seal(device.pub_key.der, device.nonce, [new_pin])
+        enc = ENCRYPTED_PIN(encrypted_pin=sealed.pieces[0], iv=sealed.iv, nonce=device.nonce, tag=sealed.tag)
+        self.call("ChangePin", new_pin=enc, pub_key=_p384(sealed.client_public_der))
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def ecc_generate_key_pair(self, curve: EccCurve, usage: Usage = Usage.SIGN_VERIFY, *, tag: int | None = None,
+                              session_only: bool = False, label: bytes = b"") -> Any:
+        return self.call("EccGenerateKeyPair", curve=int(curve), key_tag=tag,
+                         key_properties=key_properties(usage, session_only=session_only, label=label))
+
+    def aes_generate_key(self, size: AesKeySize, *, tag: int | None = None, session_only: bool = False,
+                         label: bytes = b"") -> Any:
+        return self.call("AesGenerateKey", key_size=int(size), key_tag=tag,
+                         key_properties=key_properties(Usage.ENCRYPT_DECRYPT, session_only=session_only,
+                                                       label=label))
+
+    def open_key(self, tag: int) -> Any:
+        return self.call("OpenKey", key_tag=tag)
+
+    def delete_key(self, key_id: int) -> None:
+        self.call("DeleteKey", key_id=key_id)
+
+    def unmask_key(self, masked_key: bytes) -> Any:
+        return self.call("UnmaskKey", masked_key=masked_key)
+
+    def get_unwrapping_key(self) -> Any:
+        return self.call("GetUnwrappingKey")
+
+    def rsa_unwrap(self, kek_id: int, wrapped_blob: bytes, key_class: KeyClass, usage: Usage, *,
+                   hash_algorithm: HashAlgorithm = HashAlgorithm.Sha256, tag: int | None = None,
+                   session_only: bool = False) -> Any:
+        return self.call("RsaUnwrap", key_id=kek_id, wrapped_blob=wrapped_blob, wrapped_blob_key_class=int(key_class),
+                         wrapped_blob_padding=1, wrapped_blob_hash_algorithm=int(hash_algorithm), key_tag=tag,
+                         key_properties=key_properties(usage, session_only=session_only))
+
+    def rsa_mod_exp(self, key_id: int, y: bytes, op: RsaOpType) -> bytes:
+        return self.call("RsaModExp", key_id=key_id, y=y, op_type=int(op)).x
+
+    def ecc_sign(self, key_id: int, digest: bytes, digest_algo: HashAlgorithm = HashAlgorithm.Sha384) -> bytes:
+        return self.call("EccSign", key_id=key_id, digest=digest, digest_algo=int(digest_algo)).signature
+
+    def ecdh_key_exchange(self, key_id: int, peer_der: bytes, key_type: KeyType, *, tag: int | None = None,
+                          session_only: bool = False) -> Any:
+        return self.call("EcdhKeyExchange", priv_key_id=key_id, pub_key_der=peer_der, key_type=int(key_type),
+                         key_tag=tag, key_properties=key_properties(Usage.DERIVE, session_only=session_only))
+
+    def aes_encrypt_decrypt(self, key_id: int, op: AesOp, msg: bytes, iv: bytes) -> Any:
+        return self.call("AesEncryptDecrypt", key_id=key_id, op=int(op), msg=msg, iv=iv)
+
+    def hkdf_derive(self, key_id: int, hash_algorithm: HashAlgorithm, key_type: KeyType, usage: Usage, *,
+                    salt: bytes | None = None, info: bytes | None = None, tag: int | None = None,
+                    session_only: bool = False) -> Any:
+        return self.call("HkdfDerive", key_id=key_id, hash_algorithm=int(hash_algorithm), salt=salt, info=info,
+                         key_type=int(key_type), key_tag=tag,
+                         key_properties=key_properties(usage, session_only=session_only))
+
+    def kbkdf_derive(self, key_id: int, hash_algorithm: HashAlgorithm, key_type: KeyType, usage: Usage, *,
+                     label: bytes | None = None, context: bytes | None = None, tag: int | None = None,
+                     session_only: bool = False) -> Any:
+        return self.call("KbkdfCounterHmacDerive", key_id=key_id, hash_algorithm=int(hash_algorithm), label=label,
+                         context=context, key_type=int(key_type), key_tag=tag,
+                         key_properties=key_properties(usage, session_only=session_only))
+
+    def hmac(self, key_id: int, msg: bytes) -> bytes:
+        return self.call("Hmac", key_id=key_id, msg=msg).tag
+
+    def attest_key(self, key_id: int, report_data: bytes) -> bytes:
+        return self.call("AttestKey", key_id=key_id, report_data=report_data).report
+
+    # -- owner backup key ------------------------------------------------------------------------
+
+    def init_bk3(self, bk3: bytes) -> bytes:
+        return self.call("InitBk3", bk3=bk3).masked_bk3
+
+    def set_sealed_bk3(self, sealed: bytes) -> None:
+        self.call("SetSealedBk3", sealed_bk3=sealed)
+
+    def get_sealed_bk3(self) -> bytes:
+        return self.call("GetSealedBk3").sealed_bk3
+
+
+def _p384(der: bytes) -> Any:
+    return PUBLIC_KEY(der=der, key_kind=int(KeyType.Ecc384Public))

@@ -1,0 +1,112 @@
+"""A ``Transport`` that speaks the link protocol (docs/link-protocol.md) straight to ``pyhsm serve``.
+
+It plays the device's part: HELLO on connect, then one REQUEST per command. Several threads may
+submit at once (the way several guest processes share one device): a reader thread hands each
+RESPONSE to the caller waiting for its msg_id.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+from pathlib import Path
+
+from pyhsm import link
+from pyhsm.transport import MAX_BUFFER, Completion
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.response: link.Response | None = None
+
+
+class SocketTransport:
+    """Connects to the backend socket at ``path`` as device ``serial``, partition ``partition``."""
+
+    def __init__(self, path: str | Path, serial: str = "AZIHSM-CLIENT-0001", partition: int = 0,
+                 timeout: float = 30.0) -> None:
+        self._timeout = timeout
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(CONNECT_TIMEOUT_S)
+        self._sock.connect(str(path))
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._broken: str | None = None
+        self._send(0, link.Hello.make(serial, partition))
+        _, ack = self._read_frame()
+        if not isinstance(ack, link.HelloAck) or ack.result != link.HelloAck.ACCEPTED:
+            self._sock.close()
+            raise ConnectionRefusedError(f"backend refused HELLO: {ack}")
+        self.credits = ack.credits
+        self._sock.settimeout(None)
+        self._reader = threading.Thread(target=self._read_loop, name="link-reader", daemon=True)
+        self._reader.start()
+
+    def _send(self, msg_id: int, message: link.Message) -> None:
+        with self._send_lock:
+            self._sock.sendall(link.encode_frame(msg_id, message))
+
+    def _recv_exact(self, n: int) -> bytes:
+        chunks = bytearray()
+        while len(chunks) < n:
+            chunk = self._sock.recv(n - len(chunks))
+            if not chunk:
+                raise ConnectionResetError("backend closed the connection")
+            chunks += chunk
+        return bytes(chunks)
+
+    def _read_frame(self) -> tuple[int, link.Message]:
+        cls, msg_id, length = link.decode_header(self._recv_exact(link.HEADER.size))
+        return msg_id, cls.decode_body(self._recv_exact(length))
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                msg_id, message = self._read_frame()
+                waiter = self._pending.get(msg_id)
+                if waiter is not None and isinstance(message, (link.Response, link.ResetAck)):
+                    waiter.response = message  # type: ignore[assignment]
+                    waiter.done.set()
+        except (OSError, link.LinkError) as exc:
+            self._broken = str(exc) or type(exc).__name__
+            for waiter in list(self._pending.values()):
+                waiter.done.set()
+
+    def _exchange(self, message: link.Message) -> link.Message:
+        if self._broken:
+            raise ConnectionError(f"link is down: {self._broken}")
+        msg_id = next(self._ids)
+        waiter = self._pending[msg_id] = _Pending()
+        try:
+            self._send(msg_id, message)
+            if not waiter.done.wait(self._timeout):
+                raise TimeoutError(f"no answer to message {msg_id} within {self._timeout} s")
+            if waiter.response is None:
+                raise ConnectionError(f"link is down: {self._broken}")
+            return waiter.response
+        finally:
+            del self._pending[msg_id]
+
+    def submit(self, request: bytes, flags: link.SessionFlags, session_id: int = 0, *,
+               opc: int = 0, dst_len: int = MAX_BUFFER) -> Completion:
+        message = link.Request(0, 0, opc, flags.to_byte(), session_id, dst_len, request)
+        response = self._exchange(message)
+        assert isinstance(response, link.Response)
+        return Completion(response.status, link.SessionFlags.from_byte(response.session_flags),
+                          response.session_id, response.short_app_id, response.payload)
+
+    def reset(self, kind: link.ResetKind) -> None:
+        """Tell the backend the device was reset (what QEMU does on CC.EN, NSSR or device reset)."""
+        self._exchange(link.Reset(int(kind)))
+
+    def close(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
