@@ -133,7 +133,7 @@ def _workload(vm: Vm, summary: Summary, prefix: str) -> None:
 
 
 def _short(detail: dict[str, Any], limit: int = 90) -> str:
-    text = ", ".join(f"{k}={v}" for k, v in detail.items() if k not in ("signature", "public_point"))
+    text = ", ".join(f"{k}={v}" for k, v in detail.items() if k not in ("signature", "public_key_der"))
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

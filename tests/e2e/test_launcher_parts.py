@@ -98,8 +98,8 @@ def test_host_verifies_a_p384_signature_and_rejects_a_tampered_one() -> None:
     digest = bytes(range(48))
     r, s = utils.decode_dss_signature(key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA384()))))
     detail = {"digest": digest.hex(), "signature": (r.to_bytes(48, "big") + s.to_bytes(48, "big")).hex(),
-              "public_point": key.public_key().public_bytes(
-                  Encoding.X962, PublicFormat.UncompressedPoint).hex()}
+              "public_key_der": key.public_key().public_bytes(
+                  Encoding.DER, PublicFormat.SubjectPublicKeyInfo).hex()}
     assert "verified" in verify.verify_p384_signature(detail)
     with pytest.raises(InvalidSignature):
         verify.verify_p384_signature({**detail, "digest": bytes(48).hex()})

@@ -10,20 +10,29 @@ import hashlib
 import os
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pyhsm.ddi.types import EccCurve
+
 from pyhsm.launcher.workloads import Context, Step, Workload
 from pyhsm.launcher.workloads.device import call, close_client, driver_bound
 
-# The partition's one credential (ddi.md 2.4): a fixed test identity, not a secret.
+# The partition's one credential (ddi.md 2.4) and owner backup key: fixed test values, not secrets.
 APP_ID = bytes.fromhex("5a1e0f3c7b2d4e6f8a9b0c1d2e3f4a5b")
 APP_PIN = bytes.fromhex("70696e2d6f662d7468652d6775657374")
+BK3 = bytes(range(48))
 
 
 def _text(value: Any) -> Any:
     """A JSON-friendly rendering of a client result."""
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
-    if hasattr(value, "__dict__"):
-        return {k: _text(v) for k, v in vars(value).items() if not k.startswith("_")}
+    if hasattr(value, "_asdict"):
+        value = value._asdict()
+    elif hasattr(value, "__dataclass_fields__"):
+        value = {k: getattr(value, k) for k in value.__dataclass_fields__}
+    if isinstance(value, dict):
+        return {k: _text(v) for k, v in value.items()}
     return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
 
 
@@ -36,30 +45,40 @@ def get_device_info(context: Context) -> dict[str, Any]:
 
 
 def establish_credential(context: Context) -> dict[str, Any]:
-    call(context, "establish_credential", APP_ID, APP_PIN)
-    return {"app_id": APP_ID.hex()}
+    """Provision the partition, unless a kept backend state (--state) already did."""
+    from pyhsm.client import DdiError
+    try:
+        call(context, "get_session_encryption_key")
+        return {"credential": "already established (kept backend state)"}
+    except DdiError as exc:
+        if exc.name != "CredentialsNotEstablished":
+            raise
+    pota = ec.generate_private_key(ec.SECP384R1())
+    masked_bk3 = call(context, "init_bk3", BK3)
+    bmk = call(context, "establish_credential", APP_ID, APP_PIN, masked_bk3, pota)
+    return {"credential": "established", "bmk_bytes": len(bmk)}
 
 
 def open_session(context: Context) -> dict[str, Any]:
-    context["session"] = call(context, "open_session", APP_ID, APP_PIN)
-    return {"session": _text(context["session"])}
+    opened = call(context, "open_session", APP_ID, APP_PIN)
+    return {"session_id": opened.sess_id}
 
 
 def generate_key(context: Context) -> dict[str, Any]:
-    context["key"] = call(context, "ecc_generate_key_pair", "P384")
-    return {"key": _text(context["key"])}
+    key = call(context, "ecc_generate_key_pair", EccCurve.P384)
+    context["key_id"], context["public_der"] = key.private_key_id, key.pub_key.der
+    return {"key_id": key.private_key_id}
 
 
 def sign_digest(context: Context) -> dict[str, Any]:
     digest = hashlib.sha384(b"pyhsm default workload " + os.urandom(16)).digest()
-    key = context["key"]
-    signature = call(context, "ecc_sign", key, digest)
+    signature = call(context, "ecc_sign", context["key_id"], digest)
     return {"digest": digest.hex(), "signature": bytes(signature).hex(),
-            "public_point": bytes(key.public_point).hex()}
+            "public_key_der": bytes(context["public_der"]).hex()}
 
 
 def attest_key(context: Context) -> dict[str, Any]:
-    report = call(context, "attest_key", context["key"], os.urandom(128))
+    report = call(context, "attest_key", context["key_id"], os.urandom(128))
     return {"report_bytes": len(report)}
 
 
