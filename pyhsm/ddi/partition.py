@@ -126,8 +126,6 @@ class Partition:
 
         def error(status: DdiStatus) -> link.Response:
             payload = encode_response(hdr.op, status, rev=hdr.rev, sess_id=hdr.sess_id)
-            if len(payload) > request.dst_len:
-                payload = b""
             return self._respond(request, echo, payload)
 
         if spec is None:
