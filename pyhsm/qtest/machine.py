@@ -1,0 +1,131 @@
+"""Launch QEMU under ``-accel qtest`` with a qtest channel and a QMP channel.
+
+The machine is a q35 with no default devices and no guest code running: the test is the only
+"CPU". QEMU's stderr (including ``-d guest_errors`` output) goes to ``log_path``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from pyhsm.qtest.protocol import Qtest
+
+REPO = Path(__file__).resolve().parents[2]
+QEMU_BINARY = REPO / "build" / "qemu" / "qemu-system-x86_64"
+FIRMWARE_DIR = REPO / "build" / "qemu" / "firmware"
+CONNECT_TIMEOUT_S = 20.0
+HSM_DEVICE_ID = "hsm"
+HSM_QOM_PATH = f"/machine/peripheral/{HSM_DEVICE_ID}"
+
+
+class QemuMissing(RuntimeError):
+    """The QEMU binary has not been built."""
+
+
+def require_qemu(binary: Path = QEMU_BINARY) -> Path:
+    """Return ``binary`` or raise ``QemuMissing`` naming how to build it."""
+    if not binary.is_file():
+        raise QemuMissing(f"{binary} is missing: build it with `make qemu` (make test does this first)")
+    return binary
+
+
+def hsm_device_args(backend_socket: Path | str, *, serial: str | None = None, res_cnt: int | None = None,
+                    timeout_ms: int | None = None, partition: int | None = None) -> list[str]:
+    """QEMU arguments for one azihsm device (QOM id ``hsm``) linked to a backend socket."""
+    props = [f"chardev=hsm0,id={HSM_DEVICE_ID}"]
+    for name, value in (("serial", serial), ("res-cnt", res_cnt), ("backend-timeout-ms", timeout_ms),
+                        ("partition", partition)):
+        if value is not None:
+            props.append(f"{name}={value}")
+    return ["-chardev", f"socket,id=hsm0,path={backend_socket},reconnect-ms=200",
+            "-device", "azihsm," + ",".join(props)]
+
+
+class Machine:
+    """One QEMU process. Use as a context manager; ``qtest`` and ``qmp`` are live inside it."""
+
+    def __init__(self, extra_args: Sequence[str] = (), *, memory: str = "256M",
+                 binary: Path = QEMU_BINARY) -> None:
+        self._binary = require_qemu(binary)
+        self._extra_args = list(extra_args)
+        self._memory = memory
+        self._dir = Path(tempfile.mkdtemp(prefix="qt-", dir="/tmp"))
+        self.log_path = self._dir / "qemu.log"
+        self.process: subprocess.Popen | None = None
+        self._final_log = ""
+        self.qtest: Qtest
+        self.qmp: QEMUMonitorProtocol
+
+    def __enter__(self) -> Machine:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        qtest_path, qmp_path = self._dir / "qtest.sock", self._dir / "qmp.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(qtest_path))
+        listener.listen(1)
+        listener.settimeout(CONNECT_TIMEOUT_S)
+        args = [str(self._binary), "-machine", "q35", "-accel", "qtest", "-nodefaults", "-display", "none",
+                "-L", str(FIRMWARE_DIR), "-m", self._memory, "-d", "guest_errors",
+                "-qtest", f"unix:{qtest_path}", "-qmp", f"unix:{qmp_path},server=on,wait=off",
+                *self._extra_args]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        try:
+            conn, _ = listener.accept()
+        except socket.timeout:
+            raise RuntimeError(f"QEMU did not connect its qtest channel: {self.log()}") from None
+        finally:
+            listener.close()
+        self.qtest = Qtest(conn)
+        self.qtest.command("endianness")  # the first answer proves the main loop is running
+        self.qmp = QEMUMonitorProtocol(str(qmp_path))
+        self.qmp.connect()
+
+    def alive(self) -> bool:
+        """True if the process runs and answers both a qtest and a QMP command."""
+        if self.process is None or self.process.poll() is not None:
+            return False
+        try:
+            self.qtest.command("endianness")
+            return self.qmp.cmd("query-status")["status"] is not None
+        except (OSError, EOFError):
+            return False
+
+    def qom_get(self, prop: str, path: str = HSM_QOM_PATH) -> object:
+        return self.qmp.cmd("qom-get", path=path, property=prop)
+
+    def log(self) -> str:
+        """QEMU's stderr so far (or at exit, once stopped)."""
+        if self.log_path.exists():
+            return self.log_path.read_text(errors="replace")
+        return self._final_log
+
+    def stop(self) -> None:
+        """Kill QEMU and remove its sockets; the log stays readable through ``log()``."""
+        for channel in ("qmp", "qtest"):
+            if hasattr(self, channel):
+                try:
+                    getattr(self, channel).close()
+                except Exception:  # noqa: BLE001 - the channel may already be broken
+                    pass
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._final_log = self.log()
+        shutil.rmtree(self._dir, ignore_errors=True)
