@@ -32,17 +32,20 @@ def rct_cutoff(entropy_bits: float = ENTROPY_BITS_PER_SAMPLE, alpha_log2: int = 
 
 def apt_cutoff(entropy_bits: float = ENTROPY_BITS_PER_SAMPLE, alpha_log2: int = ALPHA_LOG2,
                window: int = APT_WINDOW) -> int:
-    """SP 800-90B 4.4.2: the smallest C with P[1 + Bin(W-1, 2^-H) >= C] <= alpha."""
+    """SP 800-90B 4.4.2: C = 1 + CRITBINOM(W, 2^-H, 1 - alpha), the smallest C with P[Bin(W, p) >= C] <= alpha."""
     p = 2.0 ** -entropy_bits
     alpha = 2.0 ** alpha_log2
-    n = window - 1
-    tail = 1.0
-    for c in range(1, window + 1):
-        # tail = P[Bin(n, p) >= c - 1]
-        if tail <= alpha:
-            return c
-        tail -= math.comb(n, c - 1) * p ** (c - 1) * (1 - p) ** (n - c + 1)
-    return window
+
+    def pmf(k: int) -> float:
+        log = (math.lgamma(window + 1) - math.lgamma(k + 1) - math.lgamma(window - k + 1)
+               + k * math.log(p) + ((window - k) * math.log1p(-p) if p < 1 else 0.0))
+        return math.exp(log)
+    tail = 0.0
+    for c in range(window, -1, -1):      # tail = P[Bin >= c], growing as c falls
+        tail += pmf(c)
+        if tail > alpha:
+            return c + 1
+    return 0
 
 
 RCT_CUTOFF = rct_cutoff()

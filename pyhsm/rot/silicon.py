@@ -89,11 +89,13 @@ def manufacture(serial: str, *, seed: bytes | None = None, cells: int = 8192,
                           sigma=calibrate_sigma(nominal_ber, knobs.get("skew", 0.0)), **knobs)
 
 
+_GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.hermite_e.hermegauss(96)
+
+
 def expected_ber(sigma: float, skew: float = 0.0) -> float:
     """Expected fraction of cells differing between two independent reads, for noise spread sigma."""
-    nodes, weights = np.polynomial.hermite_e.hermegauss(96)
-    p = _normal_cdf((nodes + skew) / sigma)
-    return float(np.sum(weights * 2 * p * (1 - p)) / math.sqrt(2 * math.pi))
+    p = _normal_cdf((_GAUSS_NODES + skew) / sigma)
+    return float(np.sum(_GAUSS_WEIGHTS * 2 * p * (1 - p)) / math.sqrt(2 * math.pi))
 
 
 def calibrate_sigma(nominal_ber: float, skew: float = 0.0) -> float:
@@ -101,7 +103,7 @@ def calibrate_sigma(nominal_ber: float, skew: float = 0.0) -> float:
     if not 0.0 < nominal_ber < 0.5:
         raise ValueError("nominal bit-error rate must be in (0, 0.5)")
     lo, hi = 1e-6, 1e3
-    for _ in range(200):
+    for _ in range(64):
         mid = math.sqrt(lo * hi)
         if expected_ber(mid, skew) < nominal_ber:
             lo = mid
