@@ -332,11 +332,17 @@ class Controller:
         self.admin_command(L.AdminOpcode.DELETE_CQ, dw10=qid)
         self._free_queue(self.queues.pop(qid))
 
-    def level1_abort(self, qid: int) -> set[int]:
-        """Delete SQ q, then Create SQ q on the same memory, size and CQ; return the abandoned tags."""
+    def level1_abort(self, qid: int) -> dict[int, object | None]:
+        """Delete SQ q, take the completions it produced, then Create SQ q on the same memory, size and CQ.
+
+        Returns each abandoned tag with the CQE the device posted for it on deletion (or None).
+        """
         queue = self.queues[qid]
         self.admin_command(L.AdminOpcode.DELETE_SQ, dw10=qid)
-        abandoned = set(queue.outstanding)
+        abandoned: dict[int, object | None] = dict.fromkeys(queue.outstanding)
+        abandoned.update((cid, queue.stashed.pop(cid)) for cid in list(queue.stashed) if cid in abandoned)
+        while (cqe := self.reap(queue)) is not None:
+            abandoned[cqe.cid] = cqe
         queue.outstanding.clear()
         queue.sq_tail = queue.sq_head = 0
         self._create_sq(queue)
