@@ -1626,6 +1626,10 @@ static void azihsm_link_hello_ack(AzihsmState *s, const uint8_t *body,
     result = lduw_le_p(body + 6);
     trace_azihsm_link_hello_ack(major, lduw_le_p(body + 2), credits, result);
     if (result == HELLO_ACCEPTED && major == LINK_VERSION) {
+        if (!credits) {
+            azihsm_link_protocol_error(s, "HELLO_ACK grants no credits");
+            return;
+        }
         s->credits = credits;
         s->rot_failed = false;
         azihsm_link_set_state(s, LINK_UP);
