@@ -14,12 +14,11 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from pyhsm.launcher import images, paths, report
+from pyhsm.launcher import images, paths
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.vm import Vm, VmConfig
 
 BOOT_TIMEOUT_S = 300.0
-STEP_TIMEOUT_S = 300.0
 
 
 @pytest.fixture(scope="session")
@@ -85,32 +84,3 @@ def boot_vm(guest_images: images.GuestImages, hsm_qemu: Path, backend: BackendPr
         print(f"--- console of {vm.config.workdir.name}:\n"
               f"{vm.config.console_log.read_text(errors='replace') if vm.config.console_log.exists() else ''}")
         vm.kill()
-
-
-def next_step(vm: Vm, timeout: float = STEP_TIMEOUT_S) -> dict[str, Any]:
-    """The guest's next ``step`` event (``done`` before it fails the test)."""
-    event = vm.next_event(timeout)
-    while event["event"] not in ("step", "done"):
-        event = vm.next_event(timeout)
-    if event["event"] == "done":
-        pytest.fail(f"guest workload ended before the expected step: {event}")
-    return event
-
-
-def expect_ok(event: dict[str, Any], name: str) -> dict[str, Any]:
-    """Assert ``event`` is step ``name`` and passed; returns its detail."""
-    assert event["name"] == name, f"expected step {name!r}, got {event}"
-    assert event["result"] == report.OK, f"step {name!r} {event['result']}: {event.get('error')}"
-    return event["detail"]
-
-
-def run_to_done(vm: Vm, timeout: float = STEP_TIMEOUT_S) -> tuple[list[dict[str, Any]], dict]:
-    """All step events until ``done``, and the ``done`` event."""
-    steps: list[dict[str, Any]] = []
-    done = vm.wait_for("done", timeout, lambda e: steps.append(e) if e["event"] == "step" else None)
-    return steps, done
-
-
-def assert_all_ok(steps: list[dict[str, Any]], done: dict[str, Any]) -> None:
-    bad = [f"{s['name']}: {s['result']} {s.get('error', '')}" for s in steps if s["result"] != report.OK]
-    assert not bad and done["ok"], f"guest steps not ok: {bad or done}"

@@ -10,17 +10,9 @@ import hashlib
 import os
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from pyhsm.ddi.types import EccCurve
-
-from pyhsm.launcher.workloads import Context, Step, Workload
-from pyhsm.launcher.workloads.device import call, close_client, driver_bound
-
-# The partition's one credential (ddi.md 2.4) and owner backup key: fixed test values, not secrets.
-APP_ID = bytes.fromhex("5a1e0f3c7b2d4e6f8a9b0c1d2e3f4a5b")
-APP_PIN = bytes.fromhex("70696e2d6f662d7468652d6775657374")
-BK3 = bytes(range(48))
+from pyhsm.launcher.workloads import Context, Step, Workload, credential
+from pyhsm.launcher.workloads.device import close_client, driver_bound, open_client
 
 
 def _text(value: Any) -> Any:
@@ -37,53 +29,42 @@ def _text(value: Any) -> Any:
 
 
 def get_api_rev(context: Context) -> dict[str, Any]:
-    return {"api_rev": _text(call(context, "get_api_rev"))}
+    return {"api_rev": _text(open_client(context).get_api_rev())}
 
 
 def get_device_info(context: Context) -> dict[str, Any]:
-    return {"device_info": _text(call(context, "get_device_info"))}
+    return {"device_info": _text(open_client(context).get_device_info())}
 
 
 def establish_credential(context: Context) -> dict[str, Any]:
-    """Provision the partition, unless a kept backend state (--state) already did."""
-    from pyhsm.client import DdiError
-    try:
-        call(context, "get_session_encryption_key")
-        return {"credential": "already established (kept backend state)"}
-    except DdiError as exc:
-        if exc.name != "CredentialsNotEstablished":
-            raise
-    pota = ec.generate_private_key(ec.SECP384R1())
-    masked_bk3 = call(context, "init_bk3", BK3)
-    bmk = call(context, "establish_credential", APP_ID, APP_PIN, masked_bk3, pota)
-    return {"credential": "established", "bmk_bytes": len(bmk)}
+    return credential.ensure_established(open_client(context))
 
 
 def open_session(context: Context) -> dict[str, Any]:
-    opened = call(context, "open_session", APP_ID, APP_PIN)
+    opened = open_client(context).open_session(credential.APP_ID, credential.APP_PIN)
     return {"session_id": opened.sess_id}
 
 
 def generate_key(context: Context) -> dict[str, Any]:
-    key = call(context, "ecc_generate_key_pair", EccCurve.P384)
+    key = open_client(context).ecc_generate_key_pair(EccCurve.P384)
     context["key_id"], context["public_der"] = key.private_key_id, key.pub_key.der
     return {"key_id": key.private_key_id}
 
 
 def sign_digest(context: Context) -> dict[str, Any]:
     digest = hashlib.sha384(b"pyhsm default workload " + os.urandom(16)).digest()
-    signature = call(context, "ecc_sign", context["key_id"], digest)
+    signature = open_client(context).ecc_sign(context["key_id"], digest)
     return {"digest": digest.hex(), "signature": bytes(signature).hex(),
             "public_key_der": bytes(context["public_der"]).hex()}
 
 
 def attest_key(context: Context) -> dict[str, Any]:
-    report = call(context, "attest_key", context["key_id"], os.urandom(128))
+    report = open_client(context).attest_key(context["key_id"], os.urandom(128))
     return {"report_bytes": len(report)}
 
 
 def close_session(context: Context) -> dict[str, Any]:
-    call(context, "close_session")
+    open_client(context).close_session()
     return {}
 
 

@@ -42,30 +42,27 @@ def driver_bound(context: Context) -> dict[str, Any]:
     return {"pci": bound[0], "node": nodes[0]}
 
 
+def open_new_client(context: Context) -> Any:
+    """A new HsmClient on its own descriptor of ``context['node']``; the caller closes it."""
+    try:
+        from pyhsm.client import HsmClient
+        from pyhsm.client.ioctl_transport import IoctlTransport
+    except ImportError as exc:
+        raise NotAvailable(f"client library: {exc}") from None
+    return HsmClient(IoctlTransport(context["node"]))
+
+
 def open_client(context: Context) -> Any:
-    """The HsmClient over the ioctl transport on ``context['node']`` (opened once, kept)."""
+    """The workload's HsmClient on ``context['node']`` (opened once, closed by ``close_client``)."""
     if "client" not in context:
-        try:
-            from pyhsm.client import HsmClient
-            from pyhsm.client.ioctl_transport import IoctlTransport
-        except ImportError as exc:
-            raise NotAvailable(f"client library: {exc}") from None
-        context["client"] = HsmClient(IoctlTransport(context["node"]))
+        context["client"] = open_new_client(context)
     return context["client"]
-
-
-def call(context: Context, method: str, *args: Any, **kwargs: Any) -> Any:
-    """``HsmClient.<method>(...)``; ``NotAvailable`` when the client has no such method yet."""
-    client = open_client(context)
-    if not hasattr(client, method):
-        raise NotAvailable(f"HsmClient.{method} is not implemented yet")
-    return getattr(client, method)(*args, **kwargs)
 
 
 def close_client(context: Context) -> None:
     client = context.pop("client", None)
     if client is not None:
         try:
-            client.close()
+            client.transport.close()
         except Exception as exc:  # cleanup must not hide the workload's result
             print(f"pyhsm-guest: closing the client failed: {exc}", flush=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from pyhsm.launcher.workloads import Context, Step, Workload
-from pyhsm.launcher.workloads.device import call, close_client, driver_bound
+from pyhsm.launcher.workloads.device import close_client, driver_bound, open_client
 
 
 def get_api_rev(context: Context) -> dict[str, Any]:
-    rev = call(context, "get_api_rev")
+    rev = open_client(context).get_api_rev()
     return {"api_rev": str(rev)}
 
 

@@ -1,0 +1,25 @@
+"""The guest's partition credential (ddi.md 2.4): fixed test values, not secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+APP_ID = bytes.fromhex("5a1e0f3c7b2d4e6f8a9b0c1d2e3f4a5b")
+APP_PIN = bytes.fromhex("70696e2d6f662d7468652d6775657374")
+BK3 = bytes(range(48))
+
+
+def ensure_established(client: Any) -> dict[str, Any]:
+    """Provision the partition with the credential unless it already is (kept backend state)."""
+    from pyhsm.client import DdiError
+    try:
+        client.get_session_encryption_key()
+        return {"credential": "already established"}
+    except DdiError as exc:
+        if exc.name != "CredentialsNotEstablished":
+            raise
+    pota = ec.generate_private_key(ec.SECP384R1())
+    bmk = client.establish_credential(APP_ID, APP_PIN, client.init_bk3(BK3), pota)
+    return {"credential": "established", "bmk_bytes": len(bmk)}

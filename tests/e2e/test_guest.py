@@ -1,0 +1,89 @@
+"""End-to-end: the guest kernel, azihsm.ko, the QEMU device and the backend together, under TCG."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from pyhsm.launcher import report
+from pyhsm.launcher.backend import BackendProcess
+from pyhsm.launcher.images import GuestImages
+from pyhsm.launcher.session import RunOptions, run
+from pyhsm.launcher.vm import HSM_ID, Vm, hsm_device_args
+
+from e2e_events import assert_all_ok, expect_ok, next_step, run_to_done
+
+pytestmark = [pytest.mark.guest, pytest.mark.qemu]
+
+DRIVER_TIMEOUT_S = 6.0   # azihsm's abort_timeout_in_sec default (and minimum)
+
+
+def test_guest_boots_and_the_driver_binds(boot_vm: Callable[..., Vm]) -> None:
+    vm = boot_vm("boot", serial="AZIHSM-E2E-BOOT", guest_cmd="lspci -nn -d 1414:c003 && dmesg")
+    events = run_to_done(vm)
+    details = assert_all_ok(events)
+    assert details["driver bound"]["node"] == "/dev/azihsm0"
+    [cmd] = [e for e in events if e["event"] == "cmd"]
+    assert cmd["rc"] == 0, "lspci/dmesg failed in the guest"
+    console = vm.config.console_log.read_text(errors="replace")
+    assert "[1414:c003]" in console, "lspci in the guest does not list the HSM"
+    assert "serial 'AZIHSM-E2E-BOOT'" in console, "the driver did not log the device's serial"
+
+
+def test_pyhsm_run_default_workload_passes(guest_images: GuestImages, hsm_qemu: Path) -> None:
+    lines: list[str] = []
+    status = run(RunOptions(accel="tcg"), out=lines.append)
+    assert status == 0, "\n".join(lines)
+    summary = "\n".join(lines)
+    for step in ("guest: sign digest", "host: verify signature", "guest: attest key",
+                 "after reset: guest: GetApiRev"):
+        assert f"{report.OK:<11}" in next(line for line in lines if line.endswith(step) or
+                                         f"  {step}  " in line), summary
+
+
+def test_closing_a_descriptor_frees_its_session(boot_vm: Callable[..., Vm]) -> None:
+    assert_all_ok(run_to_done(boot_vm("fd_close")))
+
+
+def test_backend_crash_fails_commands_in_time_and_restart_recovers(
+        boot_vm: Callable[..., Vm], backend: BackendProcess) -> None:
+    vm = boot_vm("backend_kill")
+    expect_ok(next_step(vm), "driver bound")
+    expect_ok(next_step(vm), "GetApiRev before the kill")
+    backend.kill()
+    failed = expect_ok(next_step(vm), "GetApiRev fails while the backend is down")
+    assert failed["failing_call_s"] <= DRIVER_TIMEOUT_S + 2.0, failed
+    backend.start()
+    expect_ok(next_step(vm), "GetApiRev works after the restart")
+    done = vm.wait_for("done", 60)
+    assert done["ok"], "the guest agent did not finish cleanly after the backend came back"
+
+
+def test_hot_unplug_and_replug_of_the_hsm(boot_vm: Callable[..., Vm]) -> None:
+    vm = boot_vm("hotplug")
+    expect_ok(next_step(vm), "driver bound")
+    vm.qmp("device_del", id=HSM_ID)
+    expect_ok(next_step(vm), "unbound after device_del")
+    deadline = time.monotonic() + 30
+    while vm.hsm_functions():
+        assert time.monotonic() < deadline, "QEMU still lists the HSM 30 s after the guest let go"
+        time.sleep(0.2)
+    vm.qmp("device_add", **hsm_device_args(vm.config))
+    for step in ("bound after device_add", "GetApiRev on the new device", "kernel log clean"):
+        expect_ok(next_step(vm), step)
+    assert vm.wait_for("done", 60)["ok"]
+
+
+def test_two_vms_on_one_backend_have_separate_partitions(boot_vm: Callable[..., Vm]) -> None:
+    first = boot_vm("isolation", name="vm-a", serial="AZIHSM-E2E-000A")
+    second = boot_vm("isolation", name="vm-b", serial="AZIHSM-E2E-000B")
+    assert first.qmp("query-status")["status"] == "running"
+    details = [assert_all_ok(run_to_done(vm)) for vm in (first, second)]
+    for detail in details:
+        assert detail["establish credential"]["credential"] == "established", \
+            "a VM found its partition already provisioned: partitions are shared"
+    keys = [d["create key with the shared tag"]["public_sha256"] for d in details]
+    assert keys[0] != keys[1]
