@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 QEMU   := $(BUILD)/qemu/qemu-system-x86_64
 export QEMU_SRC
 
-.PHONY: all deps qemu images test bench run clean help
+.PHONY: all deps qemu firmware images test bench run clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -17,9 +17,11 @@ help:
 	@echo "make bench  run the benchmarks (prints ratios against anchors measured in the same run)"
 	@echo "make deps   install Debian packages and the Python environment ($(VENV))"
 	@echo "make qemu   build $(QEMU) (QEMU_SRC=DIR to use your own QEMU 10.0 tree)"
+	@echo "make firmware  build the HSM firmware stage images ($(BUILD)/images/firmware)"
+	@echo "make images build the guest kernel, initramfs and root filesystem ($(BUILD)/images)"
 	@echo "make clean  remove $(BUILD)/"
 
-all: qemu
+all: qemu firmware images
 
 deps: $(BUILD)/.deps
 $(BUILD)/.deps: scripts/deps.sh scripts/build-requirements.txt pyproject.toml
@@ -30,16 +32,19 @@ $(BUILD)/.deps: scripts/deps.sh scripts/build-requirements.txt pyproject.toml
 qemu: deps
 	VENV=$(abspath $(VENV)) scripts/build-qemu.sh
 
+firmware: deps
+	$(MAKE) -C images/firmware PY=$(abspath $(PY))
+
 images: deps
 	$(PY) images/build.py
 
-test: deps qemu
+test: deps qemu firmware images
 	$(VENV)/bin/pytest -ra
 
-bench: deps qemu
+bench: deps qemu firmware images
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-run: deps qemu
+run: deps qemu firmware images
 	$(VENV)/bin/pyhsm run
 
 clean:

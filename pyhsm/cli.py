@@ -12,6 +12,8 @@ from pyhsm import __version__
 # Modules that add sub-commands; each has ``register(subparsers)``.
 COMMAND_MODULES = (
     "pyhsm.server",
+    "pyhsm.launcher.commands",
+    "pyhsm.rot.commands",
 )
 
 
