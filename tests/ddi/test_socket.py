@@ -1,0 +1,92 @@
+"""The client through SocketTransport and the real link server (pyhsm.server.Backend) to DDI partitions."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+from backend_main import make_backend
+from conftest import APP_ID, BK3, PIN
+from cryptography.hazmat.primitives.asymmetric import ec
+from test_keys_crypto import expect
+
+from pyhsm import link
+from pyhsm.client import HsmClient
+from pyhsm.client.socket_transport import SocketTransport
+from pyhsm.ddi.status import DdiStatus as S
+from pyhsm.ddi.types import AesKeySize, EccCurve
+
+
+@pytest.fixture
+def socket_path(tmp_path: Path):
+    path = tmp_path / "hsm.sock"
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(make_backend(tmp_path / "state").serve(path, ready=ready.set))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    assert ready.wait(10), "backend did not start"
+    yield path
+
+    async def stop() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def test_full_flow_over_the_socket(socket_path: Path) -> None:
+    transport = SocketTransport(socket_path, serial="SOCK-0001")
+    c = HsmClient(transport)
+    assert c.get_api_rev().max.major == 1
+    c.establish_credential(APP_ID, PIN, c.init_bk3(BK3), ec.generate_private_key(ec.SECP384R1()))
+    c.open_session(APP_ID, PIN)
+    key = c.ecc_generate_key_pair(EccCurve.P384, tag=1)
+    assert len(c.ecc_sign(key.private_key_id, bytes(48))) == 96
+    c.close_session()
+    expect(S.FileHandleNoExistingSession, c.open_key, 1)
+    transport.reset(link.ResetKind.FUNCTION)
+    transport.close()
+
+
+def test_concurrent_sessions_share_one_connection(socket_path: Path) -> None:
+    transport = SocketTransport(socket_path, serial="SOCK-0002")
+    first = HsmClient(transport)
+    first.establish_credential(APP_ID, PIN, first.init_bk3(BK3), ec.generate_private_key(ec.SECP384R1()))
+    clients = [HsmClient(transport) for _ in range(8)]
+    for c in clients:
+        c.open_session(APP_ID, PIN)
+    keys = [c.aes_generate_key(AesKeySize.Aes256, session_only=True) for c in clients]
+    errors: list[BaseException] = []
+
+    def work(c: HsmClient, key_id: int) -> None:
+        try:
+            for _ in range(20):
+                c.aes_encrypt_decrypt(key_id, 1, bytes(64), bytes(16))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(c, k.key_id)) for c, k in zip(clients, keys)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert sorted(c.session_id for c in clients) == list(range(8))
+    transport.close()
+
+
+def test_second_connection_for_the_same_device_is_refused(socket_path: Path) -> None:
+    first = SocketTransport(socket_path, serial="SOCK-0003")
+    with pytest.raises(ConnectionRefusedError):
+        SocketTransport(socket_path, serial="SOCK-0003")
+    first.close()
