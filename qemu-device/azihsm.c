@@ -779,27 +779,17 @@ static uint32_t azihsm_next_msg_id(AzihsmState *s)
     return id;
 }
 
-/* Read @len bytes from a two-page PRP pair. */
-static MemTxResult azihsm_prp_read(AzihsmState *s, const uint64_t prp[2],
-                                   uint8_t *buf, uint32_t len)
+/* Move @len bytes to or from a two-page PRP pair (PRP2 only past 4 KiB). */
+static MemTxResult azihsm_prp_rw(AzihsmState *s, const uint64_t prp[2],
+                                 uint8_t *buf, uint32_t len, DMADirection dir)
 {
     uint32_t first = MIN(len, AZIHSM_PAGE_SIZE);
-    MemTxResult r = pci_dma_read(PCI_DEVICE(s), prp[0], buf, first);
+    MemTxResult r = pci_dma_rw(PCI_DEVICE(s), prp[0], buf, first, dir,
+                               MEMTXATTRS_UNSPECIFIED);
 
     if (r == MEMTX_OK && len > first) {
-        r = pci_dma_read(PCI_DEVICE(s), prp[1], buf + first, len - first);
-    }
-    return r;
-}
-
-static MemTxResult azihsm_prp_write(AzihsmState *s, const uint64_t prp[2],
-                                    const uint8_t *buf, uint32_t len)
-{
-    uint32_t first = MIN(len, AZIHSM_PAGE_SIZE);
-    MemTxResult r = pci_dma_write(PCI_DEVICE(s), prp[0], buf, first);
-
-    if (r == MEMTX_OK && len > first) {
-        r = pci_dma_write(PCI_DEVICE(s), prp[1], buf + first, len - first);
+        r = pci_dma_rw(PCI_DEVICE(s), prp[1], buf + first, len - first, dir,
+                       MEMTXATTRS_UNSPECIFIED);
     }
     return r;
 }
@@ -892,7 +882,8 @@ static void azihsm_hsm_submit(AzihsmState *s, AzihsmSQ *sq,
     }
     if (status == ST_SUCCESS) {
         payload = g_malloc(MAX(cmd.src_len, 1));
-        if (azihsm_prp_read(s, cmd.src_prp, payload, cmd.src_len)) {
+        if (azihsm_prp_rw(s, cmd.src_prp, payload, cmd.src_len,
+                          DMA_DIRECTION_TO_DEVICE)) {
             status = ST_DATA_TRANSFER;
         }
     }
@@ -941,7 +932,7 @@ static void azihsm_hsm_submit(AzihsmState *s, AzihsmSQ *sq,
 
 /* A RESPONSE frame arrived: finish its request. */
 static void azihsm_hsm_response(AzihsmState *s, uint32_t msg_id,
-                                const uint8_t *body, uint32_t len)
+                                uint8_t *body, uint32_t len)
 {
     AzihsmRequest *r = azihsm_req_find(s, msg_id);
     AzihsmSQ *sq;
@@ -978,7 +969,8 @@ static void azihsm_hsm_response(AzihsmState *s, uint32_t msg_id,
         azihsm_req_fail(s, r, ST_BACKEND_PROTOCOL);
         return;
     }
-    if (azihsm_prp_write(s, r->dst_prp, body + LINK_RSP_FIXED, byte_count)) {
+    if (azihsm_prp_rw(s, r->dst_prp, body + LINK_RSP_FIXED,
+                      byte_count, DMA_DIRECTION_FROM_DEVICE)) {
         qemu_log_mask(LOG_GUEST_ERROR, "azihsm: response DMA to 0x%" PRIx64
                       " failed\n", r->dst_prp[0]);
         azihsm_req_fail(s, r, ST_DATA_TRANSFER);
