@@ -161,16 +161,20 @@ def count_reconstruction_failures(thresholds: np.ndarray, offset: np.ndarray, me
     every block. Returns, per trial, how many blocks decoded to a message other than the enrolled one."""
     n_cells = thresholds.shape[0]
     failures = np.zeros(trials, dtype=np.int32)
-    for t in numba.prange(trials):
+    chunks = min(trials, 256)
+    for chunk in numba.prange(chunks):
         f = np.empty(RM_N, dtype=np.int32)
         noise = np.empty(n_cells, dtype=np.uint32)
-        fill_noise(seed, t, noise)
-        word = puf_read(thresholds, noise) ^ offset
-        bad = 0
-        for b in range(messages.shape[0]):
-            if _decode_block(word[b * RM_N:(b + 1) * RM_N], f) != messages[b]:
-                bad += 1
-        failures[t] = bad
+        word = np.empty(n_cells, dtype=np.uint8)
+        for t in range(chunk * trials // chunks, (chunk + 1) * trials // chunks):
+            fill_noise(seed, t, noise)
+            for c in range(n_cells):
+                word[c] = (np.uint8(1) if noise[c] < thresholds[c] else np.uint8(0)) ^ offset[c]
+            bad = 0
+            for b in range(messages.shape[0]):
+                if _decode_block(word[b * RM_N:(b + 1) * RM_N], f) != messages[b]:
+                    bad += 1
+            failures[t] = bad
     return failures
 
 
