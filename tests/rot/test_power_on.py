@@ -7,7 +7,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pyhsm.identity import DeviceIdentity
 from pyhsm.rot import RootOfTrustFailure, device, dice, firmware, power_on, verify
 from pyhsm.rot.silicon import Conditions
 
@@ -28,7 +27,7 @@ def spki(cert_der: bytes) -> bytes:
 def test_first_power_on_manufactures_and_enrols(tmp_path, firmware_dir):
     ident = power_on(tmp_path / "dev", firmware_dir, serial="SN-1")
     for member in ("serial", "at_rest_key", "certificate_chain", "attestation_key"):
-        assert hasattr(ident, member) and member in dir(DeviceIdentity)
+        assert hasattr(ident, member)
     assert ident.serial == "SN-1"
     for name in ("silicon.json", "nv.json", "chain.pem", "chain-mldsa87.pem"):
         assert (tmp_path / "dev" / name).is_file()
