@@ -41,6 +41,7 @@ class VmConfig:
     after_reset_workload: str = "reset_check"
     guest_cmd: str | None = None
     interactive: bool = False           # console on workdir/console.sock; a shell after the workload
+    tpm_socket: Path | None = None      # swtpm control socket: adds a tpm-crb TPM 2.0
     qemu: Path = paths.QEMU
 
     @property
@@ -93,6 +94,9 @@ def qemu_argv(config: VmConfig) -> list[str]:
             "-device", f"pcie-root-port,id={HSM_PORT},chassis=1,slot=1",
             "-device", ",".join(f"{k}={v}" if k != "driver" else v
                                 for k, v in hsm_device_args(config).items())]
+    if config.tpm_socket:
+        argv += ["-chardev", f"socket,id=tpmctrl,path={config.tpm_socket}",
+                 "-tpmdev", "emulator,id=tpm0,chardev=tpmctrl", "-device", "tpm-crb,tpmdev=tpm0"]
     if config.firmware == "ovmf":
         variables = config.workdir / "OVMF_VARS_4M.fd"
         shutil.copyfile(paths.OVMF_VARS, variables)
