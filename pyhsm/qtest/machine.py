@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -79,7 +80,7 @@ class Machine:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(qtest_path))
         listener.listen(1)
-        listener.settimeout(CONNECT_TIMEOUT_S)
+        listener.settimeout(0.1)
         args = [str(self._binary), "-machine", "q35", "-accel", "qtest", "-nodefaults", "-display", "none",
                 "-L", str(FIRMWARE_DIR), "-m", self._memory, "-d", "guest_errors",
                 "-qtest", f"unix:{qtest_path}", "-qmp", f"unix:{qmp_path},server=on,wait=off",
@@ -87,15 +88,31 @@ class Machine:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
-            conn, _ = listener.accept()
-        except socket.timeout:
-            raise RuntimeError(f"QEMU did not connect its qtest channel: {self.log()}") from None
+            conn = self._accept(listener)
         finally:
             listener.close()
         self.qtest = Qtest(conn)
-        self.qtest.command("endianness")  # the first answer proves the main loop is running
+        try:
+            self.qtest.command("endianness")  # the first answer proves the main loop is running
+        except OSError:
+            self.process.wait(5)
+            raise RuntimeError(f"QEMU exited during start-up; its output:\n{self.log()}") from None
         self.qmp = QEMUMonitorProtocol(str(qmp_path))
         self.qmp.connect()
+
+    def _accept(self, listener: socket.socket) -> socket.socket:
+        """Wait for QEMU's qtest connection; fail at once if QEMU exits (bad arguments, missing device)."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                if self.process.poll() is not None:
+                    break
+                continue
+            conn.settimeout(None)
+            return conn
+        raise RuntimeError(f"QEMU did not connect its qtest channel; its output:\n{self.log()}")
 
     def alive(self) -> bool:
         """True if the process runs and answers both a qtest and a QMP command."""
