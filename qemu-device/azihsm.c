@@ -331,47 +331,43 @@ static uint32_t azihsm_aes_queue_count(AzihsmState *s)
     return 2 * s->res_cnt;
 }
 
-/* Slot index of an I/O qid the controller may create, or -1. */
-static int azihsm_io_slot(AzihsmState *s, uint16_t qid)
+/* Slot of @qid in the queue arrays, or -1 if no queue can have that qid. */
+static int azihsm_slot(uint16_t qid)
 {
-    if (qid >= AZIHSM_HSM_QID_FIRST &&
-        qid < AZIHSM_HSM_QID_FIRST + azihsm_hsm_queue_count(s)) {
-        return qid;
+    switch (azihsm_qid_kind(qid)) {
+    case QK_ADMIN:
+        return 0;
+    case QK_HSM:
+        return qid <= AZIHSM_MAX_HSM_QUEUES ? qid : -1;
+    default:
+        return qid - AZIHSM_AES_QID_FIRST < AZIHSM_MAX_AES_QUEUES ?
+               1 + AZIHSM_MAX_HSM_QUEUES + qid - AZIHSM_AES_QID_FIRST : -1;
     }
-    if (qid >= AZIHSM_AES_QID_FIRST &&
-        qid < AZIHSM_AES_QID_FIRST + azihsm_aes_queue_count(s)) {
-        return 1 + AZIHSM_MAX_HSM_QUEUES + (qid - AZIHSM_AES_QID_FIRST);
-    }
-    return -1;
 }
 
-/* Slot of any existing-or-possible qid (admin included), or -1. */
-static int azihsm_slot(AzihsmState *s, uint16_t qid)
+/* True if Create may use I/O qid @qid under the current resource count. */
+static bool azihsm_qid_creatable(AzihsmState *s, uint16_t qid)
 {
-    if (qid == 0) {
-        return 0;
+    switch (azihsm_qid_kind(qid)) {
+    case QK_HSM:
+        return qid - AZIHSM_HSM_QID_FIRST < azihsm_hsm_queue_count(s);
+    case QK_AES:
+        return qid - AZIHSM_AES_QID_FIRST < azihsm_aes_queue_count(s);
+    default:
+        return false;
     }
-    if (qid >= AZIHSM_HSM_QID_FIRST &&
-        qid < AZIHSM_HSM_QID_FIRST + AZIHSM_MAX_HSM_QUEUES) {
-        return qid;
-    }
-    if (qid >= AZIHSM_AES_QID_FIRST &&
-        qid < AZIHSM_AES_QID_FIRST + AZIHSM_MAX_AES_QUEUES) {
-        return 1 + AZIHSM_MAX_HSM_QUEUES + (qid - AZIHSM_AES_QID_FIRST);
-    }
-    return -1;
 }
 
 static AzihsmSQ *azihsm_find_sq(AzihsmState *s, uint16_t qid)
 {
-    int slot = azihsm_slot(s, qid);
+    int slot = azihsm_slot(qid);
 
     return slot >= 0 && s->sq[slot].created ? &s->sq[slot] : NULL;
 }
 
 static AzihsmCQ *azihsm_find_cq(AzihsmState *s, uint16_t qid)
 {
-    int slot = azihsm_slot(s, qid);
+    int slot = azihsm_slot(qid);
 
     return slot >= 0 && s->cq[slot].created ? &s->cq[slot] : NULL;
 }
@@ -1112,11 +1108,12 @@ static int azihsm_create_checks(AzihsmState *s, AzihsmAdminCmd *cmd,
 {
     uint16_t qid = cmd->dw10 & 0xffff;
     uint32_t qsize = cmd->dw10 >> 16;          /* 0-based */
-    int slot = azihsm_io_slot(s, qid);
+    int slot = azihsm_slot(qid);
     const AzihsmQueueFormat *fmt;
     uint32_t entry;
 
-    if (slot < 0 || (is_cq ? s->cq[slot].created : s->sq[slot].created)) {
+    if (!azihsm_qid_creatable(s, qid) ||
+        (is_cq ? s->cq[slot].created : s->sq[slot].created)) {
         return -ST_INVALID_QID;
     }
     if (qsize == 0 || qsize + 1 > AZIHSM_MAX_QSIZE) {
