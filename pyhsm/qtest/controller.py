@@ -249,8 +249,9 @@ class Controller:
         queue.outstanding.add(cid)
         self.ring(L.sq_doorbell(queue.qid), queue.sq_tail)
 
-    def reap(self, queue: Queue):
-        """Consume the next CQE if the device posted one (phase differs): advance head, ring, take sqhd."""
+    def reap(self, queue: Queue, ring: bool = True):
+        """Consume the next CQE if the device posted one (phase differs): advance head, take sqhd, and
+        (unless ``ring`` is False, to hold CQ space back from the device) ring the CQ head doorbell."""
         raw = self.qtest.read(queue.cq_base + queue.cq_head * queue.cqe_size, queue.cqe_size)
         cqe = queue.cqe_type.unpack(raw)
         if cqe.phase == queue.phase:
@@ -258,7 +259,8 @@ class Controller:
         queue.cq_head += 1
         if queue.cq_head == queue.size:
             queue.cq_head, queue.phase = 0, queue.phase ^ 1
-        self.ring(L.cq_doorbell(queue.qid), queue.cq_head)
+        if ring:
+            self.ring(L.cq_doorbell(queue.qid), queue.cq_head)
         queue.sq_head = cqe.sqhd
         queue.outstanding.discard(cqe.cid)
         return cqe

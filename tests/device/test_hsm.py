@@ -170,3 +170,24 @@ def test_aes_commands_complete_not_supported(rig):
     assert cqe.status == link.Status.NOT_SUPPORTED and cqe.err != 0
     assert ctrl.msix.take(L.AES_FIRST_VECTOR)
     assert rig.backend.requests == []
+
+
+def test_full_cq_holds_completions_until_the_head_doorbell(rig):
+    ctrl, backend = rig.ctrl, rig.backend
+    queue = ctrl.queues[1]
+    first = [ctrl.submit_hsm(1, bytes([i])) for i in range(queue.size - 1)]  # fills the CQ exactly
+    taken = []
+    assert backend.wait_for(lambda: (cqe := ctrl.reap(queue, ring=False)) is None or taken.append(cqe)
+                            or len(taken) == len(first), 10)
+    assert sorted(c.cid for c in taken) == sorted(first)
+    # The host has read every CQE but told the device nothing: the CQ is full from its side.
+    held_head = queue.cq_head
+    more = [ctrl.submit_hsm(1, f"late{i}".encode()) for i in range(3)]
+    assert backend.wait_for(lambda: len(backend.requests) == len(first) + 3)
+    assert not backend.wait_for(lambda: ctrl.reap(queue, ring=False) is not None, 0.3), \
+        "the device posted into a full CQ"
+    assert queue.cq_head == held_head
+    ctrl.ring(L.cq_doorbell(1), queue.cq_head)
+    results = [ctrl.wait_hsm(1, cid) for cid in more]
+    assert [r.payload for r in results] == [f"echo:late{i}".encode() for i in range(3)]
+    rig.assert_alive()
