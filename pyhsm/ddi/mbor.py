@@ -35,8 +35,8 @@ class Reader:
         self.pos += n
         return chunk
 
-    def peek(self, n: int) -> bytes:
-        return bytes(self.data[self.pos:self.pos + n])
+    def next_is(self, prefix: bytes) -> bool:
+        return self.data[self.pos:self.pos + len(prefix)] == prefix
 
     def at_end(self) -> bool:
         return self.pos == len(self.data)
@@ -52,22 +52,26 @@ class MborType:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
 class UInt(MborType):
-    marker: int
-    width: int
+    _FORMATS = {1: ">BB", 2: ">BH", 4: ">BI", 8: ">BQ"}
+
+    def __init__(self, marker: int, width: int) -> None:
+        self.marker, self.width = marker, width
+        self._layout = struct.Struct(self._FORMATS[width])
 
     def encode(self, out: bytearray, value: Any) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << (8 * self.width):
-            raise MborError(f"{value!r} does not fit in u{8 * self.width}")
-        out.append(self.marker)
-        out += value.to_bytes(self.width, "big")
+        if type(value) is not int and (not isinstance(value, int) or isinstance(value, bool)):
+            raise MborError(f"{value!r} is not an unsigned integer")
+        try:
+            out += self._layout.pack(self.marker, value)
+        except struct.error:
+            raise MborError(f"{value} does not fit in u{8 * self.width}") from None
 
     def decode(self, reader: Reader) -> int:
-        marker = reader.take(1)[0]
+        marker, value = self._layout.unpack(reader.take(self._layout.size))
         if marker != self.marker:
             raise MborError(f"expected u{8 * self.width} marker 0x{self.marker:02X}, got 0x{marker:02X}")
-        return int.from_bytes(reader.take(self.width), "big")
+        return value
 
 
 class Bool(MborType):
@@ -135,6 +139,11 @@ class Field:
     type: MborType
     optional: bool = False
 
+    @property
+    def key(self) -> bytes:
+        """The encoded field id: ``18 id``."""
+        return bytes((0x18, self.id))
+
 
 class Struct(MborType):
     """A map of numbered fields; ``cls`` is the dataclass holding a decoded value."""
@@ -147,6 +156,7 @@ class Struct(MborType):
             raise ValueError(f"{name}: field ids must be contiguous")
         self.name = name
         self.fields = fields
+        self._keyed = [(f, f.key) for f in fields]
         spec = [(f.name, Any, dataclasses.field(default=None)) if f.optional else (f.name, Any)
                 for f in fields]
         spec.sort(key=lambda item: len(item) == 3)  # required attributes first
@@ -162,13 +172,13 @@ class Struct(MborType):
     def encode(self, out: bytearray, value: Any) -> None:
         if not isinstance(value, self.cls):
             raise MborError(f"{self.name}: expected {self.cls.__name__}, got {type(value).__name__}")
-        present = [(f, getattr(value, f.name)) for f in self.fields]
-        present = [(f, v) for f, v in present if v is not None or not f.optional]
+        present = [(f, key, getattr(value, f.name)) for f, key in self._keyed]
+        present = [item for item in present if item[2] is not None or not item[0].optional]
         out.append(0xA0 | len(present))
-        for f, v in present:
+        for f, key, v in present:
             if v is None:
                 raise MborError(f"{self.name}.{f.name} is required")
-            U8.encode(out, f.id)
+            out += key
             f.type.encode(out, v)
 
     def decode(self, reader: Reader) -> Any:
@@ -177,14 +187,14 @@ class Struct(MborType):
             raise MborError(f"{self.name}: expected a map header, got 0x{header:02X}")
         remaining = header & 0x1F
         values: dict[str, Any] = {}
-        for f in self.fields:
-            if f.optional and (remaining == 0 or reader.peek(2) != bytes([0x18, f.id])):
+        for f, key in self._keyed:
+            if f.optional and (remaining == 0 or not reader.next_is(key)):
                 continue
             if remaining == 0:
                 raise MborError(f"{self.name}: map ends before required field {f.name}")
-            key = reader.take(2)
-            if key != bytes([0x18, f.id]):
-                raise MborError(f"{self.name}: expected field id {f.id} ({f.name}), got {key.hex()}")
+            got = reader.take(2)
+            if got != key:
+                raise MborError(f"{self.name}: expected field id {f.id} ({f.name}), got {got.hex()}")
             values[f.name] = f.type.decode(reader)
             remaining -= 1
         if remaining:
