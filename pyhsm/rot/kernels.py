@@ -71,7 +71,7 @@ def _decode_block(word: np.ndarray, f: np.ndarray) -> np.uint8:
     Ties go to the smallest linear part ``u`` (the same rule as the reference's first argmax).
     """
     for x in range(RM_N):
-        f[x] = 1 - 2 * np.int32(word[x])
+        f[x] = 1 - 2 * np.int16(word[x])
     h = 1
     while h < RM_N:
         for i in range(0, RM_N, 2 * h):
@@ -95,7 +95,7 @@ def _decode_block(word: np.ndarray, f: np.ndarray) -> np.uint8:
 def rm_decode(words: np.ndarray) -> np.ndarray:
     """ML-decoded messages (B,) uint8 of received words (B, 128) uint8."""
     out = np.empty(words.shape[0], dtype=np.uint8)
-    f = np.empty(RM_N, dtype=np.int32)
+    f = np.empty(RM_N, dtype=np.int16)
     for b in range(words.shape[0]):
         out[b] = _decode_block(words[b], f)
     return out
@@ -163,7 +163,7 @@ def count_reconstruction_failures(thresholds: np.ndarray, offset: np.ndarray, me
     failures = np.zeros(trials, dtype=np.int32)
     chunks = min(trials, 256)
     for chunk in numba.prange(chunks):
-        f = np.empty(RM_N, dtype=np.int32)
+        f = np.empty(RM_N, dtype=np.int16)
         noise = np.empty(n_cells, dtype=np.uint32)
         word = np.empty(n_cells, dtype=np.uint8)
         for t in range(chunk * trials // chunks, (chunk + 1) * trials // chunks):
