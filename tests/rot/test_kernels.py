@@ -89,3 +89,10 @@ def test_batched_simulation_kernels_agree():
     first_k, dist_k = K.intra_distances(thresholds, np.uint64(77), 12)
     first_r, dist_r = R.intra_distances(thresholds, 77, 12)
     assert np.array_equal(first_k, first_r) and np.array_equal(dist_k, dist_r)
+
+
+def test_warm_up_loads_the_power_on_kernels():
+    K.warm_up()
+    for kernel in (K.puf_read, K.cell_thresholds, K.rm_encode, K.rm_decode,
+                   K.repetition_count_test, K.adaptive_proportion_test):
+        assert kernel.signatures, kernel.py_func.__name__
