@@ -58,7 +58,8 @@ RigFactory = Callable[..., Rig]
 
 @pytest.fixture
 def make_rig(qemu_binary: Path, sockdir: Path) -> Iterator[RigFactory]:
-    """Build rigs: ``make_rig(probe=True, backend=True, credits=32, **device_props)``."""
+    """Build rigs: ``make_rig(probe=, start_backend=, credits=, hello_result=, **device_props)``;
+    device props are ``hsm_device_args`` keywords (serial, res_cnt, timeout_ms, partition)."""
     made: list[tuple[Machine, BackendDouble]] = []
 
     def make(*, probe: bool = True, start_backend: bool = True, credits: int = 32,

@@ -44,7 +44,7 @@ def test_pcie_without_sriov_capability(function):
     assert EXT_CAP_ID_SRIOV not in extended, f"extended capabilities: {extended}"
 
 
-def test_msix_has_32_vectors_with_table_and_pba_in_bar4(function, make_rig):
+def test_msix_has_32_vectors_with_table_and_pba_in_bar4(function):
     offset = function.capabilities()[CAP_ID_MSIX]
     control = function.read(offset + 2, 2)
     table, pba = function.read(offset + 4), function.read(offset + 8)
