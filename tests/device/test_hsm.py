@@ -191,3 +191,11 @@ def test_full_cq_holds_completions_until_the_head_doorbell(rig):
     results = [ctrl.wait_hsm(1, cid) for cid in more]
     assert [r.payload for r in results] == [f"echo:late{i}".encode() for i in range(3)]
     rig.assert_alive()
+
+
+def test_transport_raises_oserror_when_qemu_is_gone(rig):
+    transport = QtestTransport(rig.ctrl)
+    rig.machine.process.kill()
+    rig.machine.process.wait(10)
+    with pytest.raises(OSError):
+        transport.submit(GET_API_REV_REQUEST, SessionFlags())
