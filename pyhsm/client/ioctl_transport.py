@@ -3,10 +3,12 @@
 One ``submit`` is one ``AZIHSM_CTRL_PATH_GENERIC_IOCTL_SESSION`` (azihsm-device.md 6.2). The driver
 keeps the fd's single session and flushes it when the fd is closed, so ``close`` only closes the fd.
 
-The ioctl returns the CQE status and the response bytes but not the CQE session side band: a
-``Completion`` from this transport echoes the request's session op and id and reports
-``short_app_id`` 0. A new session's id is in the DDI response header (``hdr.sess_id``), where the
-SDK takes it from. Importing this module opens nothing.
+The ioctl returns the CQE status and the response bytes but not the CQE session side band, so a
+``Completion`` from this transport reconstructs it from what the driver guarantees (the SDK does the
+same): after a successful OPEN the session id is the DDI response header's ``sess_id`` and the
+flags say ``id_valid``; after a CLOSE the ioctl answered, the flags say ``id_valid`` and
+``safe_to_close``; otherwise the request's flags and id are echoed. ``short_app_id`` is always 0.
+Importing this module opens nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import os
 import struct
 from dataclasses import dataclass
 
-from pyhsm.link import SessionFlags
+from pyhsm.ddi.mbor import MborError, Reader
+from pyhsm.ddi.schemas import RESP_HDR
+from pyhsm.link import SessionFlags, SessionOp
 from pyhsm.transport import MAX_BUFFER, Completion
 
 HSM_CMD_IOCTL = 0xC0704203
@@ -59,6 +63,33 @@ RESET_STATUS = {0: "ok", 1: "already in progress", 2: "invalid device state", 3:
                 4: "invalid abort type"}
 
 
+RESPONSE_START = b"\xA2\x18\x00"  # DDI envelope: 2-entry map, field 0 (header)
+
+
+def _opened_session_id(payload: bytes) -> int | None:
+    """The new session id in a successful DDI response header, or None."""
+    reader = Reader(payload)
+    try:
+        if reader.take(len(RESPONSE_START)) != RESPONSE_START:
+            return None
+        header = RESP_HDR.decode(reader)
+    except MborError:
+        return None
+    return None if header.status else header.sess_id
+
+
+def side_band(flags: SessionFlags, session_id: int, status: int,
+              payload: bytes) -> tuple[SessionFlags, int]:
+    """The CQE session flags and id a command answered through the ioctl implies."""
+    if flags.op == SessionOp.OPEN and not status:
+        opened = _opened_session_id(payload)
+        if opened is not None:
+            return SessionFlags(SessionOp.OPEN, id_valid=True), opened
+    if flags.op == SessionOp.CLOSE:
+        return SessionFlags(SessionOp.CLOSE, id_valid=True, safe_to_close=True), session_id
+    return flags, session_id
+
+
 def _ioctl_error(exc: OSError, what: str, ext: int) -> OSError:
     meaning = EXTENDED_STATUS.get(ext, "unknown")
     return OSError(exc.errno, f"{what}: {os.strerror(exc.errno or 0)}; "
@@ -92,7 +123,8 @@ class IoctlTransport:
             raise _ioctl_error(exc, f"{self._path}: HSM command", ext) from exc
         *_, status, byte_count, _ext = GENERIC_CMD.unpack(arg)
         payload = dst.raw[:byte_count] if dst else b""
-        return Completion(status, flags, session_id, 0, payload)
+        done_flags, done_session = side_band(flags, session_id, status, payload)
+        return Completion(status, done_flags, done_session, 0, payload)
 
     def close(self) -> None:
         """Close the fd; the driver flushes the session still open on it."""

@@ -147,3 +147,21 @@ def test_ioctl_error_message_names_extended_status() -> None:
     err = it._ioctl_error(OSError(11, "x"), "/dev/azihsm0: HSM command", 0x04000002)
     assert err.errno == 11
     assert "0x4000002" in str(err) and "command aborted" in str(err)
+
+
+def test_side_band_reconstructs_open_and_close() -> None:
+    from pyhsm.ddi import envelope
+    from pyhsm.link import SessionFlags, SessionOp
+
+    opened = envelope.encode_response(1, 0, sess_id=7)
+    flags, sid = it.side_band(SessionFlags(SessionOp.OPEN), 0, 0, opened)
+    assert (flags.op, flags.id_valid, sid) == (SessionOp.OPEN, True, 7)
+    refused = envelope.encode_response(1, 5, sess_id=7)
+    flags, sid = it.side_band(SessionFlags(SessionOp.OPEN), 0, 0, refused)
+    assert (flags.id_valid, sid) == (False, 0)
+    flags, _ = it.side_band(SessionFlags(SessionOp.OPEN), 0, 0, b"not mbor")
+    assert not flags.id_valid
+    flags, sid = it.side_band(SessionFlags(SessionOp.CLOSE, id_valid=True), 7, 0, b"")
+    assert flags.safe_to_close and flags.id_valid and sid == 7
+    sent = SessionFlags(SessionOp.IN_SESSION, id_valid=True)
+    assert it.side_band(sent, 9, 0, b"") == (sent, 9)
