@@ -11,6 +11,7 @@ step fails. Steps are declared in ``STEPS``; each is one script in images/steps/
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -37,7 +38,7 @@ class Step:
         return IMAGES / "steps" / f"{self.name}.sh"
 
 
-STEPS = (
+STEPS = (   # in dependency order
     Step("kernel", ("images/pins.env",), ("vmlinuz", "kernel/modules.dep")),
     Step("base", ("images/pins.env",), ("cache/base-rootfs/usr/bin/python3",)),
     Step("driver", ("guest/driver",), ("driver.status",)),
@@ -121,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
            "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "1700000000")}
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    for step in STEPS:
-        if not args.steps or step.name in args.steps:
-            run_step(step, env)
+    with open(OUT / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)    # one builder at a time (parallel test runs share OUT)
+        for step in STEPS:
+            if not args.steps or step.name in args.steps:
+                run_step(step, env)
     print(f"[images] ready in {OUT} ({time.monotonic() - started:.1f} s)", flush=True)
     return 0
 

@@ -23,6 +23,6 @@ size_mb=$(( $(du -sm "$stage" | cut -f1) * 5 / 4 + 64 ))
 uuid=6f1c2b9e-58a4-4c1e-9d3a-0a2c5e7b4d10
 rm -f "$OUT/rootfs.ext4.tmp"
 E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH" mke2fs -q -F -t ext4 -L pyhsm-root -U "$uuid" \
-  -E "hash_seed=$uuid,root_owner=0:0" -m 0 -d "$stage" "$OUT/rootfs.ext4.tmp" "${size_mb}M"
+  -E "hash_seed=$uuid,root_owner=0:0" -m 0 -d "$stage" "$OUT/rootfs.ext4.tmp" "${size_mb}M" >/dev/null
 mv "$OUT/rootfs.ext4.tmp" "$OUT/rootfs.ext4"
 rm -rf "$stage"

@@ -41,5 +41,5 @@ def build(progress: Callable[[str], None]) -> GuestImages:
         progress(line.rstrip())
         tail = (tail + [line.rstrip()])[-15:]
     if proc.wait() != 0:
-        raise RuntimeError("image build failed:\n" + "\n".join(tail))
+        raise RuntimeError("image build failed: " + " | ".join(tail[-3:]))
     return current()
