@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from pyhsm.rot import firmware, stats, verify
 from pyhsm.rot.silicon import Conditions
 
@@ -88,7 +90,7 @@ def _verify_chain(args: argparse.Namespace) -> int:
 
 
 def _print_chain(chain: list, result: verify.VerifiedChain) -> None:
-    algorithm = chain[0].signature_algorithm_oid._name
+    algorithm = "ECDSA P-384" if isinstance(chain[0].public_key(), ec.EllipticCurvePublicKey) else "ML-DSA-87"
     print(f"chain of {len(chain)} certificates ({algorithm}), UEID {result.ueid.hex()}")
     for i, link in enumerate(result.links):
         print(f"  [{i}] {link.subject}")

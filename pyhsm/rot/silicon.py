@@ -65,10 +65,6 @@ class SiliconProfile:
         return kernels.cell_thresholds(bias, drift, self.ageing_drift * conditions.age_years,
                                        self.effective_sigma(conditions))
 
-    def with_changes(self, **changes: float) -> "SiliconProfile":
-        """A copy with some knobs changed (fault injection, what-if studies); sigma is kept."""
-        return dataclasses.replace(self, **changes)
-
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"format": PROFILE_FORMAT, **dataclasses.asdict(self)}, indent=2) + "\n")
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from pyhsm.rot import cbor, der
@@ -173,6 +173,3 @@ def device_chain_files(path: Path) -> list[Path]:
         raise VerificationError(f"{path}: expected one device with a chain.pem, found {len(dirs)}")
     return [f for f in (dirs[0] / "chain.pem", dirs[0] / "chain-mldsa87.pem") if f.is_file()]
 
-
-def public_key_pem(key: object) -> str:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
