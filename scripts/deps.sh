@@ -16,7 +16,7 @@ PACKAGES=(
   # firmware blobs and the vTPM anchor
   seabios qemu-system-data ovmf swtpm swtpm-tools
   # guest images and the guest driver
-  debootstrap e2fsprogs cpio zstd xz-utils kmod
+  debootstrap e2fsprogs cpio zstd xz-utils kmod linux-headers-6.1.0-56-amd64
 )
 
 missing=()
