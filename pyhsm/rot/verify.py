@@ -156,14 +156,20 @@ def verify_report(report: bytes, signer: ec.EllipticCurvePublicKey) -> Attestati
         signer.verify(utils.encode_dss_signature(r, s), to_be_signed, ec.ECDSA(hashes.SHA384()))
     except InvalidSignature:
         raise VerificationError("report signature does not verify with the attestation key") from None
-    try:
-        key_field, key_size = fields[1], fields[2]
-        if len(key_field) != REPORT_PUBLIC_KEY_FIELD or key_size > len(key_field):
-            raise VerificationError("report public-key field has the wrong size")
-        return AttestationReport(version=fields[0], public_key=key_field[:key_size], flags=fields[3],
-                                 app_uuid=fields[4], report_data=fields[5], vm_launch_id=fields[6])
-    except (KeyError, TypeError) as e:
-        raise VerificationError(f"report payload lacks field {e}") from None
+    if not isinstance(fields, dict):
+        raise VerificationError("report payload is not a map")
+    expected = {0: int, 1: bytes, 2: int, 3: int, 4: bytes, 5: bytes, 6: bytes}
+    for key, kind in expected.items():
+        if not isinstance(fields.get(key), kind) or isinstance(fields.get(key), bool):
+            raise VerificationError(f"report payload field {key} is missing or not {kind.__name__}")
+    sizes = {1: REPORT_PUBLIC_KEY_FIELD, 4: 16, 5: 128, 6: 16}
+    for key, size in sizes.items():
+        if len(fields[key]) != size:
+            raise VerificationError(f"report payload field {key} is {len(fields[key])} bytes, expected {size}")
+    if fields[2] > REPORT_PUBLIC_KEY_FIELD:
+        raise VerificationError("report public-key size exceeds its field")
+    return AttestationReport(version=fields[0], public_key=fields[1][:fields[2]], flags=fields[3],
+                             app_uuid=fields[4], report_data=fields[5], vm_launch_id=fields[6])
 
 
 def device_chain_files(path: Path) -> list[Path]:
@@ -172,4 +178,3 @@ def device_chain_files(path: Path) -> list[Path]:
     if len(dirs) != 1:
         raise VerificationError(f"{path}: expected one device with a chain.pem, found {len(dirs)}")
     return [f for f in (dirs[0] / "chain.pem", dirs[0] / "chain-mldsa87.pem") if f.is_file()]
-

@@ -3,6 +3,7 @@ DICE extensions, key attestation reports and the verify-chain / puf-stats comman
 
 import argparse
 import datetime
+import random
 import shutil
 import subprocess
 
@@ -149,6 +150,27 @@ def test_forged_or_damaged_reports_are_rejected(ident):
     for junk in (b"", b"\xd2", b"\xd2\x84\x40", bytes(50)):
         with pytest.raises(verify.VerificationError):
             verify.verify_report(junk, leaf)
+
+
+def test_mutated_reports_only_ever_fail_verification(ident):
+    leaf = certs_of(ident.certificate_chain())[-1].public_key()
+    report = make_report(ident.attestation_key(), b"fuzz")
+    rng = random.Random(7)
+    for _ in range(2000):
+        mutated = bytearray(report)
+        for _ in range(rng.randint(1, 4)):
+            choice = rng.random()
+            pos = rng.randrange(len(mutated))
+            if choice < 0.6:
+                mutated[pos] = rng.randrange(256)
+            elif choice < 0.8:
+                del mutated[pos:pos + rng.randint(1, 40)]
+            else:
+                mutated[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        if bytes(mutated) == report:
+            continue
+        with pytest.raises(verify.VerificationError):
+            verify.verify_report(bytes(mutated), leaf)
 
 
 def test_verify_chain_command(ident, tmp_path, firmware_dir, capsys):
