@@ -49,4 +49,5 @@ def build(signer: ec.EllipticCurvePrivateKey, public: ec.EllipticCurvePublicKey 
         5: report_data.ljust(REPORT_DATA_LEN, b"\0"), 6: bytes(16)})
     to_sign = cbor.encode(["Signature1", PROTECTED, b"", payload])
     r, s = decode_dss_signature(signer.sign(to_sign, ec.ECDSA(hashes.SHA384())))
-    return cbor.encode(cbor.Tagged(COSE_SIGN1_TAG, [PROTECTED, {}, payload, r.to_bytes(48, "big") + s.to_bytes(48, "big")]))
+    signature = r.to_bytes(48, "big") + s.to_bytes(48, "big")
+    return cbor.encode(cbor.Tagged(COSE_SIGN1_TAG, [PROTECTED, {}, payload, signature]))

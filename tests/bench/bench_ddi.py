@@ -127,7 +127,8 @@ def main() -> int:
         assert backend.stdout.readline().strip() == "ready"
         transport = SocketTransport(sock, serial="BENCH-0001")
         setup = HsmClient(transport)
-        setup.establish_credential(APP_ID, PIN, setup.init_bk3(bytes(range(48))), ec.generate_private_key(ec.SECP384R1()))
+        pota = ec.generate_private_key(ec.SECP384R1())
+        setup.establish_credential(APP_ID, PIN, setup.init_bk3(bytes(range(48))), pota)
         clients = [HsmClient(transport) for _ in range(8)]
         for c in clients:
             c.open_session(APP_ID, PIN)
