@@ -21,11 +21,8 @@ class RecordingPartition:
 
     def __init__(self) -> None:
         self.resets: list[link.ResetKind] = []
-        self.release = threading.Event()
-        self.release.set()
 
     def execute(self, request: link.Request) -> link.Response:
-        self.release.wait(5)
         if request.payload == b"boom":
             raise RuntimeError("partition bug")
         return link.Response(0, request.session_flags, 0, request.session_id, request.payload[::-1])
@@ -41,10 +38,13 @@ class RootOfTrustDown(Exception):
 @pytest.fixture
 def backend(tmp_path: Path):
     partitions: dict[tuple[str, int], RecordingPartition] = {}
+    slow_power_on = threading.Event()
 
     def power_on(serial: str):
         if serial.startswith("BROKEN"):
             raise RootOfTrustDown("fuzzy extractor could not reconstruct the UDS")
+        if serial.startswith("SLOW"):
+            slow_power_on.wait(10)
         return object()
 
     def make_partition(serial: str, index: int, identity) -> RecordingPartition:
@@ -59,7 +59,7 @@ def backend(tmp_path: Path):
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     assert ready.wait(5)
-    yield path, partitions
+    yield path, partitions, slow_power_on
     loop.call_soon_threadsafe(task.cancel)
     time.sleep(0.1)
     loop.call_soon_threadsafe(loop.stop)
@@ -99,7 +99,7 @@ class Device:
 
 
 def test_hello_grants_credits_and_requests_round_trip(backend):
-    path, partitions = backend
+    path, partitions, _ = backend
     dev = Device(path)
     ack = dev.hello()
     assert (ack.result, ack.major, ack.credits) == (link.HelloAck.ACCEPTED, 1, 7)
@@ -111,7 +111,7 @@ def test_hello_grants_credits_and_requests_round_trip(backend):
 
 
 def test_second_connection_of_same_partition_is_busy_until_first_leaves(backend):
-    path, _ = backend
+    path, _, _ = backend
     first = Device(path)
     assert first.hello().result == link.HelloAck.ACCEPTED
     assert Device(path).hello().result == link.HelloAck.BUSY
@@ -124,7 +124,7 @@ def test_second_connection_of_same_partition_is_busy_until_first_leaves(backend)
 
 
 def test_partition_state_is_kept_across_reconnects(backend):
-    path, partitions = backend
+    path, partitions, _ = backend
     assert Device(path).hello().result == link.HelloAck.ACCEPTED
     first = partitions[("AZIHSM-TEST-1", 0)]
     dev = Device(path)
@@ -136,7 +136,7 @@ def test_partition_state_is_kept_across_reconnects(backend):
 
 
 def test_unsupported_version_is_refused(backend):
-    path, _ = backend
+    path, _, _ = backend
     dev = Device(path)
     dev.send(1, link.Hello(2, 0, 64, b"X".ljust(32, b"\0"), 0))
     _, ack = dev.receive()
@@ -144,13 +144,13 @@ def test_unsupported_version_is_refused(backend):
 
 
 def test_root_of_trust_failure_is_reported_in_hello_ack(backend):
-    path, partitions = backend
+    path, partitions, _ = backend
     assert Device(path).hello("BROKEN-1").result == link.HelloAck.ROOT_OF_TRUST_FAILURE
     assert not partitions
 
 
 def test_reset_reaches_the_partition_after_earlier_requests(backend):
-    path, partitions = backend
+    path, partitions, _ = backend
     dev = Device(path)
     dev.hello()
     part = partitions[("AZIHSM-TEST-1", 0)]
@@ -162,23 +162,38 @@ def test_reset_reaches_the_partition_after_earlier_requests(backend):
     assert part.resets == [link.ResetKind.NSSR]
 
 
-def test_cancelled_request_gets_no_response(backend):
-    path, partitions = backend
+def test_cancel_is_accepted_and_the_link_goes_on(backend):
+    path, _, _ = backend
     dev = Device(path)
     dev.hello()
-    part = partitions[("AZIHSM-TEST-1", 0)]
-    part.release.clear()
-    dev.send(20, link.Request(1, 1, 0, 0, 0, 8192, b"slow"))
+    dev.send(20, link.Request(1, 1, 0, 0, 0, 8192, b"first"))
     dev.send(21, link.Cancel(20))
-    time.sleep(0.2)
-    part.release.set()
     dev.send(22, link.Request(1, 2, 0, 0, 0, 8192, b"next"))
-    msg_id, resp = dev.receive()
-    assert msg_id == 22 and resp.payload == b"txen"
+    assert [dev.receive()[0] for _ in range(2)] == [20, 22]
+
+
+def test_slow_power_on_of_one_device_does_not_stall_another(backend):
+    path, _, slow_power_on = backend
+    slow = Device(path)
+    slow.send(1, link.Hello.make("SLOW-1"))
+    fast = Device(path)
+    assert fast.hello("FAST-1").result == link.HelloAck.ACCEPTED  # while SLOW-1 is still powering on
+    slow_power_on.set()
+    assert slow.receive()[1].result == link.HelloAck.ACCEPTED
+
+
+def test_unknown_reset_kind_closes_the_connection(backend):
+    path, partitions, _ = backend
+    dev = Device(path)
+    dev.hello()
+    dev.send(3, link.Reset(9))
+    with pytest.raises(ConnectionError):
+        dev.receive()
+    assert partitions[("AZIHSM-TEST-1", 0)].resets == []
 
 
 def test_partition_exception_becomes_internal_error_status(backend):
-    path, _ = backend
+    path, _, _ = backend
     dev = Device(path)
     dev.hello()
     dev.send(5, link.Request(1, 1, 0, 0, 0, 8192, b"boom"))
@@ -199,7 +214,7 @@ def test_partition_exception_becomes_internal_error_status(backend):
                  id="truncated-then-eof"),
 ])
 def test_malformed_frames_close_the_connection_and_server_lives(backend, garbage):
-    path, _ = backend
+    path, _, _ = backend
     dev = Device(path)
     dev.hello()
     dev.sock.sendall(garbage)
@@ -211,7 +226,7 @@ def test_malformed_frames_close_the_connection_and_server_lives(backend, garbage
 
 
 def test_request_before_hello_is_a_protocol_violation(backend):
-    path, _ = backend
+    path, _, _ = backend
     dev = Device(path)
     dev.send(1, link.Request(1, 1, 0, 0, 0, 8192, b"abc"))
     with pytest.raises(ConnectionError):

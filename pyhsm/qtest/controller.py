@@ -368,8 +368,9 @@ class Controller:
         queue = self.queues[qid]
         cid = queue.free_cid() if cid is None else cid
         buffers = self.buffers(qid, cid)
-        self.qtest.write(buffers.src[0], request[:PAGE])
-        self.qtest.write(buffers.src[1], request[PAGE:2 * PAGE])
+        for page, chunk in zip(buffers.src, (request[:PAGE], request[PAGE:2 * PAGE])):
+            if chunk:
+                self.qtest.write(page, chunk)
         fields = dict(
             dw0=L.HsmSqe.command_word(opc, cid), src_len=len(request),
             src_prp1=buffers.src[0] if request else 0,
@@ -386,7 +387,8 @@ class Controller:
         cqe = self.wait(self.queues[qid], cid, timeout_s)
         dst = self.buffers(qid, cid).dst
         count = min(cqe.byte_count, L.MAX_TRANSFER)
-        payload = self.qtest.read(dst[0], min(count, PAGE)) + self.qtest.read(dst[1], max(0, count - PAGE))
+        payload = b"".join(self.qtest.read(page, size) for page, size in
+                           zip(dst, (min(count, PAGE), max(0, count - PAGE))) if size)
         return HsmResult(cqe, payload)
 
     def hsm(self, request: bytes, qid: int = L.HSM_FIRST_QID, **fields: int) -> HsmResult:
