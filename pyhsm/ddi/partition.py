@@ -57,7 +57,7 @@ class Partition:
 
     def execute(self, request: link.Request) -> link.Response:
         """Run one HSM-queue command; any failure becomes an error response (logged)."""
-        flags = request.flags
+        echo = _echo(request)
         try:
             with self._lock:
                 if request.opc == 1:
@@ -70,7 +70,7 @@ class Partition:
         except Exception:  # a bug: answer, log, keep serving
             log.exception("partition %s/%d: internal error", self.serial, self.index)
             payload = encode_response(OP_INVALID, DdiStatus.InternalError)
-            return self._respond(request, flags, payload)
+            return self._respond(request, echo, payload)
 
     def reset(self, kind: link.ResetKind) -> None:
         """NSSR: ddi.md 3.5 (persisted). Controller and function reset: close every session."""
@@ -100,7 +100,7 @@ class Partition:
     def _transport_error(self, status: Status, request: link.Request) -> link.Response:
         log.warning("partition %s/%d: transport status 0x%03x for opc %d", self.serial, self.index,
                     status, request.opc)
-        return self._respond(request, request.flags, b"", status)
+        return self._respond(request, _echo(request), b"", status)
 
     def _respond(self, request: link.Request, flags: SessionFlags, payload: bytes,
                  status: int = Status.SUCCESS, session_id: int | None = None,
@@ -115,7 +115,7 @@ class Partition:
         return link.Response(int(status), flags.to_byte(), short_app_id, sid, payload)
 
     def _ddi(self, request: link.Request) -> link.Response:
-        echo = SessionFlags(request.flags.op, request.flags.id_valid)
+        echo = _echo(request)
         try:
             opened = open_request(request.payload)
         except MborError as exc:
@@ -207,3 +207,8 @@ class Partition:
             raise DdiFailure(DdiStatus.UnsupportedRevision, "revision differs from the session's")
         call.session = session
 
+
+def _echo(request: link.Request) -> SessionFlags:
+    """The side band a completion echoes by default: the request's session op and id_valid."""
+    flags = request.flags
+    return SessionFlags(flags.op, flags.id_valid)

@@ -321,3 +321,14 @@ def test_device_error_surfaces_cqe_status(hsm: Provisioned) -> None:
     with pytest.raises(DeviceError) as info:
         HsmClient(Broken()).get_api_rev()
     assert info.value.status == 0x701
+
+
+def test_a_handler_bug_becomes_internal_error(hsm: Provisioned, monkeypatch) -> None:
+    from pyhsm.ddi import call
+
+    def broken(call_, req):
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(call.HANDLERS, "Hmac", broken)
+    expect(S.InternalError, hsm.client.hmac, 1, b"x")
+    assert hsm.client.get_device_info().kind == DeviceKind.Virtual  # still serving
