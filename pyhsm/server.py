@@ -178,9 +178,15 @@ def _reset_kind(kind: int) -> link.ResetKind:
 
 
 def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_CREDITS) -> Backend:
-    """The production wiring: PUF/DICE root of trust and the DDI partition."""
+    """The production wiring: PUF/DICE root of trust and the DDI partition.
+
+    The root of trust's numba kernels are loaded (or compiled) here, so that a device's first
+    power-on does not pay for it.
+    """
     from pyhsm.ddi.partition import Partition as DdiPartition
-    from pyhsm.rot import power_on
+    from pyhsm.rot import kernels, power_on
+
+    kernels.warm_up()
 
     def device_dir(serial: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in serial) or "_"
