@@ -3,7 +3,8 @@
 A report line is ``@pyhsm `` followed by one JSON object with at least ``"event"``. Events:
 ``boot`` (guest agent started: ``boot`` count, ``uptime_s``), ``step`` (``name``, ``result`` one of
 ``ok``/``failed``/``unavailable``/``not run``, ``ms``, ``detail`` object, ``error`` text),
-``cmd`` (the extra command's ``rc``), ``done`` (``ok``: the workload's verdict).
+``cmd`` (the extra command's ``rc``), ``done`` (``ok``: the workload's verdict), ``poweroff``
+(written by the guest's init just before it powers off).
 Every other console line is plain log text.
 """
 

@@ -78,11 +78,13 @@ def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[st
             _workload(vm, summary, "")
             if options.reset:
                 with summary.timed("guest powered off, QMP system_reset"):
+                    vm.wait_for("poweroff", 60)
                     vm.wait_stopped(60)
                     vm.reset()
                 _boot(vm, summary, BOOT_TIMEOUT_S[choice.accel], "after reset: ")
                 _workload(vm, summary, "after reset: ")
             with summary.timed("guest powered off, QMP quit") as notes:
+                vm.wait_for("poweroff", 60)
                 vm.wait_stopped(60)
                 notes.append(f"QEMU exit status {vm.quit()}")
     finally:

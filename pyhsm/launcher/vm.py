@@ -172,12 +172,16 @@ class Vm:
 
     def wait_for(self, kind: str, timeout: float,
                  seen: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Wait for the next event of ``kind``, passing the events before it to ``seen``."""
+        """Wait for the next event of ``kind``, passing the events before it to ``seen``; raises
+        ``RuntimeError`` if the guest powers off first."""
         deadline = time.monotonic() + timeout
         while True:
             event = self.next_event(max(0.0, deadline - time.monotonic()))
             if event["event"] == kind:
                 return event
+            if event["event"] == "poweroff":
+                raise RuntimeError(f"the guest powered off before reporting {kind!r}; "
+                                   f"console: {self.console_tail()}")
             if seen:
                 seen(event)
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pyhsm.launcher import commands, guest, paths, report, verify
 from pyhsm.launcher.images import GuestImages
 from pyhsm.launcher.summary import Summary
-from pyhsm.launcher.vm import VmConfig, kernel_cmdline, qemu_argv
+from pyhsm.launcher.vm import Vm, VmConfig, kernel_cmdline, qemu_argv
 from pyhsm.launcher.workloads import NotAvailable, Step, Workload
 
 
@@ -164,3 +164,19 @@ def test_image_step_hash_covers_inputs_and_predecessors(tmp_path: Path, monkeypa
     (tmp_path / "stamps").mkdir()
     (tmp_path / "stamps" / "before").write_text("changed\n")
     assert build.input_hash(step) != second
+
+
+def test_a_guest_that_powers_off_without_reporting_done_is_an_error(tmp_path: Path) -> None:
+    images = GuestImages(tmp_path / "k", tmp_path / "i", tmp_path / "r", "built")
+    vm = Vm(VmConfig(images=images, hsm_socket=tmp_path / "s", workdir=tmp_path))
+    seen: list[dict] = []
+    for event in ({"event": "step", "name": "driver bound"}, {"event": "poweroff"}):
+        vm.events.put(event)
+    with pytest.raises(RuntimeError, match="powered off before reporting 'done'"):
+        vm.wait_for("done", 5, seen.append)
+    assert seen == [{"event": "step", "name": "driver bound"}]
+    vm.events.put({"event": "panic", "line": "Kernel panic - not syncing: VFS"})
+    with pytest.raises(RuntimeError, match="guest kernel panic"):
+        vm.wait_for("done", 5)
+    with pytest.raises(TimeoutError, match="no report from the guest"):
+        vm.wait_for("done", 0.1)

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pyhsm.launcher.workloads import Context, Step, Workload
-from pyhsm.launcher.workloads.device import close_client, driver_bound, open_client
-
-
-def get_api_rev(context: Context) -> dict[str, Any]:
-    rev = open_client(context).get_api_rev()
-    return {"api_rev": str(rev)}
-
+from pyhsm.launcher.workloads import Step, Workload
+from pyhsm.launcher.workloads.default import get_api_rev
+from pyhsm.launcher.workloads.device import close_client, driver_bound
 
 WORKLOAD = Workload(steps=(Step("driver bound", driver_bound), Step("GetApiRev", get_api_rev)),
                     cleanup=close_client)
