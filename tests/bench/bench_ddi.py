@@ -3,7 +3,7 @@
 Operations: EccSign P-384, EcdhKeyExchange P-384, AesEncryptDecrypt (CBC, 1 KiB) and Hmac
 (HMAC-SHA-384, 1 KiB), each with 1 and 8 concurrent sessions (one client thread per session, all on
 one device connection, as guest processes share one device). The backend runs as its own process
-(tests/ddi/backend_main.py: the real link server and DDI partition). The direct anchor calls
+(tests/ddi/ddi_backend.py: the real link server and DDI partition). The direct anchor calls
 ``cryptography`` in this process with the same number of threads. Goal: EccSign P-384 at 8 sessions
 >= 70 % of the direct rate.
 
@@ -126,7 +126,7 @@ def main() -> int:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     work = Path(tempfile.mkdtemp(prefix="bench-ddi-"))
     sock = work / "hsm.sock"
-    backend = subprocess.Popen([sys.executable, str(ROOT / "tests/ddi/backend_main.py"), str(sock), str(work)],
+    backend = subprocess.Popen([sys.executable, str(ROOT / "tests/ddi/ddi_backend.py"), str(sock), str(work)],
                                stdout=subprocess.PIPE, text=True)
     try:
         assert backend.stdout.readline().strip() == "ready"

@@ -1,7 +1,7 @@
 """Run the real link server (pyhsm.server.Backend) with DDI partitions and the test identity.
 
 Used in-thread by the socket tests and as a subprocess by the crash loop and the benchmark:
-    python tests/ddi/backend_main.py SOCKET STATE_DIR
+    python tests/ddi/ddi_backend.py SOCKET STATE_DIR
 prints "ready" once listening. The identity is derived from a fixed seed, so a restarted process
 reads the state its predecessor wrote.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from identity_double import TestIdentity  # noqa: E402
+from ddi_identity import TestIdentity  # noqa: E402
 
 from pyhsm.ddi.partition import Partition  # noqa: E402
 from pyhsm.server import Backend  # noqa: E402

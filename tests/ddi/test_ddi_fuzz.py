@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from conftest import LocalTransport, provision
+from ddi_helpers import LocalTransport, provision
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from identity_double import TestIdentity
+from ddi_identity import TestIdentity
 
 from pyhsm import link
 from pyhsm.client import HsmClient

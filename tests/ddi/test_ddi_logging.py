@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from conftest import APP_ID, BK3, PIN, provision
+from ddi_helpers import APP_ID, BK3, PIN, provision
 from cryptography.hazmat.primitives import serialization
-from test_keys_crypto import expect
+from ddi_helpers import expect
 
 from pyhsm.client import HsmClient
 from pyhsm.ddi.status import DdiStatus as S

@@ -6,7 +6,7 @@ import hashlib
 import os
 
 import pytest
-from conftest import PIN, Provisioned
+from ddi_helpers import PIN, Provisioned, expect
 from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
@@ -17,13 +17,6 @@ from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 from pyhsm.client import DdiError, Usage, key_properties
 from pyhsm.ddi.status import DdiStatus as S
 from pyhsm.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType
-
-
-def expect(status: S, fn, *args, **kwargs) -> DdiError:
-    with pytest.raises(DdiError) as info:
-        fn(*args, **kwargs)
-    assert info.value.status is status, info.value
-    return info.value
 
 
 def verify_raw(public: ec.EllipticCurvePublicKey, signature: bytes, digest: bytes, algorithm) -> None:

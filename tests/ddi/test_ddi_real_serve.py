@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import cbor2
-from conftest import APP_ID, BK3, PIN
+from ddi_helpers import APP_ID, BK3, PIN
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec

@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from backend_main import make_backend
-from conftest import APP_ID, BK3, PIN
+from ddi_backend import make_backend
+from ddi_helpers import APP_ID, BK3, PIN
 from cryptography.hazmat.primitives.asymmetric import ec
-from test_keys_crypto import expect
+from ddi_helpers import expect
 
 from pyhsm import link
 from pyhsm.client import HsmClient

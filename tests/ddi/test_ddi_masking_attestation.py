@@ -7,12 +7,12 @@ import struct
 
 import cbor2
 import pytest
-from conftest import APP_ID, BK3, PIN, Provisioned
+from ddi_helpers import APP_ID, BK3, PIN, Provisioned
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from test_keys_crypto import expect
+from ddi_helpers import expect
 
 from pyhsm.client import HsmClient
 from pyhsm.ddi import masking
@@ -142,8 +142,8 @@ def test_bk3_and_sealed_storage(client: HsmClient) -> None:
 
 
 def test_masked_bk3_of_another_device_is_rejected(client: HsmClient, tmp_path) -> None:
-    from conftest import LocalTransport
-    from identity_double import TestIdentity
+    from ddi_helpers import LocalTransport
+    from ddi_identity import TestIdentity
 
     from pyhsm.ddi.partition import Partition
     other_id = TestIdentity("OTHER-0002")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import APP_ID, PIN, LocalTransport, Provisioned
-from identity_double import TestIdentity
-from test_keys_crypto import expect
+from ddi_helpers import APP_ID, PIN, LocalTransport, Provisioned
+from ddi_identity import TestIdentity
+from ddi_helpers import expect
 
 from pyhsm import link
 from pyhsm.client import HsmClient

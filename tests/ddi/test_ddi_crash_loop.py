@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import APP_ID, BK3, PIN
+from ddi_helpers import APP_ID, BK3, PIN
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
@@ -29,7 +29,7 @@ from pyhsm.ddi.types import EccCurve
 ROUNDS = 100
 KEEP = 12          # acknowledged keys kept alive between rounds (older ones are deleted)
 SERIAL = "CRASH-0001"
-BACKEND = Path(__file__).resolve().parent / "backend_main.py"
+BACKEND = Path(__file__).resolve().parent / "ddi_backend.py"
 
 
 class BackendProcess:

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import APP_ID, BK3, PIN
+from ddi_helpers import APP_ID, BK3, PIN
 from cryptography.hazmat.primitives.asymmetric import ec
-from test_keys_crypto import expect
+from ddi_helpers import expect
 
 from pyhsm.client import DeviceError, HsmClient
 from pyhsm.ddi.status import DdiStatus as S

@@ -6,9 +6,9 @@ import os
 import threading
 
 import pytest
-from conftest import APP_ID, BK3, PIN, LocalTransport, Provisioned, provision
+from ddi_helpers import APP_ID, BK3, PIN, LocalTransport, Provisioned, provision
 from cryptography.hazmat.primitives.asymmetric import ec
-from test_keys_crypto import expect
+from ddi_helpers import expect
 
 from pyhsm import link
 from pyhsm.client import DdiError, DeviceError, HsmClient
