@@ -64,10 +64,10 @@ def establish(context: Context) -> dict[str, Any]:
 def _signer(context: Context, start: Any, counts: Any, index: int) -> None:
     client = open_new_client(context)
     try:
-        client.open_session(credential.APP_ID, credential.APP_PIN)
+        credential.open_session(client)
         key = client.ecc_generate_key_pair(EccCurve.P384, session_only=True).private_key_id
         digest = bytes(48)
-        start.wait()
+        start.wait(timeout=300)   # a signer that failed to set up breaks the barrier
         deadline = time.monotonic() + SIGN_SECONDS
         done = 0
         while time.monotonic() < deadline:

@@ -11,6 +11,22 @@ APP_PIN = bytes.fromhex("70696e2d6f662d7468652d6775657374")
 BK3 = bytes(range(48))
 
 
+OPEN_ATTEMPTS = 20
+
+
+def open_session(client: Any) -> Any:
+    """OpenSession with the credential, retried on NonceMismatch: concurrent openers race for the
+    partition's one session-encryption nonce (ddi.md 3.4), and the loser asks again."""
+    from pyhsm.client import DdiError
+    for _ in range(OPEN_ATTEMPTS - 1):
+        try:
+            return client.open_session(APP_ID, APP_PIN)
+        except DdiError as exc:
+            if exc.name != "NonceMismatch":
+                raise
+    return client.open_session(APP_ID, APP_PIN)
+
+
 def ensure_established(client: Any) -> dict[str, Any]:
     """Provision the partition with the credential unless it already is (kept backend state)."""
     from pyhsm.client import DdiError

@@ -41,7 +41,7 @@ def establish_credential(context: Context) -> dict[str, Any]:
 
 
 def open_session(context: Context) -> dict[str, Any]:
-    opened = open_client(context).open_session(credential.APP_ID, credential.APP_PIN)
+    opened = credential.open_session(open_client(context))
     return {"session_id": opened.sess_id}
 
 

@@ -24,7 +24,7 @@ def leak_sessions(context: Context) -> dict[str, Any]:
     sessions = []
     for _ in range(ROUNDS):
         client = open_new_client(context)
-        sessions.append(client.open_session(credential.APP_ID, credential.APP_PIN).sess_id)
+        sessions.append(credential.open_session(client).sess_id)
         client.transport.close()    # the descriptor goes away with its session still open
     return {"rounds": ROUNDS, "session_ids": sessions}
 
@@ -32,7 +32,7 @@ def leak_sessions(context: Context) -> dict[str, Any]:
 def fill_all_slots(context: Context) -> dict[str, Any]:
     clients = [open_new_client(context) for _ in range(SESSION_SLOTS)]
     try:
-        ids = [c.open_session(credential.APP_ID, credential.APP_PIN).sess_id for c in clients]
+        ids = [credential.open_session(c).sess_id for c in clients]
         for client in clients:
             client.close_session()
     finally:

@@ -21,8 +21,7 @@ def establish(context: Context) -> dict[str, Any]:
 
 
 def open_session(context: Context) -> dict[str, Any]:
-    return {"session_id": open_client(context).open_session(credential.APP_ID,
-                                                            credential.APP_PIN).sess_id}
+    return {"session_id": credential.open_session(open_client(context)).sess_id}
 
 
 def create_tagged_key(context: Context) -> dict[str, Any]:
