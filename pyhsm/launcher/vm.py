@@ -124,9 +124,9 @@ class Vm:
         argv = qemu_argv(self.config)
         (self.config.workdir / "qemu.cmdline").write_text(" ".join(argv) + "\n")
         self.started_at = time.monotonic()
-        self._stderr = open(self.config.workdir / "qemu.stderr", "wb")
-        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=self._stderr)
+        with open(self.config.workdir / "qemu.stderr", "wb") as stderr:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=stderr)
         threading.Thread(target=self._read_console, daemon=True).start()
         deadline = time.monotonic() + 30
         while not self.config.qmp_socket.exists():
