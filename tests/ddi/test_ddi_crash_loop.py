@@ -1,7 +1,8 @@
 """Crash safety: SIGKILL the backend at random moments while it creates keys, 100 times.
 
-After every restart the state must load, and every key whose creation was acknowledged (its response
-arrived) must be present and usable; keys whose creation was in flight may or may not exist.
+After every restart the state must load, every key whose creation was acknowledged (its response
+arrived) must be present and usable, and every acknowledged deletion must have stuck; keys whose
+creation was in flight may or may not exist.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def test_acknowledged_keys_survive_sigkill(tmp_path: Path) -> None:
 
     acknowledged: dict[int, bytes] = {}   # tag -> public key DER
     in_flight: set[int] = set()           # tags whose creation may or may not have happened
+    deleted: list[int] = []               # tags whose deletion was acknowledged in the last round
     next_tag = 1
     rng = random.Random(int.from_bytes(os.urandom(4), "big"))
     digest = hashlib.sha256(b"crash loop").digest()
@@ -81,6 +83,11 @@ def test_acknowledged_keys_survive_sigkill(tmp_path: Path) -> None:
         for tag, public_der in acknowledged.items():
             key_id = client.open_key(tag).key_id
             _verify(public_der, client.ecc_sign(key_id, digest), digest)
+        for tag in deleted:  # acknowledged deletions stay done
+            with pytest.raises(DdiError) as gone:
+                client.open_key(tag)
+            assert gone.value.status is DdiStatus.KeyNotFound
+        deleted.clear()
         # Keys from interrupted creations are cleaned up; older keys are deleted (acknowledged).
         for tag in sorted(in_flight):
             try:
@@ -91,6 +98,7 @@ def test_acknowledged_keys_survive_sigkill(tmp_path: Path) -> None:
         for tag in sorted(acknowledged)[:-KEEP]:
             client.delete_key(client.open_key(tag).key_id)
             del acknowledged[tag]
+            deleted.append(tag)
 
         killer = threading.Timer(rng.uniform(0.0, 0.15), backend.kill)
         killer.start()
