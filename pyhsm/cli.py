@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "pyhsm.server",
     "pyhsm.launcher.commands",
     "pyhsm.rot.commands",
+    "pyhsm.trace.commands",
 )
 
 

@@ -15,12 +15,16 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from pyhsm import link
 from pyhsm.identity import DeviceIdentity
+
+if TYPE_CHECKING:
+    from pyhsm.trace.record import Recorder
 
 log = logging.getLogger("pyhsm.server")
 
@@ -43,14 +47,17 @@ class _Served:
 
     partition: Partition
     connected: bool = False
+    serial: str = ""
+    index: int = 0
 
 
 class Backend:
     """Serves any number of devices; one partition state per (serial, partition) pair."""
 
     def __init__(self, power_on: PowerOn, make_partition: PartitionFactory, *,
-                 credits: int = DEFAULT_CREDITS) -> None:
+                 credits: int = DEFAULT_CREDITS, recorder: Recorder | None = None) -> None:
         self._power_on = power_on
+        self._recorder = recorder
         self._make_partition = make_partition
         self._credits = credits
         self._identities: dict[str, DeviceIdentity] = {}
@@ -76,7 +83,7 @@ class Backend:
                 self._identities.setdefault(serial, identity)
             if key not in self._served:
                 partition = self._make_partition(serial, index, self._identities[serial])
-                self._served.setdefault(key, _Served(partition))
+                self._served.setdefault(key, _Served(partition, serial=serial, index=index))
         return self._served[key]
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -84,7 +91,7 @@ class Backend:
         try:
             served = await self._handshake(reader, writer)
             if served:
-                await _Link(served, reader, writer).run()
+                await _Link(served, reader, writer, self._recorder).run()
         except (asyncio.IncompleteReadError, ConnectionError):
             log.info("device disconnected")
         except link.LinkError as exc:
@@ -134,11 +141,13 @@ class _Link:
     """One accepted device connection: each request is executed and answered in arrival order.
 
     A CANCEL therefore always arrives after its answer was sent, and the device drops that answer by
-    its msg_id; the backend only notes it.
+    its msg_id; the backend only notes it. With a ``recorder``, every request and reset is traced.
     """
 
     def __init__(self, served: _Served, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+                 writer: asyncio.StreamWriter, recorder: Recorder | None = None) -> None:
+        self._served = served
+        self._recorder = recorder
         self._partition = served.partition
         self._reader = reader
         self._writer = writer
@@ -148,9 +157,12 @@ class _Link:
             msg_id, message = await link.read_frame(self._reader)
             match message:
                 case link.Request():
-                    answer: link.Message = self._execute(msg_id, message)
+                    answer: link.Message = (self._execute(msg_id, message) if self._recorder is None
+                                            else self._execute_traced(msg_id, message))
                 case link.Reset(kind=kind):
                     self._partition.reset(_reset_kind(kind))
+                    if self._recorder is not None:
+                        self._recorder.reset(self._served.serial, self._served.index, kind)
                     answer = link.ResetAck(kind)
                 case link.Cancel(msg_id=cancelled):
                     log.debug("device no longer waits for message %d", cancelled)
@@ -167,6 +179,15 @@ class _Link:
             log.error("partition failed on message %d: %r", msg_id, exc)
             return link.Response(link.Status.INTERNAL_ERROR, 0, 0, 0)
 
+    def _execute_traced(self, msg_id: int, request: link.Request) -> link.Response:
+        started = time.perf_counter()
+        response = self._execute(msg_id, request)
+        latency = time.perf_counter() - started
+        assert self._recorder is not None
+        self._recorder.command(self._served.serial, self._served.index, msg_id, request, response,
+                               latency)
+        return response
+
 
 def _reset_kind(kind: int) -> link.ResetKind:
     try:
@@ -177,7 +198,8 @@ def _reset_kind(kind: int) -> link.ResetKind:
     return reset
 
 
-def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_CREDITS) -> Backend:
+def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_CREDITS,
+                    recorder: Recorder | None = None) -> Backend:
     """The production wiring: PUF/DICE root of trust and the DDI partition.
 
     The root of trust's numba kernels are loaded (or compiled) here, so that a device's first
@@ -199,7 +221,7 @@ def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_
         return DdiPartition(serial=serial, index=index,
                             state_dir=device_dir(serial) / f"partition-{index}", identity=ident)
 
-    return Backend(identity, partition, credits=credits)
+    return Backend(identity, partition, credits=credits, recorder=recorder)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -218,6 +240,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: build/images/firmware in the source tree)")
     p.add_argument("--credits", type=int, default=DEFAULT_CREDITS,
                    help=f"commands a device may have in flight (default {DEFAULT_CREDITS})")
+    p.add_argument("--trace", type=Path, default=None, metavar="FILE",
+                   help="append every command and reset as a JSON line to FILE (secrets redacted; "
+                        "read it with `pyhsm trace FILE [--follow]`)")
     p.set_defaults(func=_serve_command)
 
 
@@ -227,7 +252,12 @@ def default_firmware_dir() -> Path:
 
 def _serve_command(args: argparse.Namespace) -> int:
     args.state.mkdir(parents=True, exist_ok=True)
-    backend = default_backend(args.state, args.firmware or default_firmware_dir(), args.credits)
+    recorder = None
+    if args.trace:
+        from pyhsm.trace.record import Recorder
+        recorder = Recorder(args.trace)
+    backend = default_backend(args.state, args.firmware or default_firmware_dir(), args.credits,
+                              recorder)
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -238,6 +268,8 @@ def _serve_command(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(asyncio.CancelledError):
         asyncio.run(main())
+    if recorder:
+        recorder.close()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(args.socket)
     log.info("stopped")
