@@ -71,7 +71,8 @@ def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[st
         with Vm(config, echo=(lambda line: out(f"    | {line}")) if options.verbose else None) as vm:
             out(f"booting ({choice.accel}, {options.firmware}) ...")
             if options.interactive:
-                _interactive(vm, out)
+                with summary.timed("interactive session (not graded)") as notes:
+                    notes.append(f"QEMU exit status {_interactive(vm, out)}")
                 return
             _boot(vm, summary, BOOT_TIMEOUT_S[choice.accel])
             _query_device(vm, summary, options.serial)
@@ -139,7 +140,8 @@ def _short(detail: dict[str, Any], limit: int = 90) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _interactive(vm: Vm, out: Callable[[str], None]) -> None:
+def _interactive(vm: Vm, out: Callable[[str], None]) -> int:
+    """Wait while the user works on the console socket; returns QEMU's exit status."""
     out(f"serial console: {vm.config.console_socket}")
     out(f"  attach with: socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:{vm.config.console_socket}")
     out(f"  QMP: {vm.config.qmp_socket}; Ctrl-C here stops the VM")
@@ -148,4 +150,4 @@ def _interactive(vm: Vm, out: Callable[[str], None]) -> None:
             time.sleep(1)
     except KeyboardInterrupt:
         pass
-    vm.quit()
+    return vm.quit()

@@ -42,6 +42,8 @@ class VmConfig:
     guest_cmd: str | None = None
     interactive: bool = False           # console on workdir/console.sock; a shell after the workload
     tpm_socket: Path | None = None      # swtpm control socket: adds a tpm-crb TPM 2.0
+    data_disk: Path | None = None       # a raw image attached as the second virtio disk (/dev/vdb)
+    cmdline_extra: str = ""             # appended to the kernel command line
     qemu: Path = paths.QEMU
 
     @property
@@ -63,6 +65,8 @@ def kernel_cmdline(config: VmConfig) -> str:
              "tsc=reliable", f"pyhsm.workload={config.workload}",
              f"pyhsm.after-reset={config.after_reset_workload}",
              f"pyhsm.after={'shell' if config.interactive else 'poweroff'}"]
+    if config.cmdline_extra:
+        words.append(config.cmdline_extra)
     if config.guest_cmd:
         words.append("pyhsm.cmd=" + base64.b64encode(config.guest_cmd.encode()).decode())
     return " ".join(words)
@@ -94,6 +98,9 @@ def qemu_argv(config: VmConfig) -> list[str]:
             "-device", f"pcie-root-port,id={HSM_PORT},chassis=1,slot=1",
             "-device", ",".join(f"{k}={v}" if k != "driver" else v
                                 for k, v in hsm_device_args(config).items())]
+    if config.data_disk:
+        argv += ["-drive", f"file={config.data_disk},format=raw,if=none,id=data",
+                 "-device", "virtio-blk-pci,drive=data"]
     if config.tpm_socket:
         argv += ["-chardev", f"socket,id=tpmctrl,path={config.tpm_socket}",
                  "-tpmdev", "emulator,id=tpm0,chardev=tpmctrl", "-device", "tpm-crb,tpmdev=tpm0"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -90,3 +93,48 @@ def test_two_vms_on_one_backend_have_separate_partitions(
             "a VM found its partition already provisioned: partitions are shared"
     keys = [d["create key with the shared tag"]["public_sha256"] for d in details]
     assert keys[0] != keys[1]
+
+
+def test_boot_through_ovmf(boot_vm: Callable[..., Vm]) -> None:
+    vm = boot_vm("boot", firmware="ovmf", guest_cmd="test -d /sys/firmware/efi")
+    events = run_to_done(vm)
+    assert_all_ok(events)
+    [cmd] = [e for e in events if e["event"] == "cmd"]
+    assert cmd["rc"] == 0, "the guest did not boot through UEFI (no /sys/firmware/efi)"
+
+
+def test_interactive_run_gives_a_shell_on_the_console_socket(guest_images: GuestImages,
+                                                             hsm_qemu: Path) -> None:
+    launcher = subprocess.Popen([sys.executable, "-m", "pyhsm.cli", "run", "--interactive",
+                                 "--accel", "tcg", "--workload", "boot"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert launcher.stdout is not None
+        console_path = next((line.split(": ", 1)[1].strip() for line in launcher.stdout
+                             if line.startswith("serial console: ")), None)
+        assert console_path, "pyhsm run --interactive did not print its console socket"
+        with socket.socket(socket.AF_UNIX) as console:
+            console.connect(console_path)
+            seen = _read_until(console, b'"event":"done"', 300)
+            assert b'"event":"done"' in seen, seen[-500:]
+            time.sleep(2)
+            console.sendall(b"\recho shell-$((6*7))\r")
+            assert b"shell-42" in _read_until(console, b"shell-42", 60)
+            console.sendall(b"busybox poweroff -f\r")
+        output = launcher.stdout.read()
+        assert launcher.wait(60) == 0, output
+        assert "interactive session (not graded)" in output
+    finally:
+        launcher.kill()
+
+
+def _read_until(sock: socket.socket, marker: bytes, timeout: float) -> bytes:
+    sock.settimeout(0.5)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        try:
+            seen += sock.recv(4096)
+        except socket.timeout:
+            continue
+    return seen
