@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 from pyhsm.ddi.errors import DdiFailure
 from pyhsm.ddi.sessions import Session
@@ -15,7 +17,8 @@ from pyhsm.identity import DeviceIdentity
 @dataclass
 class Call:
     """One DDI command in progress. Handlers set ``dirty`` when persistent state changed and
-    ``opened`` when they created or re-established a session."""
+    ``opened`` when they created or re-established a session. ``lock`` is the partition's lock,
+    held while the handler runs."""
 
     vault: Vault
     identity: DeviceIdentity
@@ -24,6 +27,7 @@ class Call:
     session: Session | None = None
     dirty: bool = False
     opened: Session | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def app_id(self) -> bytes:
@@ -39,6 +43,20 @@ class Call:
         if self.vault.provisioning is None:
             raise DdiFailure(DdiStatus.PartitionNotProvisioned, "partition is not provisioned")
         return self.vault.provisioning
+
+    @contextlib.contextmanager
+    def unlocked(self) -> Iterator[None]:
+        """Run pure computation on objects the handler already holds (e.g. a signature with a
+        loaded key) without the partition lock, so that sessions' crypto can run in parallel
+        (``cryptography`` releases the GIL). Nothing of the vault may be touched inside; afterwards
+        the caller's session must still be the same usable session, or the command fails."""
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self.lock.acquire()
+        if self.session is not None and self.vault.sessions.active(self.session.sess_id) is not self.session:
+            raise DdiFailure(DdiStatus.InvalidArg, "the session was closed while the command ran")
 
     def active_session(self) -> Session:
         assert self.session is not None, "in-session handler called without a session"

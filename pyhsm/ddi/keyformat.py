@@ -91,4 +91,5 @@ def expected_length(kind: KeyType) -> int | None:
         return None
     if family is Family.BULK:
         return 32
-    return {Family.SECRET: (KINDS[kind].bits + 7) // 8}.get(family, KINDS[kind].size)
+    return {Family.SECRET: (KINDS[kind].bits + 7) // 8, Family.MLDSA: 32, Family.MLKEM: 64}.get(
+        family, KINDS[kind].size)

@@ -142,7 +142,7 @@ class Partition:
         except MborError as exc:
             log.warning("%s: undecodable request data: %s", spec.name, exc)
             return error(DdiStatus.DdiDecodeFailed)
-        call = Call(self.vault, self._identity, self._bk_boot, hdr)
+        call = Call(self.vault, self._identity, self._bk_boot, hdr, lock=self._lock)
         try:
             self._admit(spec, call)
             result = HANDLERS[spec.name](call, data)

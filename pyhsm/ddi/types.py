@@ -38,6 +38,11 @@ class KeyType(enum.IntEnum):
     HmacSha384 = 26
     HmacSha512 = 27
     AesCbc256Hmac384 = 28
+    # vendor kinds (docs/vendor-ops.md): material is the FIPS 203/204 seed
+    MlDsa65Private = 32769
+    MlDsa87Private = 32770
+    MlKem768Private = 32771
+    MlKem1024Private = 32772
 
 
 class KeyClass(enum.IntEnum):
@@ -101,6 +106,8 @@ class Family(enum.Enum):
     SECRET = "secret"
     HMAC = "hmac"
     MASKING = "masking"
+    MLDSA = "ml-dsa"
+    MLKEM = "ml-kem"
 
 
 class Usage(enum.Enum):
@@ -148,6 +155,10 @@ KINDS: dict[KeyType, KindInfo] = {
     KeyType.HmacSha384: KindInfo(Family.HMAC, 48, 384, frozenset({Usage.SIGN_VERIFY})),
     KeyType.HmacSha512: KindInfo(Family.HMAC, 64, 512, frozenset({Usage.SIGN_VERIFY})),
     KeyType.AesCbc256Hmac384: KindInfo(Family.MASKING, 80, 640, _NONE),
+    KeyType.MlDsa65Private: KindInfo(Family.MLDSA, 4032, 256, frozenset({Usage.SIGN_VERIFY})),
+    KeyType.MlDsa87Private: KindInfo(Family.MLDSA, 4896, 256, frozenset({Usage.SIGN_VERIFY})),
+    KeyType.MlKem768Private: KindInfo(Family.MLKEM, 2400, 512, frozenset({Usage.DERIVE})),
+    KeyType.MlKem1024Private: KindInfo(Family.MLKEM, 3168, 512, frozenset({Usage.DERIVE})),
 }
 
 CURVES: dict[int, tuple[ec.EllipticCurve, KeyType, KeyType]] = {

@@ -7,16 +7,17 @@ import threading
 
 import pytest
 from ddi_helpers import APP_ID, BK3, PIN, LocalTransport, Provisioned, provision
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from ddi_helpers import expect
 
 from pyhsm import link
-from pyhsm.client import DdiError, DeviceError, HsmClient
+from pyhsm.client import DdiError, DeviceError, HsmClient, Usage
 from pyhsm.ddi import envelope
 from pyhsm.ddi.ops.credentials import MAX_FAILED_LOGINS
 from pyhsm.ddi.schemas import BY_NAME
 from pyhsm.ddi.status import DdiStatus as S
-from pyhsm.ddi.types import AesKeySize, AesOp, DeviceKind, EccCurve
+from pyhsm.ddi.types import AesKeySize, AesOp, DeviceKind, EccCurve, KeyType
 from pyhsm.link import SessionFlags, SessionOp
 from pyhsm.transport import Completion
 
@@ -332,3 +333,33 @@ def test_a_handler_bug_becomes_internal_error(hsm: Provisioned, monkeypatch) -> 
     monkeypatch.setitem(call.HANDLERS, "Hmac", broken)
     expect(S.InternalError, hsm.client.hmac, 1, b"x")
     assert hsm.client.get_device_info().kind == DeviceKind.Virtual  # still serving
+
+
+def test_session_closed_while_crypto_runs_unlocked(hsm: Provisioned, monkeypatch) -> None:
+    """Crypto runs without the partition lock; a session closed meanwhile fails the command cleanly."""
+    from pyhsm.ddi.ops import common
+
+    c = hsm.client
+    key = c.ecc_generate_key_pair(EccCurve.P384, Usage.DERIVE)
+    peer = ec.generate_private_key(ec.SECP384R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    sid = c.session_id
+    real = common.private_key
+
+    class Closing:
+        """Wraps the key: its exchange closes the session from another thread first."""
+
+        def __init__(self, inner) -> None:
+            self.inner, self.curve = inner, inner.curve
+
+        def exchange(self, algorithm, peer_key):
+            closer = threading.Thread(target=lambda: hsm.partition.execute(
+                link.Request(1, 1, 1, SessionFlags(SessionOp.CLOSE, True).to_byte(), sid, 0, b"")))
+            closer.start()
+            closer.join(5)
+            return self.inner.exchange(algorithm, peer_key)
+
+    monkeypatch.setattr("pyhsm.ddi.ops.ecc.private_key", lambda entry: Closing(real(entry)))
+    expect(S.InvalidArg, c.ecdh_key_exchange, key.private_key_id, peer, KeyType.Secret384, session_only=True)
+    assert hsm.partition.vault.sessions.lookup(sid) is None
+    assert not [e for _, e in hsm.partition.vault.keys if e.session == sid]

@@ -44,7 +44,9 @@ def ecc_sign(call: Call, req: Any) -> Any:
     if algorithm is None:
         raise DdiFailure(DdiStatus.InvalidArg, f"digest of {len(req.digest)} bytes (need 20/32/48/64)")
     key: ec.EllipticCurvePrivateKey = private_key(entry)
-    r, s = decode_dss_signature(key.sign(req.digest, ec.ECDSA(Prehashed(algorithm))))
+    with call.unlocked():
+        der = key.sign(req.digest, ec.ECDSA(Prehashed(algorithm)))
+    r, s = decode_dss_signature(der)
     size = (key.curve.key_size + 7) // 8
     return BY_NAME["EccSign"].response(signature=r.to_bytes(size, "big") + s.to_bytes(size, "big"))
 
@@ -67,7 +69,8 @@ def ecdh_key_exchange(call: Call, req: Any) -> Any:
     if not isinstance(peer, ec.EllipticCurvePublicKey) or peer.curve.name != key.curve.name:
         raise DdiFailure(DdiStatus.DerAndKeyTypeMismatch, "peer key is not on the private key's curve")
     try:
-        secret = key.exchange(ec.ECDH(), peer)
+        with call.unlocked():
+            secret = key.exchange(ec.ECDH(), peer)
     except ValueError:
         raise DdiFailure(DdiStatus.EccDeriveError, "ECDH failed") from None
     key_id, masked = create(call, new_entry(call, secret_kind, secret, props, tag, local=False))

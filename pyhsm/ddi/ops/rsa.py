@@ -65,7 +65,9 @@ def rsa_mod_exp(call: Call, req: Any) -> Any:
     y = int.from_bytes(req.y, "big")
     if not req.y or len(req.y) > size or y >= key.public_key().public_numbers().n:
         raise DdiFailure(_OP_FAILURE[op], "input is empty or not below the modulus")
-    return BY_NAME["RsaModExp"].response(x=private_op(key, y).to_bytes(size, "big"))
+    with call.unlocked():
+        x = private_op(key, y)
+    return BY_NAME["RsaModExp"].response(x=x.to_bytes(size, "big"))
 
 
 def _target(key_class: KeyClass, plain: bytes) -> tuple[KeyType, bytes, Any]:

@@ -1,0 +1,105 @@
+"""The vendor DDI operations (docs/vendor-ops.md): post-quantum keys and confidential-VM evidence,
+policies, key release and sealing, declared like ``pyhsm.ddi.schemas.OPS``; importing this module adds
+them to ``OPS`` and ``BY_NAME``.
+
+Vendor opcodes start at 0x8000; vendor statuses at 0x08F00001 (``VendorStatus``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from pyhsm.ddi.mbor import BOOL, U16, U32, U64, Field, Fixed, Struct, Var
+from pyhsm.ddi.schemas import BY_NAME, KEY_PROPERTIES, OPS, OpSpec, SessionKind
+
+F = Field
+VENDOR_BASE = 0x8000
+
+
+class VendorStatus(enum.IntEnum):
+    """Statuses of the vendor operations (response header ``status``)."""
+
+    CvmOwnerNotSet = 0x08F00001
+    CvmOwnerAlreadySet = 0x08F00002
+    CvmOwnerSignatureInvalid = 0x08F00003
+    CvmOwnerSequenceReplayed = 0x08F00004
+    CvmVmNotRegistered = 0x08F00005
+    CvmNonceUnknown = 0x08F00006
+    CvmNonceExpired = 0x08F00007
+    CvmNonceStale = 0x08F00008
+    CvmQuoteMalformed = 0x08F00009
+    CvmQuoteSignatureInvalid = 0x08F0000A
+    CvmQuoteSignerMismatch = 0x08F0000B
+    CvmPcrDigestMismatch = 0x08F0000C
+    CvmPolicyNotFound = 0x08F0000D
+    CvmPolicyMismatch = 0x08F0000E
+    CvmPolicyVmMismatch = 0x08F0000F
+    CvmSealedBlobInvalid = 0x08F00010
+    CvmTooManyNonces = 0x08F00011
+    CvmReleaseKeyInvalid = 0x08F00012
+
+
+_MASKED = Var(3072)
+_STATEMENT = Var(2048)
+_VM_ID = Var(64)
+_WORKLOAD = Var(64)
+_SEALED = Var(2136)
+
+EVIDENCE = Struct("CvmEvidence", F(1, "vm_id", _VM_ID), F(2, "attest", Var(1024)), F(3, "signature", Var(1024)),
+                  F(4, "pcr_values", Var(3072)))
+RECIPIENT = Struct("CvmRecipient", F(1, "kem_pub", Var(1184)), F(2, "ecdh_pub", Var(120)))
+WRAPPED = Struct("CvmWrapped", F(1, "kem_ct", Var(1568)), F(2, "ecdh_pub", Var(120)), F(3, "ciphertext", Var(2064)))
+
+# Bodies of the owner commands: signed as MBOR bytes, carried in the op's ``body`` field.
+REGISTER_VM_BODY = Struct("CvmRegisterVmBody", F(1, "seq", U64), F(2, "vm_id", _VM_ID), F(3, "ek_pub", Var(600)),
+                          F(4, "ak_public", Var(600)))
+SET_POLICY_BODY = Struct("CvmSetPolicyBody", F(1, "seq", U64), F(2, "workload", _WORKLOAD), F(3, "vm_id", _VM_ID),
+                         F(4, "pcr_bank", U16), F(5, "pcr_mask", U32), F(6, "pcr_values", Var(1536)),
+                         F(7, "key_tag", U16, True))
+OWNER_BODIES: dict[str, Struct] = {"CvmRegisterVm": REGISTER_VM_BODY, "CvmSetPolicy": SET_POLICY_BODY}
+
+_S = SessionKind.IN_SESSION
+_OWNER_REQUEST = (F(1, "body", Var(4096)), F(2, "owner_sig", Fixed(96)))
+_PQC_GENERATE = (F(1, "key_id", U16), F(2, "pub_key", Var(2592)), F(3, "masked_key", _MASKED))
+
+
+def _op(code: int, name: str, request: tuple[Field, ...], response: tuple[Field, ...]) -> OpSpec:
+    return OpSpec(code, name, _S, Struct(f"Ddi{name}Req", *request), Struct(f"Ddi{name}Resp", *response))
+
+
+VENDOR_OPS: dict[int, OpSpec] = {spec.code: spec for spec in (
+    _op(0x8000, "MlDsaGenerateKey",
+        (F(1, "params", U32), F(2, "key_tag", U16, True), F(3, "key_properties", KEY_PROPERTIES),
+         F(4, "seed", Var(32), True)), _PQC_GENERATE),
+    _op(0x8001, "MlDsaSign", (F(1, "key_id", U16), F(2, "message", Var(4096)), F(3, "context", Var(255), True)),
+        (F(1, "signature", Var(4627)),)),
+    _op(0x8002, "MlDsaGetPublicKey", (F(1, "key_id", U16),), (F(1, "params", U32), F(2, "pub_key", Var(2592)))),
+    _op(0x8003, "MlKemGenerateKey",
+        (F(1, "params", U32), F(2, "key_tag", U16, True), F(3, "key_properties", KEY_PROPERTIES),
+         F(4, "seed", Var(64), True)), _PQC_GENERATE),
+    _op(0x8004, "MlKemDecapsulate",
+        (F(1, "key_id", U16), F(2, "ciphertext", Var(1568)), F(3, "key_tag", U16, True),
+         F(4, "key_properties", KEY_PROPERTIES)),
+        (F(1, "key_id", U16), F(2, "masked_key", _MASKED))),
+    _op(0x8005, "MlKemGetPublicKey", (F(1, "key_id", U16),), (F(1, "params", U32), F(2, "pub_key", Var(1568)))),
+    _op(0x8010, "CvmGetNonce", (F(1, "vm_id", _VM_ID),), (F(1, "nonce", Fixed(32)), F(2, "lifetime_ms", U32))),
+    _op(0x8011, "CvmVerifyEvidence", (F(1, "evidence", EVIDENCE),), (F(1, "statement", _STATEMENT),)),
+    _op(0x8012, "CvmReleaseKey",
+        (F(1, "evidence", EVIDENCE), F(2, "workload", _WORKLOAD), F(3, "recipient", RECIPIENT)),
+        (F(1, "wrapped", WRAPPED), F(2, "statement", _STATEMENT), F(3, "policy_version", U32))),
+    _op(0x8013, "CvmSeal", (F(1, "workload", _WORKLOAD), F(2, "data", Var(2048))), (F(1, "sealed", _SEALED),)),
+    _op(0x8014, "CvmUnseal",
+        (F(1, "evidence", EVIDENCE), F(2, "sealed", _SEALED), F(3, "recipient", RECIPIENT)),
+        (F(1, "wrapped", WRAPPED), F(2, "statement", _STATEMENT))),
+    _op(0x8020, "CvmSetOwner", (F(1, "owner_pub", Var(120)),), ()),
+    _op(0x8021, "CvmRegisterVm", _OWNER_REQUEST, ()),
+    _op(0x8022, "CvmSetPolicy", _OWNER_REQUEST, (F(1, "version", U32),)),
+    _op(0x8023, "CvmGetOwnerInfo", (),
+        (F(1, "owner_set", BOOL), F(2, "last_seq", U64), F(3, "vms", U16), F(4, "policies", U16))),
+)}
+
+# Join the shared tables: the partition (through ``pyhsm.ddi.ops``) and the client import this module,
+# so every dispatcher and encoder sees the vendor ops.
+assert not VENDOR_OPS.keys() & OPS.keys(), "vendor opcodes collide with DDI opcodes"
+OPS.update(VENDOR_OPS)
+BY_NAME.update({spec.name: spec for spec in VENDOR_OPS.values()})
