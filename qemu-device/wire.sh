@@ -11,14 +11,14 @@ for f in azihsm.c meson.build Kconfig trace-events trace.h; do
   [ -e "$HERE/$f" ] && ln -sfn "$HERE/$f" "$SRC/hw/azihsm/$f"
 done
 
-add_line() {  # add_line FILE ANCHOR_REGEX LINE: insert LINE after the first line matching ANCHOR
+add_line() {  # add_line FILE ANCHOR LINE: insert LINE after the first line that is exactly ANCHOR
   local file=$1 anchor=$2 line=$3
   grep -qxF "$line" "$file" && return 0
-  grep -q "$anchor" "$file" || { echo "wire.sh: anchor '$anchor' not found in $file" >&2; exit 1; }
-  sed -i "0,/$anchor/{/$anchor/a\\
-$line
-}" "$file"
+  grep -qxF "$anchor" "$file" || { echo "wire.sh: line '$anchor' not found in $file" >&2; exit 1; }
+  awk -v anchor="$anchor" -v line="$line" \
+    '{ print } !done && $0 == anchor { print line; done = 1 }' "$file" >"$file.wire"
+  mv "$file.wire" "$file"
 }
-add_line "$SRC/hw/meson.build" "^subdir('misc')" "subdir('azihsm')"
-add_line "$SRC/hw/Kconfig" "^source misc/Kconfig" "source azihsm/Kconfig"
-add_line "$SRC/meson.build" "^    'hw/misc',$" "    'hw/azihsm',"
+add_line "$SRC/hw/meson.build" "subdir('misc')" "subdir('azihsm')"
+add_line "$SRC/hw/Kconfig" "source misc/Kconfig" "source azihsm/Kconfig"
+add_line "$SRC/meson.build" "    'hw/misc'," "    'hw/azihsm',"
