@@ -15,6 +15,8 @@ PACKAGES=(
   libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev zlib1g-dev
   # firmware blobs and the vTPM anchor
   seabios qemu-system-data ovmf swtpm swtpm-tools
+  # confidential workload: vTPM provisioning, LUKS2 data disk
+  tpm2-tools cryptsetup-bin
   # guest images and the guest driver
   debootstrap e2fsprogs cpio zstd xz-utils kmod linux-headers-6.1.0-56-amd64
 )

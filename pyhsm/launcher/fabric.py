@@ -1,0 +1,118 @@
+"""The host's fabric: what a cloud control plane does with the HSM around a confidential VM.
+
+Connects to ``pyhsm serve`` as the VM's HSM function (same serial, so the same partition), with the
+partition credential. Holds the owner key (``state/owner.pem``, made on first use), registers vTPMs
+and policies with signed owner commands (docs/vendor-ops.md), creates the HSM-held keys (the
+releasable data-disk key, the ML-DSA-65 result key) and reads the device's certificate chain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pyhsm.client import DdiError, HsmClient, Usage, key_properties
+from pyhsm.client.socket_transport import SocketTransport
+from pyhsm.cvm import owner
+from pyhsm.ddi import mbor
+from pyhsm.ddi.schemas import BY_NAME
+from pyhsm.ddi.schemas_vendor import OWNER_BODIES
+from pyhsm.ddi.types import AesKeySize
+from pyhsm.launcher.vtpm import VtpmIdentity
+from pyhsm.launcher.workloads import credential
+from pyhsm.launcher.workloads.attestation import POLICY_BANK, vm_id_for
+
+DISK_KEY_TAG = 0x5C00       # AES-256 app key released to the workload (the LUKS2 key)
+RESULT_KEY_TAG = 0x5C01     # ML-DSA-65 key the guest signs results with
+TPM_ALG = {"sha256": 0x000B}
+
+
+class Fabric:
+    """One connection to the HSM partition of ``serial`` with an open session."""
+
+    def __init__(self, socket: Path, serial: str, owner_key: Path) -> None:
+        self.client = HsmClient(SocketTransport(socket, serial=serial))
+        credential.ensure_established(self.client)
+        credential.open_session(self.client)
+        self.owner = _owner_key(owner_key)
+
+    def close(self) -> None:
+        try:
+            self.client.close_session()
+        finally:
+            self.client.transport.close()
+
+    def ensure_owner(self) -> str:
+        """CvmSetOwner with our key unless an owner is set (kept state); returns what happened."""
+        if self.client.call("CvmGetOwnerInfo").owner_set:
+            return "owner already set"
+        self.client.call("CvmSetOwner", owner_pub=owner.public_der(self.owner))
+        return "owner set"
+
+    def _owner_command(self, op: str, **fields: Any) -> Any:
+        seq = int(self.client.call("CvmGetOwnerInfo").last_seq) + 1
+        schema = OWNER_BODIES[op]
+        body = mbor.encode(schema, schema(seq=seq, **fields))
+        return self.client.call(op, body=body, owner_sig=owner.sign(self.owner, BY_NAME[op].code, body))
+
+    def register_vm(self, vtpm: VtpmIdentity) -> bytes:
+        """CvmRegisterVm with the vTPM's EK and AK; returns the VM id."""
+        vm_id = vm_id_for(vtpm.ek_cert_der)
+        self._owner_command("CvmRegisterVm", vm_id=vm_id, ek_pub=vtpm.ek_spki_der,
+                            ak_public=vtpm.ak_public)
+        return vm_id
+
+    def set_policy(self, workload: str, vm_id: bytes, mask: int, values: bytes,
+                   key_tag: int = DISK_KEY_TAG) -> int:
+        """CvmSetPolicy (SHA-256 bank); returns the policy's version."""
+        return int(self._owner_command("CvmSetPolicy", workload=workload.encode(), vm_id=vm_id,
+                                       pcr_bank=TPM_ALG[POLICY_BANK], pcr_mask=mask,
+                                       pcr_values=values, key_tag=key_tag).version)
+
+    def ensure_disk_key(self) -> str:
+        """The releasable AES-256 key under ``DISK_KEY_TAG``, generated in the HSM if absent."""
+        if self._has(DISK_KEY_TAG):
+            return "disk key exists"
+        self.client.aes_generate_key(AesKeySize.Aes256, tag=DISK_KEY_TAG)
+        return "disk key generated"
+
+    def result_public_key(self) -> bytes:
+        """The ML-DSA-65 result key's public key (FIPS 204 encoding), generated if absent."""
+        if self._has(RESULT_KEY_TAG):
+            key_id = self.client.open_key(RESULT_KEY_TAG).key_id
+            return bytes(self.client.call("MlDsaGetPublicKey", key_id=key_id).pub_key)
+        made = self.client.call("MlDsaGenerateKey", params=65, key_tag=RESULT_KEY_TAG,
+                                key_properties=key_properties(Usage.SIGN_VERIFY))
+        return bytes(made.pub_key)
+
+    def certificate_chain(self) -> list[bytes]:
+        """The device's DICE chain, Device ID first (DER certificates)."""
+        count = self.client.get_cert_chain_info().num_certs
+        return [bytes(self.client.get_certificate(i)) for i in range(count)]
+
+    def _has(self, tag: int) -> bool:
+        try:
+            self.client.open_key(tag)
+        except DdiError as exc:
+            if exc.name != "KeyNotFound":
+                raise
+            return False
+        return True
+
+
+def _owner_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The owner key in ``path`` (PEM), created there (mode 0600) when missing."""
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return key
+    key = ec.generate_private_key(ec.SECP384R1())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(0o600)
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return key

@@ -1,0 +1,109 @@
+"""Attestation and key release as the guest agent does them (also used by the host's fabric).
+
+The vTPM side goes through tpm2-tools (``TCTI``: the kernel's resource manager in the guest); the HSM
+side through ``HsmClient.call`` with the vendor ops of docs/vendor-ops.md. ``vm_id_for`` derives a
+VM's id from its EK, so guest and host name the VM the same way without passing it around.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+EK_CERT_NV = 0x01C00016
+AK_HANDLE = 0x81010002
+POLICY_BANK = "sha256"
+POLICY_PCRS = (0, 4, 7, 9)    # firmware, boot loader/kernel, secure boot state, initrd + cmdline
+POLICY_SELECTION = f"{POLICY_BANK}:{','.join(map(str, POLICY_PCRS))}"
+RELEASE_CONTEXT = b"azihsm-cvm/release/"
+GUEST_TCTI = "device:/dev/tpmrm0"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    vm_id: bytes
+    nonce: bytes
+    attest: bytes             # TPMS_ATTEST
+    signature: bytes          # TPMT_SIGNATURE
+    pcr_values: bytes         # the selection's digests, as tpm2_pcrread -o writes them
+
+
+def vm_id_for(ek_cert_der: bytes) -> bytes:
+    """The VM id: the first 16 bytes of SHA-256 over the EK's SubjectPublicKeyInfo."""
+    spki = x509.load_der_x509_certificate(ek_cert_der).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).digest()[:16]
+
+
+def status_name(exc: Exception) -> str:
+    """The DDI or vendor status name of a client error, else the exception's text."""
+    from pyhsm.ddi.schemas_vendor import VendorStatus
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        try:
+            return VendorStatus(int(status)).name
+        except ValueError:
+            pass
+    return getattr(exc, "name", None) or f"{type(exc).__name__}: {exc}"
+
+
+def tpm2(*args: str, env: dict[str, str] | None = None) -> None:
+    """Run one tpm2-tools command against ``env``'s TCTI (default: the guest's vTPM); raises
+    ``RuntimeError`` with its stderr."""
+    env = env or {**os.environ, "TPM2TOOLS_TCTI": GUEST_TCTI}
+    proc = subprocess.run(["tpm2_" + args[0], "-Q", *args[1:]], capture_output=True, text=True,
+                          env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"tpm2_{args[0]} failed: {proc.stderr.strip()[-300:]}")
+
+
+def guest_vm_id() -> bytes:
+    """This VM's id, from the EK certificate in its vTPM's NV index."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cert = Path(tmp) / "ek.der"
+        tpm2("nvread", hex(EK_CERT_NV), "-o", str(cert))
+        return vm_id_for(cert.read_bytes())
+
+
+def quote(vm_id: bytes, nonce: bytes, selection: str = POLICY_SELECTION,
+          env: dict[str, str] | None = None) -> Evidence:
+    """Quote ``selection`` with the provisioned AK over ``nonce`` (in this VM's vTPM, or the one
+    ``env`` points tpm2-tools at)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = {n: Path(tmp) / n for n in ("attest", "sig", "pcrs")}
+        tpm2("quote", "-c", hex(AK_HANDLE), "-l", selection, "-q", nonce.hex(), "-g", "sha256",
+             "-m", str(out["attest"]), "-s", str(out["sig"]), env=env)
+        tpm2("pcrread", selection, "-o", str(out["pcrs"]), env=env)
+        return Evidence(vm_id, nonce, out["attest"].read_bytes(), out["sig"].read_bytes(),
+                        out["pcrs"].read_bytes())
+
+
+def get_nonce(client: Any, vm_id: bytes) -> bytes:
+    import pyhsm.ddi.schemas_vendor  # noqa: F401  (registers the vendor ops)
+    return bytes(client.call("CvmGetNonce", vm_id=vm_id).nonce)
+
+
+def release_key(client: Any, evidence: Evidence, workload: str) -> tuple[bytes, Any]:
+    """CvmReleaseKey with ``evidence`` for ``workload`` to a fresh hybrid recipient; returns the
+    unwrapped key and the response (statement, policy_version). Raises the client's errors."""
+    from pyhsm.cvm.wrap import Recipient, Wrapped
+    from pyhsm.ddi.schemas_vendor import EVIDENCE, RECIPIENT
+    recipient = Recipient()
+    answer = client.call(
+        "CvmReleaseKey",
+        evidence=EVIDENCE(vm_id=evidence.vm_id, attest=evidence.attest,
+                          signature=evidence.signature, pcr_values=evidence.pcr_values),
+        workload=workload.encode(),
+        recipient=RECIPIENT(kem_pub=recipient.kem_pub, ecdh_pub=recipient.ecdh_pub))
+    wrapped = answer.wrapped
+    key = recipient.unwrap(Wrapped(bytes(wrapped.kem_ct), bytes(wrapped.ecdh_pub),
+                                   bytes(wrapped.ciphertext)), RELEASE_CONTEXT + workload.encode())
+    return key, answer
