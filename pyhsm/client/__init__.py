@@ -18,16 +18,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import load_der_x509_certificate
 
-from pyhsm.ddi import envelope
+from pyhsm.cvm import owner as cvm_owner
+from pyhsm.ddi import envelope, mbor
 from pyhsm.ddi.credentials import seal
 from pyhsm.ddi.schemas import (BY_NAME, ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, KEY_METADATA, KEY_PROPERTIES,
                                PUBLIC_KEY, SESSION_CREDENTIAL, SessionKind)
+from pyhsm.ddi.schemas_vendor import EVIDENCE, OWNER_BODIES, RECIPIENT, VendorStatus
 from pyhsm.ddi.status import DdiStatus
 from pyhsm.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType, Usage
 from pyhsm.link import SessionFlags, SessionOp
 from pyhsm.transport import Transport
 
-__all__ = ["DdiError", "DeviceError", "HsmClient", "Usage", "key_properties"]
+__all__ = ["DdiError", "DeviceError", "HsmClient", "Usage", "cvm_evidence", "key_properties"]
 
 REV = (1, 0)
 _USAGE_BITS = {Usage.ENCRYPT_DECRYPT: (2, 3), Usage.SIGN_VERIFY: (4, 5), Usage.UNWRAP: (8,), Usage.DERIVE: (6,)}
@@ -37,11 +39,9 @@ class DdiError(Exception):
     """The device answered the command with a DDI error status."""
 
     def __init__(self, op: str, status: int) -> None:
-        try:
-            self.status: DdiStatus | int = DdiStatus(status)
-            self.name = self.status.name
-        except ValueError:
-            self.status, self.name = status, f"unknown status 0x{status:08x}"
+        known = {int(s): s for enum_cls in (DdiStatus, VendorStatus) for s in enum_cls}
+        self.status: DdiStatus | VendorStatus | int = known.get(status, status)
+        self.name = getattr(self.status, "name", f"unknown status 0x{status:08x}")
         super().__init__(f"{op}: {self.name} (0x{status:08X})")
 
 
@@ -250,6 +250,80 @@ class HsmClient:
 
     def get_sealed_bk3(self) -> bytes:
         return self.call("GetSealedBk3").sealed_bk3
+
+    # -- post-quantum keys (docs/vendor-ops.md) --------------------------------------------------
+
+    def mldsa_generate_key(self, params: int, *, tag: int | None = None, session_only: bool = False,
+                           label: bytes = b"", seed: bytes | None = None) -> Any:
+        return self.call("MlDsaGenerateKey", params=params, key_tag=tag, seed=seed,
+                         key_properties=key_properties(Usage.SIGN_VERIFY, session_only=session_only, label=label))
+
+    def mldsa_sign(self, key_id: int, message: bytes, context: bytes | None = None) -> bytes:
+        return self.call("MlDsaSign", key_id=key_id, message=message, context=context).signature
+
+    def mldsa_get_public_key(self, key_id: int) -> bytes:
+        return self.call("MlDsaGetPublicKey", key_id=key_id).pub_key
+
+    def mlkem_generate_key(self, params: int, *, tag: int | None = None, session_only: bool = False,
+                           label: bytes = b"", seed: bytes | None = None) -> Any:
+        return self.call("MlKemGenerateKey", params=params, key_tag=tag, seed=seed,
+                         key_properties=key_properties(Usage.DERIVE, session_only=session_only, label=label))
+
+    def mlkem_decapsulate(self, key_id: int, ciphertext: bytes, *, tag: int | None = None,
+                          session_only: bool = False) -> Any:
+        return self.call("MlKemDecapsulate", key_id=key_id, ciphertext=ciphertext, key_tag=tag,
+                         key_properties=key_properties(Usage.DERIVE, session_only=session_only))
+
+    def mlkem_get_public_key(self, key_id: int) -> bytes:
+        return self.call("MlKemGetPublicKey", key_id=key_id).pub_key
+
+    # -- confidential VMs (docs/vendor-ops.md) ---------------------------------------------------
+
+    def cvm_get_nonce(self, vm_id: bytes) -> bytes:
+        return self.call("CvmGetNonce", vm_id=vm_id).nonce
+
+    def cvm_verify_evidence(self, evidence: Any) -> bytes:
+        """``evidence``: ``cvm_evidence(...)``; returns the countersigned statement."""
+        return self.call("CvmVerifyEvidence", evidence=evidence).statement
+
+    def cvm_release_key(self, evidence: Any, workload: bytes, kem_pub: bytes, ecdh_pub: bytes) -> Any:
+        return self.call("CvmReleaseKey", evidence=evidence, workload=workload,
+                         recipient=RECIPIENT(kem_pub=kem_pub, ecdh_pub=ecdh_pub))
+
+    def cvm_seal(self, workload: bytes, data: bytes) -> bytes:
+        return self.call("CvmSeal", workload=workload, data=data).sealed
+
+    def cvm_unseal(self, evidence: Any, sealed: bytes, kem_pub: bytes, ecdh_pub: bytes) -> Any:
+        return self.call("CvmUnseal", evidence=evidence, sealed=sealed,
+                         recipient=RECIPIENT(kem_pub=kem_pub, ecdh_pub=ecdh_pub))
+
+    def cvm_set_owner(self, owner_public_der: bytes) -> None:
+        self.call("CvmSetOwner", owner_pub=owner_public_der)
+
+    def cvm_get_owner_info(self) -> Any:
+        return self.call("CvmGetOwnerInfo")
+
+    def cvm_owner_command(self, op: str, owner_key: ec.EllipticCurvePrivateKey, **body: Any) -> Any:
+        """Send owner command ``op`` (CvmRegisterVm, CvmSetPolicy) with ``body`` fields, signed."""
+        schema = OWNER_BODIES[op]
+        encoded = mbor.encode(schema, schema(**body))
+        return self.call(op, body=encoded, owner_sig=cvm_owner.sign(owner_key, BY_NAME[op].code, encoded))
+
+    def cvm_register_vm(self, owner_key: ec.EllipticCurvePrivateKey, seq: int, vm_id: bytes, ek_pub_der: bytes,
+                        ak_public: bytes) -> None:
+        self.cvm_owner_command("CvmRegisterVm", owner_key, seq=seq, vm_id=vm_id, ek_pub=ek_pub_der,
+                               ak_public=ak_public)
+
+    def cvm_set_policy(self, owner_key: ec.EllipticCurvePrivateKey, seq: int, workload: bytes, pcr_bank: int,
+                       pcr_mask: int, pcr_values: bytes, *, vm_id: bytes = b"", key_tag: int | None = None) -> int:
+        return self.cvm_owner_command("CvmSetPolicy", owner_key, seq=seq, workload=workload, vm_id=vm_id,
+                                      pcr_bank=pcr_bank, pcr_mask=pcr_mask, pcr_values=pcr_values,
+                                      key_tag=key_tag).version
+
+
+def cvm_evidence(vm_id: bytes, attest: bytes, signature: bytes, pcr_values: bytes) -> Any:
+    """The evidence structure of the CVM ops: a TPM2 quote (TPMS_ATTEST, TPMT_SIGNATURE) and PCR values."""
+    return EVIDENCE(vm_id=vm_id, attest=attest, signature=signature, pcr_values=pcr_values)
 
 
 def _p384(der: bytes) -> Any:

@@ -48,6 +48,7 @@ class Vault:
         self.failed_logins = 0
         self.provisioning: Provisioning | None = None
         self.sealed_bk3: bytes | None = None
+        self.extensions: dict[str, Any] = {}   # persistent JSON state of vendor features, by name
         self.nonce = b""
         self.establish_key_id: int | None = None
         self.session_key_id = 0
@@ -75,6 +76,7 @@ class Vault:
         self.credential = None
         self.failed_logins = 0
         self.provisioning = None
+        self.extensions = {}
         self.sessions.mark_all_for_renegotiation()
         self.power_on()
 
@@ -97,6 +99,7 @@ class Vault:
             "keys": [{"id": key_id, "kind": int(e.kind), "material": e.material.hex(), "flags": int(e.flags),
                       "app_id": e.app_id.hex(), "tag": e.tag, "label": e.label.hex()}
                      for key_id, e in self.keys.persistent()],
+            "extensions": self.extensions,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -109,6 +112,7 @@ class Vault:
         self.failed_logins = int(state["failed_logins"])
         sealed = state["sealed_bk3"]
         self.sealed_bk3 = bytes.fromhex(sealed) if sealed is not None else None
+        self.extensions = dict(state.get("extensions", {}))
         prov = state["provisioning"]
         self.provisioning = None if prov is None else Provisioning(
             bytes.fromhex(prov["bk_partition"]), bytes.fromhex(prov["masking_key"]), bytes.fromhex(prov["bmk"]),
