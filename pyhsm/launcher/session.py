@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pyhsm.launcher import accel, images, paths, report, verify
+from pyhsm.launcher import (accel, confidential, confidential_session, images, paths, report,
+                            verify)
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.summary import Summary
 from pyhsm.launcher.vm import HSM_ID, Vm, VmConfig
@@ -63,6 +64,9 @@ def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[st
         with summary.timed("choose accelerator") as notes:
             choice = accel.choose(options.accel, paths.QEMU, built.kernel, paths.QEMU_FIRMWARE)
             notes.append(f"{choice.accel.upper()} ({choice.reason})")
+        if options.workload in confidential_session.WORKLOADS and not options.interactive:
+            _confidential(options, built, backend, choice.accel, workdir, summary, out)
+            return
         config = VmConfig(images=built, hsm_socket=backend.socket, workdir=workdir,
                           accel=choice.accel, cpus=options.cpus, memory_mb=options.memory_mb,
                           firmware=options.firmware, serial=options.serial,
@@ -90,6 +94,16 @@ def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[st
                 notes.append(f"QEMU exit status {vm.quit()}")
     finally:
         backend.stop()
+
+
+def _confidential(options: RunOptions, built: images.GuestImages, backend: BackendProcess,
+                  accel_name: str, workdir: Path, summary: Summary, out: Callable[[str], None]) -> None:
+    """The confidential workloads: OVMF, vTPM and data disk, provisioned by the host first."""
+    config = confidential.vm_config(built, backend, workdir, accel_name, options.workload,
+                                    options.serial, cpus=options.cpus, memory_mb=options.memory_mb)
+    out(f"booting ({accel_name}, ovmf, vTPM, LUKS2 data disk) ...")
+    confidential_session.run_vm(config, backend, backend.state / "fabric-owner.pem", summary, out,
+                                echo=(lambda line: out(f"    | {line}")) if options.verbose else None)
 
 
 def _boot(vm: Vm, summary: Summary, timeout: float, prefix: str = "") -> None:

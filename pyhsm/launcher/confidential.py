@@ -1,0 +1,198 @@
+"""The host side of a confidential-VM run (docs/confidential.md): provision, boot, react, verify.
+
+``provision`` does what a cloud fabric does before a confidential VM starts: owner key, HSM-held
+keys (the releasable AES-256 data-disk key, the ML-DSA-65 result key), a vTPM per VM with EK
+certificate and AK (registered with the HSM), the policy (PCRs 0/4/7 from a cached reference boot,
+PCR 9 computed from the exact command line and initrd), and the LUKS2 data disk, formatted with the
+disk key that the HSM releases to the fabric's own attested vTPM under a policy bound to it.
+``ConfidentialRun.boot`` starts swtpm and QEMU under OVMF; ``react`` is what the host does when the
+guest reports a step (policy update, backend restart); ``verify_result`` checks the signed result
+and the countersigned evidence against the device's DICE chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from pyhsm.launcher import datadisk, measurements, vtpm
+from pyhsm.launcher.backend import BackendProcess
+from pyhsm.launcher.fabric import Fabric
+from pyhsm.launcher.images import GuestImages
+from pyhsm.launcher.tpm import SwtpmProcess
+from pyhsm.launcher.vm import Vm, VmConfig, kernel_cmdline
+from pyhsm.launcher.workloads import attestation
+from pyhsm.launcher.workloads.confidential import (POLICY_WORKLOAD, RESULT_CONTEXT, job_result,
+                                                   result_message)
+from pyhsm.launcher.workloads.confidential_refusals import OTHER_WORKLOAD
+
+DATA_FILES = {   # what the job reads from the encrypted disk (deterministic, so the host knows)
+    "ledger.csv": "".join(f"{i},account-{i % 17},{(i * 7919) % 10007}\n"
+                          for i in range(2000)).encode(),
+    "notes/readme.txt": b"Confidential data: readable only inside an attested VM.\n" * 40,
+}
+REFERENCE_TIMEOUT_S = 300.0
+
+
+@dataclass
+class Provisioned:
+    config: VmConfig                # what to boot: the given one, told the other VM's id
+    vm_id: bytes
+    other_vm_id: bytes              # the fabric's own registered vTPM
+    vtpm_state: Path
+    data_disk: Path
+    data_files: Path                # the same files, in clear, for the host's expected result
+    result_public_key: bytes        # ML-DSA-65
+    chain: list[bytes]              # the device's DICE chain (DER, Device ID first)
+    policy_values: bytes
+    ek_spki_der: bytes
+    ak_name: bytes
+    notes: list[str] = field(default_factory=list)
+
+
+def vm_config(images: GuestImages, backend: BackendProcess, workdir: Path, accel: str,
+              workload: str, serial: str, **fields: Any) -> VmConfig:
+    """The confidential VM's configuration (OVMF, vTPM, data disk), before provisioning fills in
+    the sockets and disk."""
+    return VmConfig(images=images, hsm_socket=backend.socket, workdir=workdir, accel=accel,
+                    firmware="ovmf", serial=serial, workload=workload,
+                    tpm_socket=workdir / "swtpm.sock", data_disk=workdir / "data.img", **fields)
+
+
+def reference_pcrs(config: VmConfig, out: Callable[[str], None]) -> dict[int, bytes]:
+    """PCRs 0/4/7 for this firmware and kernel, from the cache or a reference boot."""
+    def boot() -> tuple[str, Path, dict[int, bytes]]:
+        workdir = config.workdir.parent / f"{config.workdir.name}-reference"
+        ref = replace(config, workdir=workdir, workload="measure", data_disk=None,
+                      tpm_socket=workdir / "swtpm.sock", cmdline_extra="", guest_cmd=None)
+        out("reference boot (measure) for the policy's firmware and kernel PCRs ...")
+        swtpm = SwtpmProcess(workdir / "tpm", ref.tpm_socket, workdir / "swtpm.log")
+        swtpm.start()
+        try:
+            with Vm(ref) as vm:
+                vm.wait_boot(REFERENCE_TIMEOUT_S)
+                step = vm.wait_for("step", REFERENCE_TIMEOUT_S)
+                if step["result"] != "ok":
+                    raise RuntimeError(f"reference boot: {step.get('error')}")
+                vm.wait_for("done", 60)
+        finally:
+            swtpm.stop()
+        pcrs = {int(k): bytes.fromhex(v) for k, v in step["detail"]["pcrs"].items()}
+        return kernel_cmdline(ref), ref.images.initramfs, pcrs
+    return measurements.reference(config.images.kernel, boot)
+
+
+def provision(config: VmConfig, backend: BackendProcess, owner_key: Path,
+              out: Callable[[str], None] = print, policy_config: VmConfig | None = None) -> Provisioned:
+    """Everything before the VM starts. ``policy_config`` is the configuration the policy expects
+    (default ``config``); a test boots a tampered ``config`` against the policy of a good one. Both
+    get ``pyhsm.other-vm=`` (the fabric vTPM's VM id) on their command line."""
+    workdir = config.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    notes = []
+    fabric = Fabric(backend.socket, config.serial, owner_key)
+    try:
+        notes.append(fabric.ensure_owner())
+        notes.append(fabric.ensure_disk_key())
+        result_public = fabric.result_public_key()
+        chain = fabric.certificate_chain()
+        fabric_tpm = vtpm.manufacture(workdir / "fabric-tpm", workdir / "fabric-scratch")
+        fabric_vm = fabric.register_vm(fabric_tpm)
+        guest_tpm = vtpm.manufacture(workdir / "vm-tpm", workdir / "vm-scratch")
+        vm_id = fabric.register_vm(guest_tpm)
+        mask = measurements.pcr_mask()
+        with vtpm.tpm2_tools(fabric_tpm.state, workdir / "fabric-scratch") as env:
+            fabric_pcrs = attestation.quote(fabric_vm, bytes(32), env=env).pcr_values
+        fabric.set_policy(OTHER_WORKLOAD, fabric_vm, mask, fabric_pcrs)
+        with vtpm.tpm2_tools(fabric_tpm.state, workdir / "fabric-scratch") as env:
+            evidence = attestation.quote(fabric_vm, attestation.get_nonce(fabric.client, fabric_vm),
+                                         env=env)
+        disk_key, _ = attestation.release_key(fabric.client, evidence, OTHER_WORKLOAD)
+        assert config.data_disk is not None
+        datadisk.create(config.data_disk, DATA_FILES, disk_key)
+        del disk_key
+        other = f"pyhsm.other-vm={fabric_vm.hex()}"
+        config = replace(config, cmdline_extra=" ".join(filter(None, (config.cmdline_extra, other))))
+        expected = policy_config or config
+        if policy_config is not None:
+            expected = replace(policy_config, cmdline_extra=" ".join(
+                filter(None, (policy_config.cmdline_extra, other))))
+        values = measurements.policy_values(reference_pcrs(expected, out), kernel_cmdline(expected),
+                                            expected.images.initramfs)
+        version = fabric.set_policy(POLICY_WORKLOAD, vm_id, mask, values)
+        notes.append(f"policy {POLICY_WORKLOAD!r} v{version} over PCRs "
+                     f"{','.join(map(str, attestation.POLICY_PCRS))}")
+    finally:
+        fabric.close()
+    return Provisioned(config=config, vm_id=vm_id, other_vm_id=fabric_vm, vtpm_state=guest_tpm.state,
+                       data_disk=config.data_disk, data_files=config.data_disk.with_suffix(".files"),
+                       result_public_key=result_public, chain=chain, policy_values=values,
+                       ek_spki_der=guest_tpm.ek_spki_der, ak_name=guest_tpm.ak_name, notes=notes)
+
+
+def update_policy(backend: BackendProcess, config: VmConfig, owner_key: Path,
+                  provisioned: Provisioned) -> int:
+    """Re-register the same policy (the version goes up, outstanding nonces go stale)."""
+    fabric = Fabric(backend.socket, config.serial, owner_key)
+    try:
+        return fabric.set_policy(POLICY_WORKLOAD, provisioned.vm_id, measurements.pcr_mask(),
+                                 provisioned.policy_values)
+    finally:
+        fabric.close()
+
+
+def start_vtpm(config: VmConfig, provisioned: Provisioned) -> SwtpmProcess:
+    assert config.tpm_socket is not None
+    swtpm = SwtpmProcess(provisioned.vtpm_state, config.tpm_socket, config.workdir / "swtpm.log")
+    swtpm.start()
+    return swtpm
+
+
+def verify_result(detail: dict[str, Any], provisioned: Provisioned) -> list[str]:
+    """Check the guest's signed result; returns the chain of trust checked, one line per link.
+    Raises ``ValueError`` (or a verification error) naming the first check that failed."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import mldsa
+
+    from pyhsm.cvm import statement as cose
+    from pyhsm.rot.verify import verify_chain
+    certs = [x509.load_der_x509_certificate(c) for c in provisioned.chain]
+    chain = verify_chain(certs)
+    lines = [f"DICE chain: {' -> '.join(link.subject for link in chain.links)} "
+             f"(UEID {chain.ueid.hex()[:16]}..)"]
+    statement = bytes.fromhex(detail["statement"])
+    claims = cose.verify(statement, chain.leaf_public_key)
+    expected = {1: "release", 2: provisioned.vm_id,
+                3: hashlib.sha256(provisioned.ek_spki_der).digest(), 4: provisioned.ak_name,
+                10: POLICY_WORKLOAD}
+    for key, want in expected.items():
+        if claims.get(key) != want:
+            raise ValueError(f"statement claim {key} is {claims.get(key)!r}, expected {want!r}")
+    lines.append(f"release statement (COSE_Sign1 ES384) by the chain's leaf: VM "
+                 f"{provisioned.vm_id.hex()}, EK sha256 {claims[3].hex()[:16]}.., AK name "
+                 f"{claims[4].hex()[:16]}.., nonce {claims[5].hex()[:16]}.., pcrDigest "
+                 f"{claims[8].hex()[:16]}.., policy v{claims.get(11)}")
+    result = detail["result"]
+    want_result = job_result(provisioned.data_files)
+    if result != want_result:
+        raise ValueError(f"the job's result differs from the data the host put on the disk: "
+                         f"{json.dumps(result)[:200]}")
+    lines.append(f"job result matches the disk's content ({len(result['files'])} files, "
+                 f"{result['total_words']} words)")
+    public = mldsa.MLDSA65PublicKey.from_public_bytes(provisioned.result_public_key)
+    public.verify(bytes.fromhex(detail["mldsa_signature"]), result_message(result, statement),
+                  RESULT_CONTEXT)
+    lines.append(f"ML-DSA-65 signature over result + statement verifies under the HSM result key "
+                 f"(public key sha256 {hashlib.sha256(provisioned.result_public_key).hexdigest()[:16]}..)")
+    return lines
+
+
+def wait_steps(vm: Vm, on_step: Callable[[dict[str, Any]], None], timeout: float) -> dict[str, Any]:
+    """Pass each guest step event to ``on_step`` until ``done``; returns the done event."""
+    deadline = time.monotonic() + timeout
+    return vm.wait_for("done", max(0.0, deadline - time.monotonic()),
+                       lambda event: on_step(event) if event["event"] == "step" else None)

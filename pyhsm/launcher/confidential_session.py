@@ -1,0 +1,109 @@
+"""``pyhsm run --workload confidential`` (or ``confidential_refusals``): one confidential VM, end to
+end, with every host step and every guest step in the summary, and the chain of trust printed.
+
+Also what the tests and the benchmark drive (``run_vm``): it returns the guest's step events and the
+phase timings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pyhsm.launcher import confidential, report
+from pyhsm.launcher.backend import BackendProcess
+from pyhsm.launcher.summary import Summary
+from pyhsm.launcher.vm import Vm, VmConfig
+
+BOOT_TIMEOUT_S = {"kvm": 60.0, "tcg": 300.0}
+WORKLOAD_TIMEOUT_S = 600.0
+SIGN_STEP = "sign result (ML-DSA-65)"
+POLICY_UPDATE_AFTER = "evidence gathered before policy update"
+RESTART_AFTER = "nonce before backend restart"
+WORKLOADS = ("confidential", "confidential_refusals")
+
+
+@dataclass
+class Outcome:
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)   # guest step name -> event
+    phases: dict[str, float] = field(default_factory=dict)          # seconds
+    chain_of_trust: list[str] = field(default_factory=list)
+    done: dict[str, Any] = field(default_factory=dict)
+
+
+def run_vm(config: VmConfig, backend: BackendProcess, owner_key: Path, summary: Summary,
+           out: Callable[[str], None], policy_config: VmConfig | None = None,
+           echo: Callable[[str], None] | None = None) -> Outcome:
+    """Provision, boot, follow the guest (reacting to its steps), verify, power off."""
+    outcome = Outcome()
+    launched = time.monotonic()
+    with summary.timed("host: provision (owner, keys, vTPMs, policy, LUKS2 disk)") as notes:
+        provisioned = confidential.provision(config, backend, owner_key, out, policy_config)
+        notes += provisioned.notes
+    outcome.phases["provision_s"] = time.monotonic() - launched
+    config = provisioned.config
+    swtpm = confidential.start_vtpm(config, provisioned)
+    try:
+        with Vm(config, echo=echo) as vm:
+            with summary.timed("boot through OVMF to guest agent") as notes:
+                boot = vm.wait_boot(BOOT_TIMEOUT_S[config.accel])
+                outcome.phases["firmware_s"] = boot["at_s"] - boot["uptime_s"]
+                outcome.phases["kernel_s"] = boot["uptime_s"]
+                notes.append(f"{boot['at_s']:.1f} s since QEMU start, guest uptime "
+                             f"{boot['uptime_s']:.1f} s")
+
+            def on_step(event: dict[str, Any]) -> None:
+                outcome.steps[event["name"]] = event
+                note = event.get("error") or _short(event.get("detail", {}))
+                summary.add(f"guest: {event['name']}", event["result"], event.get("ms", 0) / 1000,
+                            note)
+                if event["result"] != report.OK:
+                    return
+                if event["name"] == SIGN_STEP:
+                    outcome.phases["result_at_s"] = event["at_s"]
+                    _verify(event["detail"], provisioned, summary, outcome, out)
+                elif event["name"] == POLICY_UPDATE_AFTER:
+                    with summary.timed("host: policy update") as host_notes:
+                        host_notes.append(f"version {confidential.update_policy(backend, config, owner_key, provisioned)}")
+                elif event["name"] == RESTART_AFTER:
+                    with summary.timed("host: backend killed and restarted"):
+                        backend.kill()
+                        backend.start()
+            outcome.done = confidential.wait_steps(vm, on_step, WORKLOAD_TIMEOUT_S)
+            if not outcome.done.get("ok") and outcome.done.get("error"):
+                summary.add("guest workload", report.FAILED, 0.0, outcome.done["error"])
+            with summary.timed("guest powered off, QMP quit") as notes:
+                vm.wait_for("poweroff", 60)
+                vm.wait_stopped(60)
+                notes.append(f"QEMU exit status {vm.quit()}")
+    finally:
+        swtpm.stop()
+    for name, key in (("attest and release key", "attestation_release_s"),
+                      ("unlock data disk", "unlock_s"), ("run job", "job_s"), (SIGN_STEP, "sign_s")):
+        if name in outcome.steps:
+            outcome.phases[key] = outcome.steps[name].get("ms", 0) / 1000
+    return outcome
+
+
+def _verify(detail: dict[str, Any], provisioned: confidential.Provisioned, summary: Summary,
+            outcome: Outcome, out: Callable[[str], None]) -> None:
+    started = time.monotonic()
+    try:
+        outcome.chain_of_trust = confidential.verify_result(detail, provisioned)
+    except Exception as exc:
+        summary.add("host: verify signed result and evidence", report.FAILED,
+                    time.monotonic() - started, f"{type(exc).__name__}: {exc}")
+        return
+    summary.add("host: verify signed result and evidence", report.OK, time.monotonic() - started,
+                "DICE chain, statement, job result, ML-DSA-65 signature")
+    out("chain of trust checked:")
+    for line in outcome.chain_of_trust:
+        out(f"  - {line}")
+
+
+def _short(detail: dict[str, Any], limit: int = 90) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in detail.items()
+                     if k not in ("statement", "mldsa_signature", "result"))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
