@@ -1,8 +1,10 @@
 """A ``Transport`` that speaks the link protocol (docs/link-protocol.md) straight to ``pyhsm serve``.
 
 It plays the device's part: HELLO on connect, then one REQUEST per command. Several threads may
-submit at once (the way several guest processes share one device): a reader thread hands each
-RESPONSE to the caller waiting for its msg_id.
+submit at once (the way several guest processes share one device). There is no reader thread: a
+waiting caller that finds nobody reading becomes the reader, hands every answer to the caller
+waiting for its msg_id and stops once its own answer is in; a lone caller thus sends and receives
+on its own thread, with no hand-off.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import itertools
 import socket
 import threading
+import time
 from pathlib import Path
 
 from pyhsm import link
@@ -20,8 +23,8 @@ CONNECT_TIMEOUT_S = 5.0
 
 class _Pending:
     def __init__(self) -> None:
-        self.done = threading.Event()
-        self.response: link.Response | None = None
+        self.wake = threading.Event()
+        self.response: link.Message | None = None
 
 
 class SocketTransport:
@@ -35,6 +38,7 @@ class SocketTransport:
         self._sock.connect(str(path))
         self._ids = itertools.count(1)
         self._send_lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
         self._broken: str | None = None
         self._send(0, link.Hello.make(serial, partition))
@@ -43,9 +47,7 @@ class SocketTransport:
             self._sock.close()
             raise ConnectionRefusedError(f"backend refused HELLO: {ack}")
         self.credits = ack.credits
-        self._sock.settimeout(None)
-        self._reader = threading.Thread(target=self._read_loop, name="link-reader", daemon=True)
-        self._reader.start()
+        self._sock.settimeout(timeout)
 
     def _send(self, msg_id: int, message: link.Message) -> None:
         with self._send_lock:
@@ -64,30 +66,51 @@ class SocketTransport:
         cls, msg_id, length = link.decode_header(self._recv_exact(link.HEADER.size))
         return msg_id, cls.decode_body(self._recv_exact(length))
 
-    def _read_loop(self) -> None:
+    def _read_one(self) -> None:
+        """Read one frame and give it to its waiter; a broken or timed-out stream ends the link."""
         try:
-            while True:
-                msg_id, message = self._read_frame()
-                waiter = self._pending.get(msg_id)
-                if waiter is not None and isinstance(message, (link.Response, link.ResetAck)):
-                    waiter.response = message  # type: ignore[assignment]
-                    waiter.done.set()
+            msg_id, message = self._read_frame()
         except (OSError, link.LinkError) as exc:
             self._broken = str(exc) or type(exc).__name__
-            for waiter in list(self._pending.values()):
-                waiter.done.set()
+            for other in list(self._pending.values()):
+                other.wake.set()
+            raise ConnectionError(f"link is down: {self._broken}") from exc
+        waiter = self._pending.get(msg_id)
+        if waiter is not None and isinstance(message, (link.Response, link.ResetAck)):
+            waiter.response = message
+            waiter.wake.set()
+
+    def _hand_over(self) -> None:
+        """The reader role is free: wake one caller still waiting for its answer to take it."""
+        for waiter in list(self._pending.values()):
+            if waiter.response is None:
+                waiter.wake.set()
+                return
 
     def _exchange(self, message: link.Message) -> link.Message:
         if self._broken:
             raise ConnectionError(f"link is down: {self._broken}")
         msg_id = next(self._ids)
         waiter = self._pending[msg_id] = _Pending()
+        deadline = time.monotonic() + self._timeout
         try:
             self._send(msg_id, message)
-            if not waiter.done.wait(self._timeout):
-                raise TimeoutError(f"no answer to message {msg_id} within {self._timeout} s")
-            if waiter.response is None:
-                raise ConnectionError(f"link is down: {self._broken}")
+            while waiter.response is None:
+                if self._broken:
+                    raise ConnectionError(f"link is down: {self._broken}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no answer to message {msg_id} within {self._timeout} s")
+                if self._read_lock.acquire(blocking=False):
+                    try:
+                        while waiter.response is None:
+                            self._read_one()
+                    finally:
+                        self._read_lock.release()
+                        self._hand_over()
+                else:
+                    waiter.wake.wait(remaining)
+                    waiter.wake.clear()
             return waiter.response
         finally:
             del self._pending[msg_id]

@@ -90,3 +90,49 @@ def test_second_connection_for_the_same_device_is_refused(socket_path: Path) -> 
     with pytest.raises(ConnectionRefusedError):
         SocketTransport(socket_path, serial="SOCK-0003")
     first.close()
+
+
+def test_link_loss_wakes_every_waiting_caller(tmp_path: Path) -> None:
+    """A backend that takes requests and then dies: every caller blocked on an answer gets
+    ConnectionError promptly (none hangs until its timeout)."""
+    import socket as sockets
+
+    path = tmp_path / "silent.sock"
+    server = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    received = threading.Event()
+
+    def silent_backend() -> None:
+        conn, _ = server.accept()
+        header = conn.recv(link.HEADER.size)
+        _, msg_id, length = link.decode_header(header)
+        conn.recv(length)
+        conn.sendall(link.encode_frame(msg_id, link.HelloAck(1, 0, 8, link.HelloAck.ACCEPTED)))
+        got = b""
+        while len(got) < 4 * (link.HEADER.size + link.Request.LAYOUT.size + 14):
+            got += conn.recv(4096)
+        received.set()
+        conn.close()
+
+    thread = threading.Thread(target=silent_backend)
+    thread.start()
+    transport = SocketTransport(path, serial="SILENT-1", timeout=20)
+    outcomes: list[str] = []
+
+    def call() -> None:
+        try:
+            HsmClient(transport).get_api_rev()
+            outcomes.append("answered")
+        except ConnectionError:
+            outcomes.append("ConnectionError")
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    for c in callers:
+        c.start()
+    assert received.wait(10)
+    for c in callers:
+        c.join(5)
+    assert outcomes == ["ConnectionError"] * 4
+    thread.join(5)
+    server.close()
