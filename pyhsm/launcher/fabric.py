@@ -9,24 +9,19 @@ releasable data-disk key, the ML-DSA-65 result key) and reads the device's certi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from pyhsm.client import DdiError, HsmClient, Usage, key_properties
+from pyhsm.client import DdiError, HsmClient
 from pyhsm.client.socket_transport import SocketTransport
 from pyhsm.cvm import owner
-from pyhsm.ddi import mbor
-from pyhsm.ddi.schemas import BY_NAME
-from pyhsm.ddi.schemas_vendor import OWNER_BODIES
 from pyhsm.ddi.types import AesKeySize
 from pyhsm.launcher.vtpm import VtpmIdentity
 from pyhsm.launcher.workloads import credential
 from pyhsm.launcher.workloads.attestation import POLICY_BANK, vm_id_for
+from pyhsm.launcher.workloads.confidential import RESULT_KEY_TAG
 
 DISK_KEY_TAG = 0x5C00       # AES-256 app key released to the workload (the LUKS2 key)
-RESULT_KEY_TAG = 0x5C01     # ML-DSA-65 key the guest signs results with
 TPM_ALG = {"sha256": 0x000B}
 
 
@@ -47,30 +42,27 @@ class Fabric:
 
     def ensure_owner(self) -> str:
         """CvmSetOwner with our key unless an owner is set (kept state); returns what happened."""
-        if self.client.call("CvmGetOwnerInfo").owner_set:
+        if self.client.cvm_get_owner_info().owner_set:
             return "owner already set"
-        self.client.call("CvmSetOwner", owner_pub=owner.public_der(self.owner))
+        self.client.cvm_set_owner(owner.public_der(self.owner))
         return "owner set"
 
-    def _owner_command(self, op: str, **fields: Any) -> Any:
-        seq = int(self.client.call("CvmGetOwnerInfo").last_seq) + 1
-        schema = OWNER_BODIES[op]
-        body = mbor.encode(schema, schema(seq=seq, **fields))
-        return self.client.call(op, body=body, owner_sig=owner.sign(self.owner, BY_NAME[op].code, body))
+    def _next_seq(self) -> int:
+        return int(self.client.cvm_get_owner_info().last_seq) + 1
 
     def register_vm(self, vtpm: VtpmIdentity) -> bytes:
         """CvmRegisterVm with the vTPM's EK and AK; returns the VM id."""
         vm_id = vm_id_for(vtpm.ek_cert_der)
-        self._owner_command("CvmRegisterVm", vm_id=vm_id, ek_pub=vtpm.ek_spki_der,
-                            ak_public=vtpm.ak_public)
+        self.client.cvm_register_vm(self.owner, self._next_seq(), vm_id, vtpm.ek_spki_der,
+                                    vtpm.ak_public)
         return vm_id
 
     def set_policy(self, workload: str, vm_id: bytes, mask: int, values: bytes,
                    key_tag: int = DISK_KEY_TAG) -> int:
         """CvmSetPolicy (SHA-256 bank); returns the policy's version."""
-        return int(self._owner_command("CvmSetPolicy", workload=workload.encode(), vm_id=vm_id,
-                                       pcr_bank=TPM_ALG[POLICY_BANK], pcr_mask=mask,
-                                       pcr_values=values, key_tag=key_tag).version)
+        return int(self.client.cvm_set_policy(self.owner, self._next_seq(), workload.encode(),
+                                              TPM_ALG[POLICY_BANK], mask, values, vm_id=vm_id,
+                                              key_tag=key_tag))
 
     def ensure_disk_key(self) -> str:
         """The releasable AES-256 key under ``DISK_KEY_TAG``, generated in the HSM if absent."""
@@ -83,10 +75,8 @@ class Fabric:
         """The ML-DSA-65 result key's public key (FIPS 204 encoding), generated if absent."""
         if self._has(RESULT_KEY_TAG):
             key_id = self.client.open_key(RESULT_KEY_TAG).key_id
-            return bytes(self.client.call("MlDsaGetPublicKey", key_id=key_id).pub_key)
-        made = self.client.call("MlDsaGenerateKey", params=65, key_tag=RESULT_KEY_TAG,
-                                key_properties=key_properties(Usage.SIGN_VERIFY))
-        return bytes(made.pub_key)
+            return bytes(self.client.mldsa_get_public_key(key_id))
+        return bytes(self.client.mldsa_generate_key(65, tag=RESULT_KEY_TAG).pub_key)
 
     def certificate_chain(self) -> list[bytes]:
         """The device's DICE chain, Device ID first (DER certificates)."""

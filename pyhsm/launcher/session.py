@@ -37,7 +37,11 @@ class RunOptions:
     reset: bool = True
 
 
-def run(options: RunOptions, out: Callable[[str], None] = print) -> int:
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def run(options: RunOptions, out: Callable[[str], None] = _print) -> int:
     """Run end to end; returns 0 only when every step passed."""
     workdir = Path(tempfile.mkdtemp(prefix="pyhsm-run-"))
     out(f"pyhsm run: logs in {workdir}")

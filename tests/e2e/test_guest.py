@@ -121,7 +121,7 @@ def test_interactive_run_gives_a_shell_on_the_console_socket(guest_images: Guest
             console.sendall(b"\recho shell-$((6*7))\r")
             assert b"shell-42" in _read_until(console, b"shell-42", 60)
             console.sendall(b"busybox poweroff -f\r")
-        output = launcher.stdout.read()
+            output = launcher.stdout.read()   # keep the console open until the launcher is done
         assert launcher.wait(60) == 0, output
         assert "interactive session (not graded)" in output
     finally:

@@ -1,7 +1,7 @@
 """Attestation and key release as the guest agent does them (also used by the host's fabric).
 
 The vTPM side goes through tpm2-tools (``TCTI``: the kernel's resource manager in the guest); the HSM
-side through ``HsmClient.call`` with the vendor ops of docs/vendor-ops.md. ``vm_id_for`` derives a
+side through ``HsmClient``'s ``cvm_*`` methods (the vendor ops of docs/vendor-ops.md). ``vm_id_for`` derives a
 VM's id from its EK, so guest and host name the VM the same way without passing it around.
 """
 
@@ -87,22 +87,18 @@ def quote(vm_id: bytes, nonce: bytes, selection: str = POLICY_SELECTION,
 
 
 def get_nonce(client: Any, vm_id: bytes) -> bytes:
-    import pyhsm.ddi.schemas_vendor  # noqa: F401  (registers the vendor ops)
-    return bytes(client.call("CvmGetNonce", vm_id=vm_id).nonce)
+    return bytes(client.cvm_get_nonce(vm_id))
 
 
 def release_key(client: Any, evidence: Evidence, workload: str) -> tuple[bytes, Any]:
     """CvmReleaseKey with ``evidence`` for ``workload`` to a fresh hybrid recipient; returns the
     unwrapped key and the response (statement, policy_version). Raises the client's errors."""
+    from pyhsm.client import cvm_evidence
     from pyhsm.cvm.wrap import Recipient, Wrapped
-    from pyhsm.ddi.schemas_vendor import EVIDENCE, RECIPIENT
     recipient = Recipient()
-    answer = client.call(
-        "CvmReleaseKey",
-        evidence=EVIDENCE(vm_id=evidence.vm_id, attest=evidence.attest,
-                          signature=evidence.signature, pcr_values=evidence.pcr_values),
-        workload=workload.encode(),
-        recipient=RECIPIENT(kem_pub=recipient.kem_pub, ecdh_pub=recipient.ecdh_pub))
+    answer = client.cvm_release_key(
+        cvm_evidence(evidence.vm_id, evidence.attest, evidence.signature, evidence.pcr_values),
+        workload.encode(), recipient.kem_pub, recipient.ecdh_pub)
     wrapped = answer.wrapped
     key = recipient.unwrap(Wrapped(bytes(wrapped.kem_ct), bytes(wrapped.ecdh_pub),
                                    bytes(wrapped.ciphertext)), RELEASE_CONTEXT + workload.encode())

@@ -126,8 +126,7 @@ def sign_result(context: Context) -> dict[str, Any]:
     client = open_client(context)
     key_id = client.open_key(RESULT_KEY_TAG).key_id
     message = result_message(context["result"], context["statement"])
-    signature = bytes(client.call("MlDsaSign", key_id=key_id, message=message,
-                                  context=RESULT_CONTEXT).signature)
+    signature = bytes(client.mldsa_sign(key_id, message, RESULT_CONTEXT))
     return {"result": context["result"], "statement": context["statement"].hex(),
             "mldsa_signature": signature.hex()}
 

@@ -65,7 +65,7 @@ def other_policy(context: Context) -> dict[str, Any]:
 
 
 def _owner_seq(context: Context) -> int:
-    return int(open_client(context).call("CvmGetOwnerInfo").last_seq)
+    return int(open_client(context).cvm_get_owner_info().last_seq)
 
 
 def gather_before_update(context: Context) -> dict[str, Any]:
