@@ -15,6 +15,8 @@ COMMAND_MODULES = (
     "pyhsm.launcher.commands",
     "pyhsm.rot.commands",
     "pyhsm.trace.commands",
+    "pyhsm.inspect.commands",
+    "pyhsm.qmp",
 )
 
 

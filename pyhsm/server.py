@@ -63,6 +63,14 @@ class Backend:
         self._identities: dict[str, DeviceIdentity] = {}
         self._served: dict[tuple[str, int], _Served] = {}
 
+    def devices(self) -> list[tuple[str, DeviceIdentity]]:
+        """The powered-on devices (serial, identity)."""
+        return list(self._identities.items())
+
+    def partitions(self) -> list[tuple[str, int, Partition]]:
+        """The served partitions (serial, index, partition)."""
+        return [(serial, index, s.partition) for (serial, index), s in self._served.items()]
+
     async def serve(self, socket_path: Path, ready: Callable[[], None] | None = None) -> None:
         """Listen on ``socket_path`` until cancelled."""
         with contextlib.suppress(FileNotFoundError):
@@ -243,6 +251,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trace", type=Path, default=None, metavar="FILE",
                    help="append every command and reset as a JSON line to FILE (secrets redacted; "
                         "read it with `pyhsm trace FILE [--follow]`)")
+    p.add_argument("--secrets-out", type=Path, default=None, metavar="FILE",
+                   help="debugging only: on SIGUSR1 and at exit, write the HSM's secrets (root "
+                        "keys, attestation key, masking keys, private key material) to FILE "
+                        "(mode 0600) for `pyhsm inspect --scan-secrets`")
     p.set_defaults(func=_serve_command)
 
 
@@ -259,17 +271,25 @@ def _serve_command(args: argparse.Namespace) -> int:
     backend = default_backend(args.state, args.firmware or default_firmware_dir(), args.credits,
                               recorder)
 
+    def export_secrets() -> None:
+        from pyhsm.inspect import secrets
+        secrets.write(args.secrets_out, secrets.collect(backend.devices(), backend.partitions()))
+
     async def main() -> None:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
+        if args.secrets_out:
+            loop.add_signal_handler(signal.SIGUSR1, export_secrets)
         await backend.serve(args.socket, ready=lambda: print(f"ready {args.socket}", flush=True))
 
     with contextlib.suppress(asyncio.CancelledError):
         asyncio.run(main())
     if recorder:
         recorder.close()
+    if args.secrets_out:
+        export_secrets()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(args.socket)
     log.info("stopped")
