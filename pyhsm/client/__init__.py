@@ -309,9 +309,10 @@ class HsmClient:
         encoded = mbor.encode(schema, schema(**body))
         return self.call(op, body=encoded, owner_sig=cvm_owner.sign(owner_key, BY_NAME[op].code, encoded))
 
-    def cvm_register_vm(self, owner_key: ec.EllipticCurvePrivateKey, seq: int, vm_id: bytes, ek_pub_der: bytes,
+    def cvm_register_vm(self, owner_key: ec.EllipticCurvePrivateKey, seq: int, vm_id: bytes, ek_public: bytes,
                         ak_public: bytes) -> None:
-        self.cvm_owner_command("CvmRegisterVm", owner_key, seq=seq, vm_id=vm_id, ek_pub=ek_pub_der,
+        """``ek_public``, ``ak_public``: TPM2B_PUBLIC (tpm2_createek -u, tpm2_createak -u)."""
+        self.cvm_owner_command("CvmRegisterVm", owner_key, seq=seq, vm_id=vm_id, ek_public=ek_public,
                                ak_public=ak_public)
 
     def cvm_set_policy(self, owner_key: ec.EllipticCurvePrivateKey, seq: int, workload: bytes, pcr_bank: int,

@@ -8,6 +8,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pyhsm.cvm import tpm2
+
 NONCE_LEN = 32
 NONCE_LIFETIME_S = 30.0
 MAX_NONCES = 64
@@ -15,8 +17,12 @@ MAX_NONCES = 64
 
 @dataclass
 class VmRecord:
-    ek_pub: str          # hex SPKI DER
-    ak_public: str       # hex TPM2B_PUBLIC
+    ek_public: str       # hex TPM2B_PUBLIC of the vTPM's endorsement key
+    ak_public: str       # hex TPM2B_PUBLIC of the attestation key created under it
+
+    def keys(self) -> tuple[tpm2.PublicKey, tpm2.PublicKey]:
+        """(EK, AK), parsed."""
+        return tpm2.parse_public(bytes.fromhex(self.ek_public)), tpm2.parse_public(bytes.fromhex(self.ak_public))
 
 
 @dataclass

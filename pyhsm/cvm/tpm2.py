@@ -24,6 +24,7 @@ ECC_CURVES = {0x0003: ec.SECP256R1, 0x0004: ec.SECP384R1}
 # TPMA_OBJECT bits an attestation key must have.
 FIXED_TPM, FIXED_PARENT, RESTRICTED, SIGN_ENCRYPT = 1 << 1, 1 << 4, 1 << 16, 1 << 18
 AK_ATTRIBUTES = FIXED_TPM | FIXED_PARENT | RESTRICTED | SIGN_ENCRYPT
+TPM_RH_ENDORSEMENT = 0x4000000B
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,16 @@ class PublicKey:
     def name(self) -> bytes:
         """TPM name: nameAlg (u16) || H_nameAlg(TPMT_PUBLIC)."""
         return struct.pack(">H", self.name_alg.alg_id) + self.name_alg.digest(self.public_area)
+
+    def qualified_name(self, parent_qualified_name: bytes) -> bytes:
+        """Qualified name: nameAlg || H_nameAlg(parent's qualified name || own name)."""
+        return struct.pack(">H", self.name_alg.alg_id) + self.name_alg.digest(parent_qualified_name + self.name)
+
+
+def ak_qualified_name(ek: PublicKey, ak: PublicKey) -> bytes:
+    """The qualifiedSigner a quote by ``ak`` carries when ``ak`` is a child of the primary ``ek`` in
+    the endorsement hierarchy (whose qualified name is its handle)."""
+    return ak.qualified_name(ek.qualified_name(struct.pack(">I", TPM_RH_ENDORSEMENT)))
 
 
 def _skip_symmetric(r: _Reader) -> None:

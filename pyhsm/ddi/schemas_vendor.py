@@ -51,7 +51,7 @@ RECIPIENT = Struct("CvmRecipient", F(1, "kem_pub", Var(1184)), F(2, "ecdh_pub", 
 WRAPPED = Struct("CvmWrapped", F(1, "kem_ct", Var(1568)), F(2, "ecdh_pub", Var(120)), F(3, "ciphertext", Var(2064)))
 
 # Bodies of the owner commands: signed as MBOR bytes, carried in the op's ``body`` field.
-REGISTER_VM_BODY = Struct("CvmRegisterVmBody", F(1, "seq", U64), F(2, "vm_id", _VM_ID), F(3, "ek_pub", Var(600)),
+REGISTER_VM_BODY = Struct("CvmRegisterVmBody", F(1, "seq", U64), F(2, "vm_id", _VM_ID), F(3, "ek_public", Var(600)),
                           F(4, "ak_public", Var(600)))
 SET_POLICY_BODY = Struct("CvmSetPolicyBody", F(1, "seq", U64), F(2, "workload", _WORKLOAD), F(3, "vm_id", _VM_ID),
                          F(4, "pcr_bank", U16), F(5, "pcr_mask", U32), F(6, "pcr_values", Var(1536)),

@@ -50,6 +50,6 @@ def set_up(hsm: Provisioned, kind_b: str = "rsa") -> Cvm:
     for vm, vm_id in ((cvm.vm_a, b"vm-a"), (cvm.vm_b, b"vm-b")):
         for i in POLICY_PCRS:
             vm.extend(i, b"firmware and kernel %d" % i)
-        hsm.client.cvm_register_vm(owner_key, cvm.next_seq(), vm_id, vm.ek_der, vm.ak_public)
+        hsm.client.cvm_register_vm(owner_key, cvm.next_seq(), vm_id, vm.ek_public, vm.ak_public)
     cvm.set_policy(cvm.vm_a.values(POLICY_PCRS))
     return cvm

@@ -55,6 +55,7 @@ def test_release_gives_the_policy_key_and_a_countersigned_statement(cvm: Cvm) ->
     assert claims[1] == "release" and claims[2] == b"vm-a" and claims[10] == "web" and claims[11] == 1
     assert claims[5] == nonce and claims[8] == hashlib.sha256(cvm.vm_a.values(POLICY_PCRS)).digest()
     assert claims[4] == cvm.vm_a.name and answer.policy_version == 1
+    assert claims[3] == hashlib.sha256(cvm.vm_a.ek_der).digest()
     other = ec.generate_private_key(ec.SECP384R1()).public_key()
     with pytest.raises(statement.StatementError):
         statement.verify(answer.statement, other)
@@ -96,20 +97,20 @@ def test_nonce_of_another_vm_gives_no_key(cvm: Cvm, caplog) -> None:
 
 def test_evidence_from_another_vms_vtpm_gives_no_key(cvm: Cvm, caplog) -> None:
     nonce = cvm.hsm.client.cvm_get_nonce(b"vm-a")
-    attest, sig, values = cvm.vm_b.quote(nonce, POLICY_PCRS, signer_name=cvm.vm_a.name)
+    attest, sig, values = cvm.vm_b.quote(nonce, POLICY_PCRS, signer_name=cvm.vm_a.qualified_name)
     refused(cvm, V.CvmQuoteSignatureInvalid, cvm_evidence(b"vm-a", attest, sig, values), caplog,
             "not signed by its registered AK")
     rogue = SoftVtpm("ecc")   # an unregistered vTPM with the right PCRs
     for i in POLICY_PCRS:
         rogue.extend(i, b"firmware and kernel %d" % i)
     nonce = cvm.hsm.client.cvm_get_nonce(b"vm-a")
-    attest, sig, values = rogue.quote(nonce, POLICY_PCRS, signer_name=cvm.vm_a.name)
+    attest, sig, values = rogue.quote(nonce, POLICY_PCRS, signer_name=cvm.vm_a.qualified_name)
     refused(cvm, V.CvmQuoteSignatureInvalid, cvm_evidence(b"vm-a", attest, sig, values), caplog, "registered AK")
 
 
 def test_quote_naming_another_signer_gives_no_key(cvm: Cvm, caplog) -> None:
     nonce = cvm.hsm.client.cvm_get_nonce(b"vm-a")
-    attest, sig, values = cvm.vm_a.quote(nonce, POLICY_PCRS, signer_name=cvm.vm_b.name)
+    attest, sig, values = cvm.vm_a.quote(nonce, POLICY_PCRS, signer_name=cvm.vm_b.qualified_name)
     refused(cvm, V.CvmQuoteSignerMismatch, cvm_evidence(b"vm-a", attest, sig, values), caplog, "signer")
 
 
@@ -181,13 +182,13 @@ def test_owner_commands_are_authenticated_and_fresh(cvm: Cvm) -> None:
     client = cvm.hsm.client
     intruder = ec.generate_private_key(ec.SECP384R1())
     vm = SoftVtpm("ecc")
-    expect(V.CvmOwnerSignatureInvalid, client.cvm_register_vm, intruder, cvm.next_seq(), b"vm-x", vm.ek_der,
+    expect(V.CvmOwnerSignatureInvalid, client.cvm_register_vm, intruder, cvm.next_seq(), b"vm-x", vm.ek_public,
            vm.ak_public)
-    expect(V.CvmOwnerSequenceReplayed, client.cvm_register_vm, cvm.owner_key, 1, b"vm-x", vm.ek_der, vm.ak_public)
+    expect(V.CvmOwnerSequenceReplayed, client.cvm_register_vm, cvm.owner_key, 1, b"vm-x", vm.ek_public, vm.ak_public)
     from pyhsm.cvm.owner import public_der
     expect(V.CvmOwnerAlreadySet, client.cvm_set_owner, public_der(intruder))
     weak = SoftVtpm("ecc", attributes=0x00040072)   # sign but not restricted: could sign forged quotes
-    expect(DdiStatus.InvalidArg, client.cvm_register_vm, cvm.owner_key, cvm.next_seq(), b"vm-x", weak.ek_der,
+    expect(DdiStatus.InvalidArg, client.cvm_register_vm, cvm.owner_key, cvm.next_seq(), b"vm-x", weak.ek_public,
            weak.ak_public)
     expect(DdiStatus.InvalidArg, cvm.set_policy, bytes(31))
     info = client.cvm_get_owner_info()
@@ -197,7 +198,7 @@ def test_owner_commands_are_authenticated_and_fresh(cvm: Cvm) -> None:
 def test_owner_must_be_set_first(hsm: Provisioned) -> None:
     vm = SoftVtpm()
     expect(V.CvmOwnerNotSet, hsm.client.cvm_register_vm, ec.generate_private_key(ec.SECP384R1()), 1, b"vm",
-           vm.ek_der, vm.ak_public)
+           vm.ek_public, vm.ak_public)
     expect(DdiStatus.InvalidArg, hsm.client.cvm_set_owner, vm.ek_der)   # P-256, not P-384
 
 

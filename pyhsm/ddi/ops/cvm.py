@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pyhsm.cvm import owner, pcr, statement, tpm2
 from pyhsm.cvm.state import NONCE_LIFETIME_S, CvmState, Nonces, NonceError, Policy, VmRecord
@@ -73,8 +73,8 @@ class Verified:
         self.vm_id, self.record, self.ak, self.quote, self.values = vm_id, record, ak, quote, values
 
     def claims(self, purpose: str) -> dict[int, Any]:
-        return {1: purpose, 2: self.vm_id, 3: hashlib.sha256(bytes.fromhex(self.record.ek_pub)).digest(),
-                4: self.ak.name, 5: self.quote.extra_data, 6: hashlib.sha384(self.quote.raw).digest(),
+        ek_spki = self.record.keys()[0].key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return {1: purpose, 2: self.vm_id, 3: hashlib.sha256(ek_spki).digest(), 4: self.ak.name, 5: self.quote.extra_data, 6: hashlib.sha384(self.quote.raw).digest(),
                 7: [[s.bank.alg_id, s.mask] for s in self.quote.selections], 8: self.quote.pcr_digest,
                 9: self.quote.clock}
 
@@ -97,11 +97,12 @@ def _verify(call: Call, state: CvmState, evidence: Any) -> Verified:
         _nonces(call.vault).consume(quote.extra_data, evidence.vm_id, state.generation)
     except NonceError as exc:
         raise _fail(_NONCE_FAILURES[exc.kind], f"VM {evidence.vm_id!r}: {exc}") from None
-    ak = tpm2.parse_public(bytes.fromhex(record.ak_public))
+    ek, ak = record.keys()
     if not tpm2.verify_quote_signature(ak, quote, signature):
         raise _fail(V.CvmQuoteSignatureInvalid, f"VM {evidence.vm_id!r}: quote not signed by its registered AK")
-    if not hmac.compare_digest(quote.signer_name, ak.name):
-        raise _fail(V.CvmQuoteSignerMismatch, f"VM {evidence.vm_id!r}: quote signer is not the registered AK")
+    if not hmac.compare_digest(quote.signer_name, tpm2.ak_qualified_name(ek, ak)):
+        raise _fail(V.CvmQuoteSignerMismatch, f"VM {evidence.vm_id!r}: quote signer is not the registered AK "
+                                              "under the registered EK")
     if signature.hash.digest(evidence.pcr_values) != quote.pcr_digest:
         raise _fail(V.CvmPcrDigestMismatch, f"VM {evidence.vm_id!r}: PCR values do not match the quoted digest")
     return Verified(evidence.vm_id, record, ak, quote, values)
@@ -262,13 +263,13 @@ def cvm_register_vm(call: Call, req: Any) -> Any:
     if not body.vm_id:
         raise _fail(DdiStatus.InvalidArg, "empty vm_id")
     try:
-        load_der_public_key(body.ek_pub)
+        tpm2.parse_public(body.ek_public)
         ak = tpm2.parse_public(body.ak_public)
-    except (ValueError, TypeError) as exc:
+    except tpm2.Tpm2Error as exc:
         raise _fail(DdiStatus.InvalidArg, f"VM {body.vm_id!r}: EK or AK does not parse: {exc}") from None
     if ak.attributes & tpm2.AK_ATTRIBUTES != tpm2.AK_ATTRIBUTES:
         raise _fail(DdiStatus.InvalidArg, f"VM {body.vm_id!r}: AK is not a restricted fixed signing key")
-    state.vms[body.vm_id.hex()] = VmRecord(body.ek_pub.hex(), body.ak_public.hex())
+    state.vms[body.vm_id.hex()] = VmRecord(body.ek_public.hex(), body.ak_public.hex())
     _commit_owner_change(call, state, body.seq)
     return BY_NAME["CvmRegisterVm"].response()
 
