@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "pyhsm.trace.commands",
     "pyhsm.inspect.commands",
     "pyhsm.qmp",
+    "pyhsm.cvm.commands",
 )
 
 
