@@ -24,5 +24,10 @@ uuid=6f1c2b9e-58a4-4c1e-9d3a-0a2c5e7b4d10
 rm -f "$OUT/rootfs.ext4.tmp"
 E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH" mke2fs -q -F -t ext4 -L pyhsm-root -U "$uuid" \
   -E "hash_seed=$uuid,root_owner=0:0" -m 0 -d "$stage" "$OUT/rootfs.ext4.tmp" "${size_mb}M" >/dev/null
+# mke2fs -d copies each file's ctime, which `touch` cannot set: pin it to the same epoch.
+(cd "$stage" && printf 'sif / ctime @%s\n' "$SOURCE_DATE_EPOCH" &&
+ find . -mindepth 1 -printf "sif \"/%P\" ctime @$SOURCE_DATE_EPOCH\n") >"$OUT/rootfs.ctime"
+E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH" debugfs -w -f "$OUT/rootfs.ctime" "$OUT/rootfs.ext4.tmp" >/dev/null
+rm -f "$OUT/rootfs.ctime"
 mv "$OUT/rootfs.ext4.tmp" "$OUT/rootfs.ext4"
 rm -rf "$stage"
