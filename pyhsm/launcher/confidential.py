@@ -6,7 +6,7 @@ certificate and AK (registered with the HSM), the policy (PCRs 0/4/7 from a cach
 PCR 9 computed from the exact command line and initrd), and the LUKS2 data disk, formatted with the
 disk key that the HSM releases to the fabric's own attested vTPM under a policy bound to it.
 ``ConfidentialRun.boot`` starts swtpm and QEMU under OVMF; ``react`` is what the host does when the
-guest reports a step (policy update, backend restart); ``verify_result`` checks the signed result
+guest reports a step (a policy update relayed through the guest, a backend restart); ``verify_result`` checks the signed result
 and the countersigned evidence against the device's DICE chain.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from pyhsm.launcher import datadisk, measurements, vtpm
+from pyhsm.launcher import datadisk, fabric, measurements, vtpm
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.fabric import Fabric
 from pyhsm.launcher.images import GuestImages
@@ -28,7 +28,7 @@ from pyhsm.launcher.vm import Vm, VmConfig, kernel_cmdline
 from pyhsm.launcher.workloads import attestation
 from pyhsm.launcher.workloads.confidential import (POLICY_WORKLOAD, RESULT_CONTEXT, job_result,
                                                    result_message)
-from pyhsm.launcher.workloads.confidential_refusals import OTHER_WORKLOAD
+from pyhsm.launcher.workloads.confidential_refusals import OTHER_WORKLOAD, RELAY_PREFIX
 
 DATA_FILES = {   # what the job reads from the encrypted disk (deterministic, so the host knows)
     "ledger.csv": "".join(f"{i},account-{i % 17},{(i * 7919) % 10007}\n"
@@ -60,7 +60,8 @@ def vm_config(images: GuestImages, backend: BackendProcess, workdir: Path, accel
     the sockets and disk."""
     return VmConfig(images=images, hsm_socket=backend.socket, workdir=workdir, accel=accel,
                     firmware="ovmf", serial=serial, workload=workload,
-                    tpm_socket=workdir / "swtpm.sock", data_disk=workdir / "data.img", **fields)
+                    tpm_socket=workdir / "swtpm.sock", data_disk=workdir / "data.img",
+                    console_input=True, **fields)
 
 
 def reference_pcrs(config: VmConfig, out: Callable[[str], None]) -> dict[int, bytes]:
@@ -134,15 +135,17 @@ def provision(config: VmConfig, backend: BackendProcess, owner_key: Path,
                        ek_spki_der=guest_tpm.ek_spki_der, ak_name=guest_tpm.ak_name, notes=notes)
 
 
-def update_policy(backend: BackendProcess, config: VmConfig, owner_key: Path,
-                  provisioned: Provisioned) -> int:
-    """Re-register the same policy (the version goes up, outstanding nonces go stale)."""
-    fabric = Fabric(backend.socket, config.serial, owner_key)
-    try:
-        return fabric.set_policy(POLICY_WORKLOAD, provisioned.vm_id, measurements.pcr_mask(),
-                                 provisioned.policy_values)
-    finally:
-        fabric.close()
+def policy_update_line(provisioned: Provisioned, owner_key: Path, seq: int) -> str:
+    """The console line that has the guest relay a signed CvmSetPolicy re-registering the same
+    policy (its version goes up, outstanding nonces go stale). Mid-run the VM holds the partition's
+    one link (docs/link-protocol.md), and owner commands are authenticated by signature, not by
+    channel, so the guest can carry it."""
+    body, signature = fabric.signed_owner_command(
+        fabric.load_owner_key(owner_key), "CvmSetPolicy",
+        **fabric.policy_body(seq, POLICY_WORKLOAD, provisioned.vm_id, measurements.pcr_mask(),
+                             provisioned.policy_values))
+    return RELAY_PREFIX + json.dumps({"op": "CvmSetPolicy", "body": body.hex(),
+                                      "owner_sig": signature.hex()})
 
 
 def start_vtpm(config: VmConfig, provisioned: Provisioned) -> SwtpmProcess:

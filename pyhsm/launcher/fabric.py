@@ -9,12 +9,16 @@ releasable data-disk key, the ML-DSA-65 result key) and reads the device's certi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pyhsm.client import DdiError, HsmClient
 from pyhsm.client.socket_transport import SocketTransport
 from pyhsm.cvm import owner
+from pyhsm.ddi import mbor
+from pyhsm.ddi.schemas import BY_NAME
+from pyhsm.ddi.schemas_vendor import OWNER_BODIES
 from pyhsm.ddi.types import AesKeySize
 from pyhsm.launcher.vtpm import VtpmIdentity
 from pyhsm.launcher.workloads import credential
@@ -28,11 +32,11 @@ TPM_ALG = {"sha256": 0x000B}
 class Fabric:
     """One connection to the HSM partition of ``serial`` with an open session."""
 
-    def __init__(self, socket: Path, serial: str, owner_key: Path) -> None:
+    def __init__(self, socket: Path, serial: str, owner_key_file: Path) -> None:
         self.client = HsmClient(SocketTransport(socket, serial=serial))
         credential.ensure_established(self.client)
         credential.open_session(self.client)
-        self.owner = _owner_key(owner_key)
+        self.owner = load_owner_key(owner_key_file)
 
     def close(self) -> None:
         try:
@@ -53,16 +57,16 @@ class Fabric:
     def register_vm(self, vtpm: VtpmIdentity) -> bytes:
         """CvmRegisterVm with the vTPM's EK and AK; returns the VM id."""
         vm_id = vm_id_for(vtpm.ek_cert_der)
-        self.client.cvm_register_vm(self.owner, self._next_seq(), vm_id, vtpm.ek_spki_der,
+        self.client.cvm_register_vm(self.owner, self._next_seq(), vm_id, vtpm.ek_public,
                                     vtpm.ak_public)
         return vm_id
 
     def set_policy(self, workload: str, vm_id: bytes, mask: int, values: bytes,
                    key_tag: int = DISK_KEY_TAG) -> int:
         """CvmSetPolicy (SHA-256 bank); returns the policy's version."""
-        return int(self.client.cvm_set_policy(self.owner, self._next_seq(), workload.encode(),
-                                              TPM_ALG[POLICY_BANK], mask, values, vm_id=vm_id,
-                                              key_tag=key_tag))
+        return int(self.client.cvm_owner_command(
+            "CvmSetPolicy", self.owner,
+            **policy_body(self._next_seq(), workload, vm_id, mask, values, key_tag)).version)
 
     def ensure_disk_key(self) -> str:
         """The releasable AES-256 key under ``DISK_KEY_TAG``, generated in the HSM if absent."""
@@ -93,7 +97,24 @@ class Fabric:
         return True
 
 
-def _owner_key(path: Path) -> ec.EllipticCurvePrivateKey:
+def signed_owner_command(owner_key: ec.EllipticCurvePrivateKey, op: str,
+                         **body: Any) -> tuple[bytes, bytes]:
+    """The MBOR body and owner signature of owner command ``op``, for a relay to send: the HSM
+    authenticates owner commands by signature, whatever channel carries them."""
+    schema = OWNER_BODIES[op]
+    encoded = mbor.encode(schema, schema(**body))
+    return encoded, owner.sign(owner_key, BY_NAME[op].code, encoded)
+
+
+def policy_body(seq: int, workload: str, vm_id: bytes, mask: int, values: bytes,
+                key_tag: int = DISK_KEY_TAG) -> dict[str, Any]:
+    """The CvmSetPolicy body fields (SHA-256 bank)."""
+    return {"seq": seq, "workload": workload.encode(), "vm_id": vm_id,
+            "pcr_bank": TPM_ALG[POLICY_BANK], "pcr_mask": mask, "pcr_values": values,
+            "key_tag": key_tag}
+
+
+def load_owner_key(path: Path) -> ec.EllipticCurvePrivateKey:
     """The owner key in ``path`` (PEM), created there (mode 0600) when missing."""
     if path.exists():
         key = serialization.load_pem_private_key(path.read_bytes(), None)

@@ -44,6 +44,7 @@ class VmConfig:
     tpm_socket: Path | None = None      # swtpm control socket: adds a tpm-crb TPM 2.0
     data_disk: Path | None = None       # a raw image attached as the second virtio disk (/dev/vdb)
     cmdline_extra: str = ""             # appended to the kernel command line
+    console_input: bool = False         # the host may write lines to the guest console (send_console)
     qemu: Path = paths.QEMU
 
     @property
@@ -132,8 +133,9 @@ class Vm:
         (self.config.workdir / "qemu.cmdline").write_text(" ".join(argv) + "\n")
         self.started_at = time.monotonic()
         with open(self.config.workdir / "qemu.stderr", "wb") as stderr:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=stderr)
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE if self.config.console_input else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=stderr)
         threading.Thread(target=self._read_console, daemon=True).start()
         deadline = time.monotonic() + 30
         while not self.config.qmp_socket.exists():
@@ -142,6 +144,12 @@ class Vm:
             time.sleep(0.05)
         self._qmp = QEMUMonitorProtocol(str(self.config.qmp_socket))
         self._qmp.connect()
+
+    def send_console(self, line: str) -> None:
+        """Type one line on the guest's serial console (``console_input`` VMs only)."""
+        assert self._proc and self._proc.stdin, "VM started without console_input"
+        self._proc.stdin.write(line.encode() + b"\n")
+        self._proc.stdin.flush()
 
     def stderr_text(self) -> str:
         return (self.config.workdir / "qemu.stderr").read_text(errors="replace").strip()

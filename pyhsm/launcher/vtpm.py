@@ -30,6 +30,7 @@ START_TIMEOUT_S = 10.0
 class VtpmIdentity:
     state: Path               # swtpm state directory (what the VM's swtpm runs on)
     ek_cert_der: bytes
+    ek_public: bytes          # TPM2B_PUBLIC of the EK, as tpm2_readpublic -o writes it
     ak_public: bytes          # TPM2B_PUBLIC, as tpm2_createak -u writes it
     ak_name: bytes            # TPM name of the AK (nameAlg || digest of its public area)
 
@@ -47,14 +48,17 @@ def manufacture(state: Path, scratch: Path) -> VtpmIdentity:
     _run(["swtpm_setup", "--tpm2", "--create-ek-cert", "--create-platform-cert", "--ecc",
           "--tpmstate", str(state.resolve()), "--overwrite", "--pcr-banks", "sha256"])
     with tpm2_tools(state, scratch) as env:
-        files = {name: scratch / name for name in ("ekcert.der", "ak.ctx", "ak.pub", "ak.name")}
+        files = {name: scratch / name for name in ("ekcert.der", "ek.pub", "ak.ctx", "ak.pub",
+                                                   "ak.name")}
         _run(["tpm2_nvread", "-Q", hex(EK_CERT_NV), "-o", str(files["ekcert.der"])], env)
+        _run(["tpm2_readpublic", "-Q", "-c", hex(EK_HANDLE), "-o", str(files["ek.pub"])], env)
         _run(["tpm2_createak", "-Q", "-C", hex(EK_HANDLE), "-c", str(files["ak.ctx"]), "-G", "ecc",
               "-g", "sha256", "-s", "ecdsa", "-u", str(files["ak.pub"]),
               "-n", str(files["ak.name"])], env)
         _run(["tpm2_evictcontrol", "-Q", "-C", "o", "-c", str(files["ak.ctx"]), hex(AK_HANDLE)],
              env)
     return VtpmIdentity(state=state, ek_cert_der=files["ekcert.der"].read_bytes(),
+                        ek_public=files["ek.pub"].read_bytes(),
                         ak_public=files["ak.pub"].read_bytes(),
                         ak_name=files["ak.name"].read_bytes())
 

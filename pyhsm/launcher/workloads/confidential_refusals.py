@@ -3,8 +3,8 @@ the HSM refuses with the expected status (docs/confidential.md):
 
 replayed evidence (CvmNonceUnknown); this VM's evidence presented as another VM's
 (CvmQuoteSignatureInvalid); a release under another VM's policy (CvmPolicyVmMismatch); evidence
-gathered before a policy update (CvmNonceStale: the host updates the policy when it sees the
-"evidence gathered" step); and a backend restart between nonce and release (the host kills and
+gathered before a policy update (CvmNonceStale: when it sees the "evidence gathered" step the
+host types a signed CvmSetPolicy on the console, which the guest relays); and a backend restart between nonce and release (the host kills and
 restarts the backend when it sees the "nonce before backend restart" step), survived by a retry.
 Then the disk is unlocked, the job run and the result signed as in ``confidential``.
 The other VM's id comes from ``pyhsm.other-vm=HEX`` on the kernel command line.
@@ -12,6 +12,9 @@ The other VM's id comes from ``pyhsm.other-vm=HEX`` on the kernel command line.
 
 from __future__ import annotations
 
+import json
+import select
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +28,7 @@ from pyhsm.launcher.workloads.device import open_client
 
 OTHER_WORKLOAD = "confidential-fabric"    # the policy bound to the other VM (the host's fabric)
 PATIENCE_S = 120.0
+RELAY_PREFIX = "@host "      # a console line from the host: a signed owner command to relay
 POLL_S = 0.25
 
 
@@ -64,26 +68,24 @@ def other_policy(context: Context) -> dict[str, Any]:
                     lambda: release_key(client, quote(vm_id, get_nonce(client, vm_id)), OTHER_WORKLOAD))
 
 
-def _owner_seq(context: Context) -> int:
-    return int(open_client(context).cvm_get_owner_info().last_seq)
-
-
 def gather_before_update(context: Context) -> dict[str, Any]:
     client, vm_id = open_client(context), context["vm_id"]
     context["old_evidence"] = quote(vm_id, get_nonce(client, vm_id))
-    context["owner_seq"] = _owner_seq(context)
-    return {"owner_seq": context["owner_seq"]}
+    return {"owner_seq": int(client.cvm_get_owner_info().last_seq)}
 
 
 def stale_after_update(context: Context) -> dict[str, Any]:
-    """Wait for the host's policy update (the owner sequence grows), then present the old evidence."""
-    deadline = time.monotonic() + PATIENCE_S
-    while _owner_seq(context) <= context["owner_seq"]:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no policy update within {PATIENCE_S:.0f} s")
-        time.sleep(POLL_S)
-    return _refused("CvmNonceStale", lambda: release_key(open_client(context),
-                                                         context["old_evidence"], POLICY_WORKLOAD))
+    """Relay the host's signed policy update (a console line), then present the old evidence."""
+    ready, _, _ = select.select([sys.stdin], [], [], PATIENCE_S)
+    line = sys.stdin.readline() if ready else ""
+    if not line.startswith(RELAY_PREFIX):
+        raise TimeoutError(f"no policy update from the host within {PATIENCE_S:.0f} s: {line[:60]!r}")
+    relay = json.loads(line[len(RELAY_PREFIX):])
+    version = open_client(context).call(relay["op"], body=bytes.fromhex(relay["body"]),
+                                        owner_sig=bytes.fromhex(relay["owner_sig"])).version
+    refused = _refused("CvmNonceStale", lambda: release_key(open_client(context),
+                                                            context["old_evidence"], POLICY_WORKLOAD))
+    return {"policy_version": version, **refused}
 
 
 def nonce_before_restart(context: Context) -> dict[str, Any]:

@@ -1,0 +1,168 @@
+"""Confidential VMs end to end under OVMF + TCG with a vTPM (docs/confidential.md).
+
+One boot runs ``confidential_refusals``: release, replayed evidence, evidence as another VM,
+another VM's policy, evidence from before a policy update, a backend restart survived by a retry,
+then unlock, job, ML-DSA-signed result, verified by the host against the DICE chain. Three more
+boots each change one measured input against the good policy (command line, initrd, kernel) and
+must get no key. Every run's logs are then searched for the released key in clear.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import struct
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from pyhsm.launcher import confidential, report
+from pyhsm.launcher.backend import BackendProcess
+from pyhsm.launcher.confidential_session import Outcome, run_vm
+from pyhsm.launcher.fabric import Fabric
+from pyhsm.launcher.images import GuestImages
+from pyhsm.launcher.summary import Summary
+from pyhsm.launcher.vm import VmConfig
+from pyhsm.launcher.workloads import attestation
+from pyhsm.launcher.vtpm import tpm2_tools
+from pyhsm.launcher.workloads.confidential_refusals import OTHER_WORKLOAD
+
+pytestmark = pytest.mark.guest
+
+SERIAL = "AZIHSM-CVM-0001"
+RELEASE = "attest and release key"
+
+
+@pytest.fixture
+def confidential_vm(guest_images: GuestImages, hsm_qemu: Path, backend: BackendProcess,
+                    workdir: Path) -> Iterator[tuple[VmConfig, BackendProcess, Path]]:
+    config = confidential.vm_config(guest_images, backend, workdir / "vm", "tcg", "confidential",
+                                    SERIAL, qemu=hsm_qemu)
+    yield config, backend, workdir / "owner.pem"
+
+
+def _run(config: VmConfig, backend: BackendProcess, owner: Path,
+         policy_config: VmConfig | None = None) -> tuple[Outcome, Summary]:
+    summary = Summary(print)
+    outcome = run_vm(config, backend, owner, summary, print, policy_config)
+    return outcome, summary
+
+
+def _released_key(config: VmConfig, backend: BackendProcess, owner: Path) -> bytes:
+    """The disk key, released again to the fabric's vTPM after the VM is gone (for the log scan)."""
+    fabric = Fabric(backend.socket, config.serial, owner)
+    try:
+        state, scratch = config.workdir / "fabric-tpm", config.workdir / "fabric-scratch"
+        vm_id = attestation.vm_id_for((scratch / "ekcert.der").read_bytes())
+        with tpm2_tools(state, scratch) as env:
+            evidence = attestation.quote(vm_id, attestation.get_nonce(fabric.client, vm_id), env=env)
+        key, _ = attestation.release_key(fabric.client, evidence, OTHER_WORKLOAD)
+        return key
+    finally:
+        fabric.close()
+
+
+def _assert_key_not_logged(key: bytes, *roots: Path) -> None:
+    forms = [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key)]
+    scanned = 0
+    for root in roots:
+        for path in (p for p in root.rglob("*") if p.is_file() and p.suffix in (".log", ".stderr")):
+            data = path.read_bytes()
+            scanned += 1
+            assert not any(form in data for form in forms), f"the released key appears in {path}"
+    assert scanned >= 3, f"expected console, QEMU and backend logs under {roots}"
+
+
+def test_release_refusals_and_restart_in_one_boot(confidential_vm: tuple[VmConfig, BackendProcess, Path]) -> None:
+    config, backend, owner = confidential_vm
+    config = dataclasses.replace(config, workload="confidential_refusals")
+    outcome, summary = _run(config, backend, owner)
+    bad = [f"{s.name}: {s.result} {s.note}" for s in summary.steps if s.result != report.OK]
+    assert not bad, bad
+    steps = outcome.steps
+    assert steps["replayed evidence refused"]["detail"]["status"] == "CvmNonceUnknown"
+    assert steps["evidence as another VM refused"]["detail"]["status"] == "CvmQuoteSignatureInvalid"
+    assert steps["another VM's policy refused"]["detail"]["status"] == "CvmPolicyVmMismatch"
+    stale = steps["evidence from before the policy update refused"]["detail"]
+    assert stale == {"policy_version": 2, "status": "CvmNonceStale"}
+    retried = steps["release retried across the backend restart"]["detail"]
+    assert retried["retried_after"] and retried["policy_version"] == 2
+    assert len(outcome.chain_of_trust) == 4 and outcome.chain_of_trust[0].startswith("DICE chain")
+    log = backend.log.read_text()
+    for reason in ("CvmNonceUnknown (VM", "CvmQuoteSignatureInvalid (VM",
+                   "CvmPolicyVmMismatch (workload b'confidential-fabric' is bound to another VM",
+                   "CvmNonceStale (VM"):
+        assert reason in log, f"backend log lacks the refusal {reason!r}"
+    _assert_key_not_logged(_released_key(config, backend, owner), config.workdir,
+                           backend.log.parent)
+
+
+def _refused_for_measurement(config: VmConfig, backend: BackendProcess, owner: Path,
+                             tampered: VmConfig) -> None:
+    outcome, summary = _run(tampered, backend, owner, policy_config=config)
+    release = outcome.steps[RELEASE]
+    assert release["result"] == report.FAILED
+    assert release["error"] == "RuntimeError: key release refused: CvmPolicyMismatch", release
+    assert outcome.steps["unlock data disk"]["result"] == report.NOT_RUN
+    assert "CvmReleaseKey: CvmPolicyMismatch" in backend.log.read_text()
+    assert not outcome.chain_of_trust
+    _assert_key_not_logged(_released_key(tampered, backend, owner), tampered.workdir,
+                           backend.log.parent)
+
+
+def test_changed_command_line_gets_no_key(confidential_vm: tuple[VmConfig, BackendProcess, Path]) -> None:
+    config, backend, owner = confidential_vm
+    _refused_for_measurement(config, backend, owner,
+                             dataclasses.replace(config, cmdline_extra="pyhsm.changed=1"))
+
+
+def _initrd_plus_one_file(initramfs: Path, out: Path) -> Path:
+    """``initramfs`` with one more file: a second gzip'd newc cpio member appended (the kernel
+    unpacks concatenated archives)."""
+    name, data = b"etc/extra\0", b"one extra file\n"
+    def newc(name: bytes, data: bytes, mode: int) -> bytes:
+        fields = [1, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0]
+        header = b"070701" + b"".join(b"%08X" % f for f in fields) + name
+        header += b"\0" * (-len(header) % 4)
+        return header + data + b"\0" * (-len(data) % 4)
+    archive = newc(name, data, 0o100644) + newc(b"TRAILER!!!\0", b"", 0)
+    out.write_bytes(initramfs.read_bytes() + gzip.compress(archive))
+    return out
+
+
+def test_changed_initrd_gets_no_key(confidential_vm: tuple[VmConfig, BackendProcess, Path]) -> None:
+    config, backend, owner = confidential_vm
+    initrd = _initrd_plus_one_file(config.images.initramfs, config.workdir.parent / "initrd-b.gz")
+    images = dataclasses.replace(config.images, initramfs=initrd)
+    _refused_for_measurement(config, backend, owner, dataclasses.replace(config, images=images))
+
+
+def _kernel_with_other_timestamp(kernel: Path, out: Path) -> Path:
+    """The same kernel with another PE/COFF TimeDateStamp: different bytes (so a different
+    Authenticode hash in PCR 4), identical code."""
+    image = bytearray(kernel.read_bytes())
+    pe = struct.unpack_from("<I", image, 0x3C)[0]
+    assert image[pe:pe + 4] == b"PE\0\0", "the guest kernel is not an EFI stub PE image"
+    stamp = struct.unpack_from("<I", image, pe + 8)[0]
+    struct.pack_into("<I", image, pe + 8, stamp ^ 0x5A5A5A5A)
+    out.write_bytes(bytes(image))
+    return out
+
+
+def test_changed_kernel_gets_no_key(confidential_vm: tuple[VmConfig, BackendProcess, Path]) -> None:
+    config, backend, owner = confidential_vm
+    kernel = _kernel_with_other_timestamp(config.images.kernel, config.workdir.parent / "vmlinuz-b")
+    images = dataclasses.replace(config.images, kernel=kernel)
+    _refused_for_measurement(config, backend, owner, dataclasses.replace(config, images=images))
+
+
+def test_initrd_helper_adds_exactly_one_file(tmp_path: Path, guest_images: GuestImages) -> None:
+    """The changed initrd differs only by the appended member, which cpio lists."""
+    out = _initrd_plus_one_file(guest_images.initramfs, tmp_path / "b.gz")
+    tail = out.read_bytes()[len(guest_images.initramfs.read_bytes()):]
+    listing = subprocess.run(["cpio", "-t"], input=gzip.decompress(tail), capture_output=True)
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.decode().split() == ["etc/extra"]
