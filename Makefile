@@ -6,13 +6,15 @@ BUILD  := build
 VENV   := $(BUILD)/venv
 PY     := $(VENV)/bin/python
 QEMU   := $(BUILD)/qemu/qemu-system-x86_64
+# the guest workload `make run` boots (e.g. make run WORKLOAD=confidential)
+WORKLOAD ?= default
 export QEMU_SRC
 
 .PHONY: all deps qemu firmware images test bench run clean help
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make run    build everything and boot an emulated V7 server end-to-end"
+	@echo "make run    build everything and boot an emulated V7 server end-to-end (WORKLOAD=confidential: attested key release)"
 	@echo "make test   build everything and run the test suite"
 	@echo "make bench  run the benchmarks (prints ratios against anchors measured in the same run)"
 	@echo "make deps   install Debian packages and the Python environment ($(VENV))"
@@ -45,7 +47,7 @@ bench: deps qemu firmware images
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 run: deps qemu firmware images
-	$(VENV)/bin/pyhsm run
+	$(VENV)/bin/pyhsm run --workload $(WORKLOAD)
 
 clean:
 	rm -rf $(BUILD)
