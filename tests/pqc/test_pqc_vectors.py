@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import mldsa
 from ddi_helpers import Provisioned, expect
 from dilithium_py.ml_dsa import ML_DSA_65, ML_DSA_87
 from test_pqc_ops import local_fingerprint, secret_fingerprint
-from vectors import cases, h
+from pqc_vectors import cases, h
 
 from pyhsm.ddi.mbor import MborError
 from pyhsm.ddi.status import DdiStatus
