@@ -117,6 +117,7 @@ class HelloAck(Message):
     VERSION_UNSUPPORTED: ClassVar[int] = 1
     BUSY: ClassVar[int] = 2
     ROOT_OF_TRUST_FAILURE: ClassVar[int] = 3
+    STATE_UNUSABLE: ClassVar[int] = 4
 
 
 @dataclass(frozen=True)

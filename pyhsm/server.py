@@ -41,6 +41,15 @@ PowerOn = Callable[[str], DeviceIdentity]
 PartitionFactory = Callable[[str, int, DeviceIdentity], Partition]
 
 
+class _Refused(Exception):
+    """A device the backend cannot serve, with the HELLO_ACK result that says why."""
+
+    def __init__(self, result: int, reason: str) -> None:
+        super().__init__(reason)
+        self.result = result
+        self.reason = reason
+
+
 @dataclass
 class _Served:
     """A partition and whether a device is connected to it."""
@@ -84,14 +93,23 @@ class Backend:
             await server.serve_forever()
 
     async def _partition(self, serial: str, index: int) -> _Served:
+        """The served partition, powering its device on first. Raises ``_Refused``."""
         key = (serial, index)
         if key not in self._served:
             if serial not in self._identities:
-                identity = await asyncio.to_thread(self._power_on, serial)
+                try:
+                    identity = await asyncio.to_thread(self._power_on, serial)
+                except Exception as exc:  # the device cannot boot: it shows CFS
+                    raise _Refused(link.HelloAck.ROOT_OF_TRUST_FAILURE,
+                                   f"device {serial}: root of trust failure: {exc}") from exc
                 self._identities.setdefault(serial, identity)
             if key not in self._served:
-                partition = self._make_partition(serial, index, self._identities[serial])
-                self._served.setdefault(key, _Served(partition, serial=serial, index=index))
+                try:
+                    partition = self._make_partition(serial, index, self._identities[serial])
+                except Exception as exc:
+                    raise _Refused(link.HelloAck.STATE_UNUSABLE,
+                                   f"device {serial} partition {index}: state unusable: {exc}") from exc
+                self._served.setdefault(key, _Served(partition))
         return self._served[key]
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -129,9 +147,9 @@ class Backend:
             return None
         try:
             served = await self._partition(hello.serial, hello.partition)
-        except Exception as exc:  # the root of trust refused to come up: the device shows CFS
-            log.error("device %s: root of trust failure: %s", hello.serial, exc)
-            answer(link.HelloAck.ROOT_OF_TRUST_FAILURE)
+        except _Refused as refusal:
+            log.error("%s", refusal.reason)
+            answer(refusal.result)
             return None
         if served.connected:
             log.warning("device %s partition %d is already connected; refused",

@@ -48,6 +48,8 @@ def backend(tmp_path: Path):
         return object()
 
     def make_partition(serial: str, index: int, identity) -> RecordingPartition:
+        if serial.startswith("CORRUPT"):
+            raise ValueError("state file checksum mismatch")
         partitions[(serial, index)] = RecordingPartition()
         return partitions[(serial, index)]
 
@@ -147,6 +149,13 @@ def test_root_of_trust_failure_is_reported_in_hello_ack(backend):
     path, partitions, _ = backend
     assert Device(path).hello("BROKEN-1").result == link.HelloAck.ROOT_OF_TRUST_FAILURE
     assert not partitions
+
+
+def test_unusable_partition_state_is_reported_in_hello_ack(backend):
+    path, partitions, _ = backend
+    assert Device(path).hello("CORRUPT-1").result == link.HelloAck.STATE_UNUSABLE
+    assert not partitions
+    assert Device(path).hello("AZIHSM-TEST-1").result == link.HelloAck.ACCEPTED
 
 
 def test_reset_reaches_the_partition_after_earlier_requests(backend):
