@@ -47,7 +47,7 @@ fi
 
 say "building (ninja; progress below)"
 PATH="$VENV/bin:$PATH" ninja -C "$OUT" qemu-system-x86_64 | \
-  awk '/^\[[0-9]+\/[0-9]+\]/ { n++; if (n % 100 == 1) print "  " $1; next } { print }'
+  awk '/^\[[0-9]+\/[0-9]+\]/ { n++; if (n % 100 == 1) { print "  " $1; fflush() } next } { print; fflush() }'
 test "${PIPESTATUS[0]}" -eq 0
 
 # Firmware from Debian packages: SeaBIOS, QEMU's option ROMs, OVMF.
