@@ -1,9 +1,11 @@
 """The backend's own secrets, exported for the leak scan (``pyhsm serve --secrets-out FILE``).
 
 Collected per device: the at-rest root and the at-rest keys derived from it, the attestation private
-key; per partition: the boot backup key, the provisioning secrets (partition key, masking key), the
-credential PIN, and every stored key's private material (serialized and, for parsed keys, the raw
-scalar or exponent). Written only to a new host file with mode 0600, never logged.
+key; per partition: the boot backup key, the provisioning secrets (partition key, masking key) and
+every stored key's private material (serialized and, for parsed keys, the raw scalar or exponent).
+What the guest itself supplies (PINs, BK3, imported keys before masking) is not an HSM secret and
+is left out: the guest legitimately holds it. Written only to a new host file with mode 0600, never
+logged.
 """
 
 from __future__ import annotations
@@ -54,8 +56,6 @@ def partition_secrets(name: str, partition: Any) -> Iterator[Secret]:
     if vault.provisioning:
         yield Secret(f"{name}: partition backup key", vault.provisioning.bk_partition)
         yield Secret(f"{name}: partition masking key", vault.provisioning.masking_key)
-    if vault.credential:
-        yield Secret(f"{name}: credential PIN", vault.credential[1])
     for key_id, entry in vault.keys:
         if entry.material:
             yield Secret(f"{name}: key 0x{key_id:x} material", entry.material)

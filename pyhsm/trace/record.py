@@ -4,7 +4,8 @@ Record fields: ``time`` (UNIX seconds), ``source`` (``backend`` or ``device``), 
 (``command``, ``reset``, ``admin``), ``device`` (serial), ``partition``, ``queue`` (qid; 0 is the admin
 queue), ``cid``, ``msg_id``, ``session_id``, ``session_op``, ``op`` (DDI opcode name, or the admin
 opcode name), ``status`` (CQE status, 0 on success), ``ddi_status`` (from the MBOR response),
-``latency_us``, ``request`` and ``response`` (decoded, secrets redacted). Absent fields are omitted.
+``latency_us``, ``request_bytes``, ``response_bytes``, ``request`` and ``response`` (decoded, secrets
+redacted). Absent fields are omitted.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def command_record(device: str, partition: int, msg_id: int, request: link.Reque
         "msg_id": msg_id, "session_id": request.session_id,
         "session_op": request.flags.op.name, "op": decoded_request.get("op", "FlushSession"),
         "status": response.status, "latency_us": round(latency_s * 1e6, 1),
+        "request_bytes": len(request.payload), "response_bytes": len(response.payload),
         "request": decoded_request, "response": decoded_response}
     if "ddi_status" in decoded_response:
         record["ddi_status"] = decoded_response["ddi_status"]
