@@ -26,7 +26,8 @@ def build(signer: ec.EllipticCurvePrivateKey, claims: dict[int, Any]) -> bytes:
     payload = cbor.encode({0: VERSION, **claims})
     r, s = decode_dss_signature(signer.sign(cbor.encode(["Signature1", PROTECTED, b"", payload]),
                                             ec.ECDSA(hashes.SHA384())))
-    return cbor.encode(cbor.Tag(COSE_SIGN1_TAG, [PROTECTED, {}, payload, r.to_bytes(48, "big") + s.to_bytes(48, "big")]))
+    signature = r.to_bytes(48, "big") + s.to_bytes(48, "big")
+    return cbor.encode(cbor.Tag(COSE_SIGN1_TAG, [PROTECTED, {}, payload, signature]))
 
 
 def verify(statement: bytes, public: ec.EllipticCurvePublicKey) -> dict[int, Any]:

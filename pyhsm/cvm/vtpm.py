@@ -116,14 +116,16 @@ class Vtpm:
         """The RSA EK's TPM2B_PUBLIC (what the HSM registers), checked against the EK certificate's key."""
         ek_public = self._file("ek.pub").read_bytes()
         spki = parse_public(ek_public).key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-        certified = self.ek_certificate("rsa").public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        certified = self.ek_certificate("rsa").public_key().public_bytes(Encoding.DER,
+                                                                         PublicFormat.SubjectPublicKeyInfo)
         if spki != certified:
             raise VtpmError("the EK does not match the EK certificate")
         return ek_public
 
     def create_ak(self, kind: str = "ecc") -> bytes:
         """Create the RSA EK and a restricted signing AK under it, persist the AK at ``AK_HANDLE``;
-        returns the AK's TPM2B_PUBLIC (``ek_public()`` then gives the EK's). ``kind``: "ecc" (P-256, ECDSA/SHA-256) or "rsa" (2048, RSASSA/SHA-256)."""
+        returns the AK's TPM2B_PUBLIC (``ek_public()`` then gives the EK's).
+        ``kind``: "ecc" (P-256, ECDSA/SHA-256) or "rsa" (2048, RSASSA/SHA-256)."""
         scheme = {"ecc": "ecdsa", "rsa": "rsassa"}[kind]
         if self._has_ak():
             self._run(["tpm2_evictcontrol", "-C", "o", "-c", f"0x{AK_HANDLE:08x}"])

@@ -8,6 +8,7 @@ import hmac
 import os
 import struct
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pyhsm.cvm import owner, pcr, statement, tpm2
 from pyhsm.cvm.state import NONCE_LIFETIME_S, CvmState, Nonces, NonceError, Policy, VmRecord
-from pyhsm.cvm.wrap import RELEASE_CONTEXT, UNSEAL_CONTEXT, WrapError, wrap
+from pyhsm.cvm.wrap import KEM, RELEASE_CONTEXT, UNSEAL_CONTEXT, WrapError, wrap
 from pyhsm.ddi import mbor
 from pyhsm.ddi.call import Call, handler
 from pyhsm.ddi.errors import DdiFailure
@@ -37,10 +38,6 @@ _NONCE_FAILURES = {"unknown": V.CvmNonceUnknown, "expired": V.CvmNonceExpired, "
 _NONCES: weakref.WeakKeyDictionary[Vault, Nonces] = weakref.WeakKeyDictionary()
 
 
-def _fail(status: Any, reason: str) -> DdiFailure:
-    return DdiFailure(status, reason)
-
-
 def _state(call: Call) -> CvmState:
     call.provisioned()
     return CvmState.from_json(call.vault.extensions.get(_EXTENSION))
@@ -58,23 +55,28 @@ def _nonces(vault: Vault) -> Nonces:
 def _vm(state: CvmState, vm_id: bytes) -> VmRecord:
     record = state.vms.get(vm_id.hex())
     if record is None:
-        raise _fail(V.CvmVmNotRegistered, f"VM {vm_id!r} is not registered")
+        raise DdiFailure(V.CvmVmNotRegistered, f"VM {vm_id!r} is not registered")
     return record
 
 
 # -- evidence ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class Verified:
     """Evidence that passed every check: the quote and the quoted PCR values by (bank, index)."""
 
-    def __init__(self, vm_id: bytes, record: VmRecord, ak: tpm2.PublicKey, quote: tpm2.Quote,
-                 values: dict[tuple[int, int], bytes]) -> None:
-        self.vm_id, self.record, self.ak, self.quote, self.values = vm_id, record, ak, quote, values
+    vm_id: bytes
+    ek: tpm2.PublicKey
+    ak: tpm2.PublicKey
+    quote: tpm2.Quote
+    values: dict[tuple[int, int], bytes]
 
     def claims(self, purpose: str) -> dict[int, Any]:
-        ek_spki = self.record.keys()[0].key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-        return {1: purpose, 2: self.vm_id, 3: hashlib.sha256(ek_spki).digest(), 4: self.ak.name, 5: self.quote.extra_data, 6: hashlib.sha384(self.quote.raw).digest(),
+        """The statement claims 1-9 (docs/vendor-ops.md, "Countersigned statement")."""
+        ek_spki = self.ek.key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return {1: purpose, 2: self.vm_id, 3: hashlib.sha256(ek_spki).digest(), 4: self.ak.name,
+                5: self.quote.extra_data, 6: hashlib.sha384(self.quote.raw).digest(),
                 7: [[s.bank.alg_id, s.mask] for s in self.quote.selections], 8: self.quote.pcr_digest,
                 9: self.quote.clock}
 
@@ -92,30 +94,30 @@ def _verify(call: Call, state: CvmState, evidence: Any) -> Verified:
         signature = tpm2.parse_signature(evidence.signature)
         values = tpm2.split_pcr_values(quote.selections, evidence.pcr_values)
     except tpm2.Tpm2Error as exc:
-        raise _fail(V.CvmQuoteMalformed, str(exc)) from None
+        raise DdiFailure(V.CvmQuoteMalformed, str(exc)) from None
     try:
         _nonces(call.vault).consume(quote.extra_data, evidence.vm_id, state.generation)
     except NonceError as exc:
-        raise _fail(_NONCE_FAILURES[exc.kind], f"VM {evidence.vm_id!r}: {exc}") from None
+        raise DdiFailure(_NONCE_FAILURES[exc.kind], f"VM {evidence.vm_id!r}: {exc}") from None
     ek, ak = record.keys()
     if not tpm2.verify_quote_signature(ak, quote, signature):
-        raise _fail(V.CvmQuoteSignatureInvalid, f"VM {evidence.vm_id!r}: quote not signed by its registered AK")
+        raise DdiFailure(V.CvmQuoteSignatureInvalid, f"VM {evidence.vm_id!r}: quote not signed by its registered AK")
     if not hmac.compare_digest(quote.signer_name, tpm2.ak_qualified_name(ek, ak)):
-        raise _fail(V.CvmQuoteSignerMismatch, f"VM {evidence.vm_id!r}: quote signer is not the registered AK "
+        raise DdiFailure(V.CvmQuoteSignerMismatch, f"VM {evidence.vm_id!r}: quote signer is not the registered AK "
                                               "under the registered EK")
     if signature.hash.digest(evidence.pcr_values) != quote.pcr_digest:
-        raise _fail(V.CvmPcrDigestMismatch, f"VM {evidence.vm_id!r}: PCR values do not match the quoted digest")
-    return Verified(evidence.vm_id, record, ak, quote, values)
+        raise DdiFailure(V.CvmPcrDigestMismatch, f"VM {evidence.vm_id!r}: PCR values do not match the quoted digest")
+    return Verified(evidence.vm_id, ek, ak, quote, values)
 
 
 def _policy(state: CvmState, workload: bytes, verified: Verified) -> Policy:
     policy = state.policies.get(workload.hex())
     if policy is None:
-        raise _fail(V.CvmPolicyNotFound, f"no policy for workload {workload!r}")
+        raise DdiFailure(V.CvmPolicyNotFound, f"no policy for workload {workload!r}")
     if policy.vm_id and policy.vm_id != verified.vm_id.hex():
-        raise _fail(V.CvmPolicyVmMismatch, f"workload {workload!r} is bound to another VM")
+        raise DdiFailure(V.CvmPolicyVmMismatch, f"workload {workload!r} is bound to another VM")
     if not verified.matches(policy.pcr_bank, policy.pcr_mask, bytes.fromhex(policy.pcr_values)):
-        raise _fail(V.CvmPolicyMismatch, f"VM {verified.vm_id!r}: PCRs differ from workload {workload!r} "
+        raise DdiFailure(V.CvmPolicyMismatch, f"VM {verified.vm_id!r}: PCRs differ from workload {workload!r} "
                                          f"policy v{policy.version}")
     return policy
 
@@ -124,7 +126,7 @@ def _wrapped(secret: bytes, recipient: Any, context: bytes) -> Any:
     try:
         w = wrap(secret, recipient.kem_pub, recipient.ecdh_pub, context)
     except WrapError as exc:
-        raise _fail(DdiStatus.InvalidArg, str(exc)) from None
+        raise DdiFailure(DdiStatus.InvalidArg, str(exc)) from None
     return WRAPPED(kem_ct=w.kem_ct, ecdh_pub=w.ecdh_pub, ciphertext=w.ciphertext)
 
 
@@ -133,9 +135,9 @@ def _check_recipient(recipient: Any) -> None:
     try:
         owner.load_p384_public(recipient.ecdh_pub)
     except ValueError as exc:
-        raise _fail(DdiStatus.InvalidArg, f"recipient ECDH key: {exc}") from None
-    if len(recipient.kem_pub) != 1184:
-        raise _fail(DdiStatus.InvalidArg, "recipient ML-KEM-768 key must be 1184 bytes")
+        raise DdiFailure(DdiStatus.InvalidArg, f"recipient ECDH key: {exc}") from None
+    if len(recipient.kem_pub) != KEM.public_len:
+        raise DdiFailure(DdiStatus.InvalidArg, f"recipient ML-KEM-768 key must be {KEM.public_len} bytes")
 
 
 @handler("CvmGetNonce")
@@ -145,7 +147,7 @@ def cvm_get_nonce(call: Call, req: Any) -> Any:
     try:
         nonce = _nonces(call.vault).issue(req.vm_id, state.generation)
     except NonceError as exc:
-        raise _fail(_NONCE_FAILURES[exc.kind], str(exc)) from None
+        raise DdiFailure(_NONCE_FAILURES[exc.kind], str(exc)) from None
     return BY_NAME["CvmGetNonce"].response(nonce=nonce, lifetime_ms=int(NONCE_LIFETIME_S * 1000))
 
 
@@ -165,7 +167,7 @@ def cvm_release_key(call: Call, req: Any) -> Any:
     key_id = None if policy.key_tag is None else call.vault.keys.find_tag(call.app_id, policy.key_tag)
     entry = None if key_id is None else call.vault.keys.get(key_id)
     if entry is None or KINDS[entry.kind].family not in _RELEASABLE:
-        raise _fail(V.CvmReleaseKeyInvalid, f"workload {req.workload!r}: key tag {policy.key_tag} "
+        raise DdiFailure(V.CvmReleaseKeyInvalid, f"workload {req.workload!r}: key tag {policy.key_tag} "
                                             "names no releasable app key")
     wrapped = _wrapped(entry.material, req.recipient, RELEASE_CONTEXT + req.workload)
     claims = {**verified.claims("release"), 10: req.workload.decode("utf-8", "replace"), 11: policy.version}
@@ -189,7 +191,7 @@ def cvm_seal(call: Call, req: Any) -> Any:
     state = _state(call)
     policy = state.policies.get(req.workload.hex())
     if policy is None:
-        raise _fail(V.CvmPolicyNotFound, f"no policy for workload {req.workload!r}")
+        raise DdiFailure(V.CvmPolicyNotFound, f"no policy for workload {req.workload!r}")
     digest = pcr.policy_digest(policy.pcr_bank, policy.pcr_mask, bytes.fromhex(policy.pcr_values))
     header = _SEAL_HEADER.pack(_SEAL_MAGIC, policy.pcr_bank, policy.pcr_mask, digest)
     iv = os.urandom(_IV_LEN)
@@ -203,17 +205,17 @@ def cvm_unseal(call: Call, req: Any) -> Any:
     _check_recipient(req.recipient)
     blob, size = req.sealed, _SEAL_HEADER.size
     if len(blob) < size + _IV_LEN + _TAG_LEN or not blob.startswith(_SEAL_MAGIC):
-        raise _fail(V.CvmSealedBlobInvalid, "not a sealed blob")
+        raise DdiFailure(V.CvmSealedBlobInvalid, "not a sealed blob")
     _, bank, mask, digest = _SEAL_HEADER.unpack_from(blob)
     verified = _verify(call, state, req.evidence)
     quoted = [verified.values.get((bank, i)) for i in pcr.pcrs_of(mask)]
     if None in quoted or pcr.policy_digest(bank, mask, b"".join(v for v in quoted if v)) != digest:
-        raise _fail(V.CvmPolicyMismatch, f"VM {verified.vm_id!r}: quoted PCRs do not satisfy the sealing policy")
+        raise DdiFailure(V.CvmPolicyMismatch, f"VM {verified.vm_id!r}: quoted PCRs do not satisfy the sealing policy")
     try:
         data = AESGCM(_seal_key(call, digest)).decrypt(blob[size:size + _IV_LEN], blob[size + _IV_LEN:],
                                                        blob[:size])
     except InvalidTag:
-        raise _fail(V.CvmSealedBlobInvalid, "sealed blob does not authenticate in this partition") from None
+        raise DdiFailure(V.CvmSealedBlobInvalid, "sealed blob does not authenticate in this partition") from None
     signed = statement.build(call.identity.attestation_key(), verified.claims("unseal"))
     return BY_NAME["CvmUnseal"].response(wrapped=_wrapped(data, req.recipient, UNSEAL_CONTEXT), statement=signed)
 
@@ -225,28 +227,28 @@ def cvm_unseal(call: Call, req: Any) -> Any:
 def cvm_set_owner(call: Call, req: Any) -> Any:
     state = _state(call)
     if state.owner_pub:
-        raise _fail(V.CvmOwnerAlreadySet, "owner key already registered")
+        raise DdiFailure(V.CvmOwnerAlreadySet, "owner key already registered")
     try:
         owner.load_p384_public(req.owner_pub)
     except ValueError as exc:
-        raise _fail(DdiStatus.InvalidArg, f"owner key: {exc}") from None
+        raise DdiFailure(DdiStatus.InvalidArg, f"owner key: {exc}") from None
     state.owner_pub = req.owner_pub.hex()
     _save(call, state)
     return BY_NAME["CvmSetOwner"].response()
 
 
 def _owner_body(call: Call, state: CvmState, op: str, req: Any) -> Any:
-    """The decoded, authenticated, fresh body of an owner command; records its seq."""
+    """The decoded, authenticated, fresh body of an owner command (its seq is recorded on commit)."""
     if not state.owner_pub:
-        raise _fail(V.CvmOwnerNotSet, "no owner key registered")
+        raise DdiFailure(V.CvmOwnerNotSet, "no owner key registered")
     try:
         body = mbor.decode(OWNER_BODIES[op], req.body)
     except mbor.MborError as exc:
-        raise _fail(DdiStatus.DdiDecodeFailed, f"{op} body: {exc}") from None
+        raise DdiFailure(DdiStatus.DdiDecodeFailed, f"{op} body: {exc}") from None
     if not owner.verify(bytes.fromhex(state.owner_pub), BY_NAME[op].code, req.body, req.owner_sig):
-        raise _fail(V.CvmOwnerSignatureInvalid, f"{op}: owner signature does not verify")
+        raise DdiFailure(V.CvmOwnerSignatureInvalid, f"{op}: owner signature does not verify")
     if body.seq <= state.last_seq:
-        raise _fail(V.CvmOwnerSequenceReplayed, f"{op}: seq {body.seq} <= last accepted {state.last_seq}")
+        raise DdiFailure(V.CvmOwnerSequenceReplayed, f"{op}: seq {body.seq} <= last accepted {state.last_seq}")
     return body
 
 
@@ -261,14 +263,14 @@ def cvm_register_vm(call: Call, req: Any) -> Any:
     state = _state(call)
     body = _owner_body(call, state, "CvmRegisterVm", req)
     if not body.vm_id:
-        raise _fail(DdiStatus.InvalidArg, "empty vm_id")
+        raise DdiFailure(DdiStatus.InvalidArg, "empty vm_id")
     try:
         tpm2.parse_public(body.ek_public)
         ak = tpm2.parse_public(body.ak_public)
     except tpm2.Tpm2Error as exc:
-        raise _fail(DdiStatus.InvalidArg, f"VM {body.vm_id!r}: EK or AK does not parse: {exc}") from None
+        raise DdiFailure(DdiStatus.InvalidArg, f"VM {body.vm_id!r}: EK or AK does not parse: {exc}") from None
     if ak.attributes & tpm2.AK_ATTRIBUTES != tpm2.AK_ATTRIBUTES:
-        raise _fail(DdiStatus.InvalidArg, f"VM {body.vm_id!r}: AK is not a restricted fixed signing key")
+        raise DdiFailure(DdiStatus.InvalidArg, f"VM {body.vm_id!r}: AK is not a restricted fixed signing key")
     state.vms[body.vm_id.hex()] = VmRecord(body.ek_public.hex(), body.ak_public.hex())
     _commit_owner_change(call, state, body.seq)
     return BY_NAME["CvmRegisterVm"].response()
@@ -279,11 +281,11 @@ def cvm_set_policy(call: Call, req: Any) -> Any:
     state = _state(call)
     body = _owner_body(call, state, "CvmSetPolicy", req)
     if not body.workload:
-        raise _fail(DdiStatus.InvalidArg, "empty workload name")
+        raise DdiFailure(DdiStatus.InvalidArg, "empty workload name")
     try:
         pcr.check_policy_shape(body.pcr_bank, body.pcr_mask, body.pcr_values)
     except ValueError as exc:
-        raise _fail(DdiStatus.InvalidArg, f"workload {body.workload!r}: {exc}") from None
+        raise DdiFailure(DdiStatus.InvalidArg, f"workload {body.workload!r}: {exc}") from None
     previous = state.policies.get(body.workload.hex())
     version = previous.version + 1 if previous else 1
     state.policies[body.workload.hex()] = Policy(body.vm_id.hex(), body.pcr_bank, body.pcr_mask,
