@@ -80,7 +80,8 @@ class SoftVtpm:
         bitmap = sum(1 << i for i in pcrs).to_bytes(3, "little")
         values = self.values(pcrs)
         signer = signer_name or self.qualified_name
-        attest = (struct.pack(">IH", tpm2.GENERATED_VALUE, tpm2.ST_ATTEST_QUOTE) + b2(signer) + b2(nonce) + struct.pack(">QIIBQ", self.clock, 1, 0, 1, 0x20191023)
+        attest = (struct.pack(">IH", tpm2.GENERATED_VALUE, tpm2.ST_ATTEST_QUOTE) + b2(signer) + b2(nonce)
+                  + struct.pack(">QIIBQ", self.clock, 1, 0, 1, 0x20191023)
                   + struct.pack(">IHB", 1, SHA256, 3) + bitmap + b2(hashlib.sha256(values).digest()))
         if self.kind == "ecc":
             r, s = decode_dss_signature(self.ak.sign(attest, ec.ECDSA(hashes.SHA256())))
