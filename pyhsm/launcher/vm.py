@@ -255,7 +255,10 @@ class Vm:
 
     def kill(self) -> None:
         if self._qmp:
-            self._qmp.close()
+            try:
+                self._qmp.close()
+            except (EOFError, OSError):  # QEMU already gone (after quit): nothing left to close
+                pass
             self._qmp = None
         if self._proc and self._proc.poll() is None:
             self._proc.kill()
