@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--serial", default="AZIHSM-VM0-0001",
                    help="the HSM's serial number; one backend partition per serial")
     p.add_argument("--workload", default="default",
-                   help="guest workload (pyhsm.launcher.workloads.NAME; default: default)")
+                   help="guest workload (pyhsm.launcher.workloads.NAME; default: default). "
+                        "confidential / confidential_refusals: OVMF, a provisioned vTPM and a LUKS2 "
+                        "data disk unlocked by an attested key release (docs/confidential.md)")
     p.add_argument("--no-reset", dest="reset", action="store_false",
                    help="skip the system_reset and the second boot after the workload")
     p.set_defaults(func=_run_command)
