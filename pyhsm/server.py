@@ -4,13 +4,17 @@ One asyncio loop accepts device connections on a UNIX socket. Each connection na
 HELLO; the backend powers the device on (its root of trust re-derives the identity, on a worker
 thread so other devices keep being served), then executes the connection's REQUESTs on the loop in
 arrival order and answers each at once. Executing in place keeps the round trip short: a hand-off
-to a thread costs more than most DDI operations, and Python's GIL would serialise the work anyway.
+to a thread costs more than most DDI operations. Only what the partition calls compute-bound
+(signing, key agreement: OpenSSL work done without the GIL and without the partition lock) goes to
+a pool of worker threads, so that concurrent sessions use every core; those answers may overtake
+later ones, which the device matches by msg_id.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -34,6 +38,7 @@ DEFAULT_CREDITS = 32
 
 class Partition(Protocol):
     def execute(self, request: link.Request) -> link.Response: ...
+    def runs_in_parallel(self, request: link.Request) -> bool: ...
     def reset(self, kind: link.ResetKind) -> None: ...
 
 
@@ -52,12 +57,12 @@ class _Refused(Exception):
 
 @dataclass
 class _Served:
-    """A partition and whether a device is connected to it."""
+    """A partition, whose it is, and whether a device is connected to it."""
 
     partition: Partition
+    serial: str
+    index: int
     connected: bool = False
-    serial: str = ""
-    index: int = 0
 
 
 class Backend:
@@ -67,6 +72,8 @@ class Backend:
                  credits: int = DEFAULT_CREDITS, recorder: Recorder | None = None) -> None:
         self._power_on = power_on
         self._recorder = recorder
+        self._workers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=os.cpu_count() or 2, thread_name_prefix="hsm-crypto")
         self._make_partition = make_partition
         self._credits = credits
         self._identities: dict[str, DeviceIdentity] = {}
@@ -109,7 +116,7 @@ class Backend:
                 except Exception as exc:
                     raise _Refused(link.HelloAck.STATE_UNUSABLE,
                                    f"device {serial} partition {index}: state unusable: {exc}") from exc
-                self._served.setdefault(key, _Served(partition))
+                self._served.setdefault(key, _Served(partition, serial, index))
         return self._served[key]
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -117,7 +124,7 @@ class Backend:
         try:
             served = await self._handshake(reader, writer)
             if served:
-                await _Link(served, reader, writer, self._recorder).run()
+                await _Link(served, reader, writer, self._workers, self._recorder).run()
         except (asyncio.IncompleteReadError, ConnectionError):
             log.info("device disconnected")
         except link.LinkError as exc:
@@ -164,55 +171,79 @@ class Backend:
 
 
 class _Link:
-    """One accepted device connection: each request is executed and answered in arrival order.
+    """One accepted device connection.
 
-    A CANCEL therefore always arrives after its answer was sent, and the device drops that answer by
-    its msg_id; the backend only notes it. With a ``recorder``, every request and reset is traced.
+    Requests are executed in arrival order and answered at once, except compute-bound ones, which
+    run on the worker pool and are answered when done. A CANCEL therefore arrives after its answer
+    was sent or while its work runs; the device drops that answer by msg_id, and the backend only
+    notes it. With a ``recorder``, every request and reset is traced (always from the loop thread).
     """
 
-    def __init__(self, served: _Served, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, recorder: Recorder | None = None) -> None:
+    def __init__(self, served: _Served, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 workers: concurrent.futures.Executor, recorder: Recorder | None = None) -> None:
         self._served = served
         self._recorder = recorder
         self._partition = served.partition
         self._reader = reader
         self._writer = writer
+        self._workers = workers
+        self._running: set[asyncio.Future] = set()
 
     async def run(self) -> None:
-        while True:
-            msg_id, message = await link.read_frame(self._reader)
-            match message:
-                case link.Request():
-                    answer: link.Message = (self._execute(msg_id, message) if self._recorder is None
-                                            else self._execute_traced(msg_id, message))
-                case link.Reset(kind=kind):
-                    self._partition.reset(_reset_kind(kind))
-                    if self._recorder is not None:
-                        self._recorder.reset(self._served.serial, self._served.index, kind)
-                    answer = link.ResetAck(kind)
-                case link.Cancel(msg_id=cancelled):
-                    log.debug("device no longer waits for message %d", cancelled)
-                    continue
-                case _:
-                    raise link.LinkError(f"unexpected {type(message).__name__} from device")
-            self._writer.write(link.encode_frame(msg_id, answer))
-            await self._writer.drain()
-
-    def _execute(self, msg_id: int, request: link.Request) -> link.Response:
         try:
-            return self._partition.execute(request)
-        except Exception as exc:  # a partition bug must not take the link down
-            log.error("partition failed on message %d: %r", msg_id, exc)
-            return link.Response(link.Status.INTERNAL_ERROR, 0, 0, 0)
+            while True:
+                msg_id, message = await link.read_frame(self._reader)
+                match message:
+                    case link.Request() if self._partition.runs_in_parallel(message):
+                        self._in_parallel(msg_id, message)
+                        continue
+                    case link.Request():
+                        answer: link.Message = self._answer(msg_id, message, *self._execute(message))
+                    case link.Reset(kind=kind):
+                        self._partition.reset(_reset_kind(kind))
+                        if self._recorder is not None:
+                            self._recorder.reset(self._served.serial, self._served.index, kind)
+                        answer = link.ResetAck(kind)
+                    case link.Cancel(msg_id=cancelled):
+                        log.debug("device no longer waits for message %d", cancelled)
+                        continue
+                    case _:
+                        raise link.LinkError(f"unexpected {type(message).__name__} from device")
+                self._writer.write(link.encode_frame(msg_id, answer))
+                await self._writer.drain()
+        finally:
+            for work in self._running:
+                work.cancel()
 
-    def _execute_traced(self, msg_id: int, request: link.Request) -> link.Response:
+    def _execute(self, request: link.Request) -> tuple[link.Response, float]:
+        """The partition's answer and how long it took; never raises."""
         started = time.perf_counter()
-        response = self._execute(msg_id, request)
-        latency = time.perf_counter() - started
-        assert self._recorder is not None
-        self._recorder.command(self._served.serial, self._served.index, msg_id, request, response,
-                               latency)
+        try:
+            response = self._partition.execute(request)
+        except Exception as exc:  # a partition bug must not take the link down
+            log.error("partition failed on a request of queue %d cid %d: %r", request.qid, request.cid, exc)
+            response = link.Response(link.Status.INTERNAL_ERROR, 0, 0, 0)
+        return response, time.perf_counter() - started
+
+    def _answer(self, msg_id: int, request: link.Request, response: link.Response,
+                latency: float) -> link.Response:
+        if self._recorder is not None:
+            self._recorder.command(self._served.serial, self._served.index, msg_id, request, response,
+                                   latency)
         return response
+
+    def _in_parallel(self, msg_id: int, request: link.Request) -> None:
+        work = asyncio.get_running_loop().run_in_executor(self._workers, self._execute, request)
+        self._running.add(work)
+
+        def done(finished: asyncio.Future) -> None:
+            self._running.discard(finished)
+            if finished.cancelled() or self._writer.is_closing():
+                return
+            answer = self._answer(msg_id, request, *finished.result())
+            self._writer.write(link.encode_frame(msg_id, answer))
+
+        work.add_done_callback(done)
 
 
 def _reset_kind(kind: int) -> link.ResetKind:

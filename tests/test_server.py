@@ -21,8 +21,14 @@ class RecordingPartition:
 
     def __init__(self) -> None:
         self.resets: list[link.ResetKind] = []
+        self.slow_release = threading.Event()
+
+    def runs_in_parallel(self, request: link.Request) -> bool:
+        return request.payload.startswith(b"slow")
 
     def execute(self, request: link.Request) -> link.Response:
+        if request.payload.startswith(b"slow"):
+            self.slow_release.wait(10)
         if request.payload == b"boom":
             raise RuntimeError("partition bug")
         return link.Response(0, request.session_flags, 0, request.session_id, request.payload[::-1])
@@ -179,6 +185,18 @@ def test_cancel_is_accepted_and_the_link_goes_on(backend):
     dev.send(21, link.Cancel(20))
     dev.send(22, link.Request(1, 2, 0, 0, 0, 8192, b"next"))
     assert [dev.receive()[0] for _ in range(2)] == [20, 22]
+
+
+def test_parallel_work_does_not_hold_up_later_requests(backend):
+    path, partitions, _ = backend
+    dev = Device(path)
+    dev.hello()
+    part = partitions[("AZIHSM-TEST-1", 0)]
+    dev.send(30, link.Request(1, 1, 0, 0, 0, 8192, b"slow sign"))
+    dev.send(31, link.Request(1, 2, 0, 0, 0, 8192, b"quick"))
+    assert dev.receive() == (31, link.Response(0, 0, 0, 0, b"kciuq"))
+    part.slow_release.set()
+    assert dev.receive() == (30, link.Response(0, 0, 0, 0, b"ngis wols"))
 
 
 def test_slow_power_on_of_one_device_does_not_stall_another(backend):

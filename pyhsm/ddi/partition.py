@@ -33,6 +33,10 @@ __all__ = ["Partition", "StateError"]
 
 _REOPEN = BY_NAME["ReopenSession"].code
 
+# Operations whose handlers spend their time in OpenSSL with the partition lock released
+# (``Call.unlocked``): worth running on a worker thread so that sessions use every core.
+_PARALLEL_OPS = frozenset(BY_NAME[name].code for name in ("EccSign", "EcdhKeyExchange", "RsaModExp"))
+
 
 class Partition:
     """The DDI state machine of partition ``index`` of device ``serial``, persisted in ``state_dir``."""
@@ -71,6 +75,15 @@ class Partition:
             log.exception("partition %s/%d: internal error", self.serial, self.index)
             payload = encode_response(OP_INVALID, DdiStatus.InternalError)
             return self._respond(request, echo, payload)
+
+    def runs_in_parallel(self, request: link.Request) -> bool:
+        """Whether ``request`` is a compute-bound operation that may run beside others."""
+        if request.opc != 0 or not request.payload:
+            return False
+        try:
+            return open_request(request.payload).header.op in _PARALLEL_OPS
+        except MborError:
+            return False
 
     def reset(self, kind: link.ResetKind) -> None:
         """NSSR: ddi.md 3.5 (persisted). Controller and function reset: close every session."""
