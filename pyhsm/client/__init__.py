@@ -21,7 +21,7 @@ from cryptography.x509 import load_der_x509_certificate
 from pyhsm.cvm import owner as cvm_owner
 from pyhsm.ddi import envelope, mbor
 from pyhsm.ddi.credentials import seal
-from pyhsm.ddi.schemas import (BY_NAME, ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, KEY_METADATA, KEY_PROPERTIES,
+from pyhsm.ddi.schemas import (BY_NAME, ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, KEY_METADATA, KEY_PROPERTIES, OPS,
                                PUBLIC_KEY, SESSION_CREDENTIAL, SessionKind)
 from pyhsm.ddi.schemas_vendor import EVIDENCE, OWNER_BODIES, RECIPIENT, VendorStatus
 from pyhsm.ddi.status import DdiStatus
@@ -29,7 +29,7 @@ from pyhsm.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyClass
 from pyhsm.link import SessionFlags, SessionOp
 from pyhsm.transport import Transport
 
-__all__ = ["DdiError", "DeviceError", "HsmClient", "Usage", "cvm_evidence", "key_properties"]
+__all__ = ["DdiError", "DeviceError", "HsmClient", "Usage", "cvm_evidence", "cvm_signed_command", "key_properties"]
 
 REV = (1, 0)
 _USAGE_BITS = {Usage.ENCRYPT_DECRYPT: (2, 3), Usage.SIGN_VERIFY: (4, 5), Usage.UNWRAP: (8,), Usage.DERIVE: (6,)}
@@ -305,9 +305,14 @@ class HsmClient:
 
     def cvm_owner_command(self, op: str, owner_key: ec.EllipticCurvePrivateKey, **body: Any) -> Any:
         """Send owner command ``op`` (CvmRegisterVm, CvmSetPolicy) with ``body`` fields, signed."""
-        schema = OWNER_BODIES[op]
-        encoded = mbor.encode(schema, schema(**body))
-        return self.call(op, body=encoded, owner_sig=cvm_owner.sign(owner_key, BY_NAME[op].code, encoded))
+        return self.cvm_submit(cvm_signed_command(op, owner_key, **body))
+
+    def cvm_submit(self, command: cvm_owner.SignedCommand) -> Any:
+        """Send an owner command signed elsewhere (e.g. relayed by the guest agent)."""
+        spec = OPS.get(command.opcode)
+        if spec is None or spec.name not in OWNER_BODIES:
+            raise ValueError(f"opcode {command.opcode} is not an owner command")
+        return self.call(spec.name, body=command.body, owner_sig=command.signature)
 
     def cvm_register_vm(self, owner_key: ec.EllipticCurvePrivateKey, seq: int, vm_id: bytes, ek_public: bytes,
                         ak_public: bytes) -> None:
@@ -320,6 +325,14 @@ class HsmClient:
         return self.cvm_owner_command("CvmSetPolicy", owner_key, seq=seq, workload=workload, vm_id=vm_id,
                                       pcr_bank=pcr_bank, pcr_mask=pcr_mask, pcr_values=pcr_values,
                                       key_tag=key_tag).version
+
+
+def cvm_signed_command(op: str, owner_key: ec.EllipticCurvePrivateKey, **body: Any) -> cvm_owner.SignedCommand:
+    """Owner command ``op`` with ``body`` fields (``OWNER_BODIES[op]``), MBOR-encoded and signed."""
+    schema = OWNER_BODIES[op]
+    encoded = mbor.encode(schema, schema(**body))
+    code = BY_NAME[op].code
+    return cvm_owner.SignedCommand(code, cvm_owner.sign(owner_key, code, encoded), encoded)
 
 
 def cvm_evidence(vm_id: bytes, attest: bytes, signature: bytes, pcr_values: bytes) -> Any:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -39,15 +40,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name, helptext, func in (("set-owner", "register the owner key (once, at provisioning)", _set_owner),
                                  ("register-vm", "register a VM's vTPM EK and AK", _register_vm),
                                  ("set-policy", "set a workload's key-release policy", _set_policy),
+                                 ("submit", "send a signed owner command file (from --emit)", _submit),
                                  ("info", "owner state: owner set, last seq, counts", _info)):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--socket", type=Path, required=True, help="pyhsm serve's socket")
+        p.add_argument("--socket", type=Path, help="pyhsm serve's socket (required unless --emit)")
         p.add_argument("--serial", default="AZIHSM-DEV-0001", help="device serial of the partition's state")
         p.add_argument("--partition", type=int, default=0)
-        p.add_argument("--app-id", required=True, help="partition credential id (32 hex digits)")
-        p.add_argument("--pin", required=True, help="partition credential PIN (32 hex digits)")
-        if name != "info":
+        p.add_argument("--app-id", help="partition credential id (32 hex digits)")
+        p.add_argument("--pin", help="partition credential PIN (32 hex digits)")
+        if name in ("set-owner", "register-vm", "set-policy"):
             p.add_argument("--owner", type=Path, required=True, help="owner key PEM (from owner-key)")
+        if name in ("register-vm", "set-policy"):
+            p.add_argument("--emit", type=Path, help="write the signed command to this file instead of sending "
+                                                      "it (for relay by the guest agent); needs --seq")
+            p.add_argument("--seq", type=int, help="owner sequence number (default: last accepted + 1)")
+        if name == "submit":
+            p.add_argument("--command", type=Path, required=True, help="signed owner command file")
         p.set_defaults(func=func)
         if name == "register-vm":
             p.add_argument("--vm-id", required=True)
@@ -93,22 +101,51 @@ def _predict_pcr(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client(args: argparse.Namespace) -> Any:
+@contextlib.contextmanager
+def _session(args: argparse.Namespace) -> Iterator[Any]:
+    """A client with an open session of the partition credential, closed (session and socket) after."""
     from pyhsm.client import HsmClient
     from pyhsm.client.socket_transport import SocketTransport
-    client = HsmClient(SocketTransport(args.socket, args.serial, args.partition))
-    client.open_session(bytes.fromhex(args.app_id), bytes.fromhex(args.pin))
-    return client
+    if not (args.socket and args.app_id and args.pin):
+        raise ValueError("--socket, --app-id and --pin are needed to reach the HSM")
+    transport = SocketTransport(args.socket, args.serial, args.partition)
+    try:
+        client = HsmClient(transport)
+        client.open_session(bytes.fromhex(args.app_id), bytes.fromhex(args.pin))
+        try:
+            yield client
+        finally:
+            client.close_session()
+    finally:
+        transport.close()
+
+
+def _send_owner_command(args: argparse.Namespace, op: str, **body: Any) -> Any:
+    """Sign ``op`` with the owner key and send it, or write it to ``--emit``; returns the response."""
+    from pyhsm.client import cvm_signed_command
+    if args.emit and args.seq is None:
+        raise ValueError("--emit needs --seq (the HSM is not asked)")
+    if args.emit:
+        command = cvm_signed_command(op, _owner(args.owner), seq=args.seq, **body)
+        args.emit.write_bytes(command.to_bytes())
+        print(f"{op} seq {args.seq} written to {args.emit}")
+        return None
+    with _session(args) as client:
+        seq = args.seq if args.seq is not None else client.cvm_get_owner_info().last_seq + 1
+        response = client.cvm_submit(cvm_signed_command(op, _owner(args.owner), seq=seq, **body))
+    print(f"{op} seq {seq} accepted")
+    return response
 
 
 def _owner(path: Path) -> ec.EllipticCurvePrivateKey:
     key = serialization.load_pem_private_key(path.read_bytes(), None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise SystemExit(f"{path}: not an EC private key")
+        raise ValueError(f"{path}: not an EC private key")
     return key
 
 
 def _run(func: Any) -> int:
+    """Run a command body; HSM refusals and bad input become one error line and exit status 1."""
     from pyhsm.client import DdiError, DeviceError
     try:
         func()
@@ -119,17 +156,15 @@ def _run(func: Any) -> int:
 
 
 def _set_owner(args: argparse.Namespace) -> int:
-    return _run(lambda: _client(args).cvm_set_owner(owner.public_der(_owner(args.owner))))
+    def go() -> None:
+        with _session(args) as client:
+            client.cvm_set_owner(owner.public_der(_owner(args.owner)))
+    return _run(go)
 
 
 def _register_vm(args: argparse.Namespace) -> int:
-    def go() -> None:
-        client = _client(args)
-        seq = client.cvm_get_owner_info().last_seq + 1
-        client.cvm_register_vm(_owner(args.owner), seq, args.vm_id.encode(), args.ek.read_bytes(),
-                               args.ak.read_bytes())
-        print(f"VM {args.vm_id} registered (seq {seq})")
-    return _run(go)
+    return _run(lambda: _send_owner_command(args, "CvmRegisterVm", vm_id=args.vm_id.encode(),
+                                            ek_public=args.ek.read_bytes(), ak_public=args.ak.read_bytes()))
 
 
 def _set_policy(args: argparse.Namespace) -> int:
@@ -139,18 +174,29 @@ def _set_policy(args: argparse.Namespace) -> int:
             values = args.values_file.read_bytes()
         else:
             given = dict(item.split("=", 1) for item in args.value)
+            if sorted(map(int, given)) != pcrs:
+                raise ValueError(f"--value must name exactly the PCRs {pcrs}")
             values = b"".join(bytes.fromhex(given[str(i)]) for i in pcrs)
-        client = _client(args)
-        seq = client.cvm_get_owner_info().last_seq + 1
-        version = client.cvm_set_policy(_owner(args.owner), seq, args.workload.encode(),
-                                        HASH_BY_NAME[args.bank].alg_id, sum(1 << i for i in pcrs), values,
-                                        vm_id=args.vm_id.encode(), key_tag=args.key_tag)
-        print(f"policy {args.workload} version {version} (seq {seq})")
+        response = _send_owner_command(args, "CvmSetPolicy", workload=args.workload.encode(),
+                                       vm_id=args.vm_id.encode(), pcr_bank=HASH_BY_NAME[args.bank].alg_id,
+                                       pcr_mask=sum(1 << i for i in pcrs), pcr_values=values, key_tag=args.key_tag)
+        if response is not None:
+            print(f"policy {args.workload} is at version {response.version}")
+    return _run(go)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from pyhsm.cvm.owner import SignedCommand
+
+    def go() -> None:
+        with _session(args) as client:
+            client.cvm_submit(SignedCommand.from_bytes(args.command.read_bytes()))
     return _run(go)
 
 
 def _info(args: argparse.Namespace) -> int:
     def go() -> None:
-        info = _client(args).cvm_get_owner_info()
+        with _session(args) as client:
+            info = client.cvm_get_owner_info()
         print(f"owner_set={info.owner_set} last_seq={info.last_seq} vms={info.vms} policies={info.policies}")
     return _run(go)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -48,3 +49,25 @@ def load_p384_public(der: bytes) -> ec.EllipticCurvePublicKey:
 def public_der(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> bytes:
     public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
     return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+FILE_MAGIC = b"AZCVMOC1"
+
+
+@dataclass(frozen=True)
+class SignedCommand:
+    """An owner command ready to send by any party (the fabric, or the guest agent relaying it):
+    file form = "AZCVMOC1" || u32be opcode || 96-byte signature || MBOR body."""
+
+    opcode: int
+    signature: bytes
+    body: bytes
+
+    def to_bytes(self) -> bytes:
+        return FILE_MAGIC + struct.pack(">I", self.opcode) + self.signature + self.body
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignedCommand:
+        if len(data) < 8 + 4 + 96 or not data.startswith(FILE_MAGIC):
+            raise ValueError("not a signed owner command")
+        return cls(struct.unpack_from(">I", data, 8)[0], data[12:108], data[108:])

@@ -78,6 +78,12 @@ def test_owner_tooling_end_to_end(socket_path: Path, tmp_path: Path, capsys) -> 
     w = client.cvm_release_key(evidence, b"app", recipient.kem_pub, recipient.ecdh_pub).wrapped
     assert len(recipient.unwrap(Wrapped(w.kem_ct, w.ecdh_pub, w.ciphertext), RELEASE_CONTEXT + b"app")) == 32
     client.transport.close()
+    signed = tmp_path / "policy.cmd"   # signed offline, relayable by anyone (here: the submit command)
+    assert cli("set-policy", "--owner", str(owner_pem), "--workload", "app2", "--pcrs", "0", "--value",
+               f"0={zero}", "--emit", str(signed), "--seq", "3") == 0
+    assert cli("submit", *creds, "--command", str(signed)) == 0
     capsys.readouterr()
+    assert cli("submit", *creds, "--command", str(signed)) == 1
+    assert "CvmOwnerSequenceReplayed" in capsys.readouterr().err
     assert cli("info", *creds) == 0
-    assert "owner_set=True last_seq=2 vms=1 policies=1" in capsys.readouterr().out
+    assert "owner_set=True last_seq=3 vms=1 policies=2" in capsys.readouterr().out
