@@ -1,0 +1,73 @@
+"""Introspection parts without a guest: the kernel profile from the real guest vmlinuz (export table
+and BTF), queue parsing, SQE/CQE decoding and ring states over a synthetic memory image."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from pyhsm.ddi import envelope
+from pyhsm.ddi.schemas import BY_NAME
+from pyhsm.inspect import profile, rings
+from pyhsm.inspect.memory import PhysicalMemory
+
+
+def test_profile_from_the_guest_kernel_image() -> None:
+    if not profile.DEFAULT_VMLINUZ.exists():
+        pytest.fail(f"{profile.DEFAULT_VMLINUZ} is missing: build the guest images (make images)")
+    prof = profile.load()
+    symbols = {k: int(v, 16) for k, v in prof["symbols"].items()}
+    assert set(symbols) == {"init_task", "page_offset_base", "phys_base", "printk_rb_static"}
+    assert all(0xFFFFFFFF81000000 <= v < 0xFFFFFFFFC0000000 for v in symbols.values())
+    off = prof["offsets"]
+    assert off["task_struct.tasks"] < off["task_struct.pid"] < off["task_struct.comm"]
+    assert off["task_struct.tgid"] == off["task_struct.pid"] + 4
+    assert off["prb_desc.text_blk_lpos.next"] == off["prb_desc.text_blk_lpos.begin"] + 8
+    assert prof["sizes"]["prb_desc"] == 24
+
+
+def test_parse_queues() -> None:
+    text = ("cq 1: base=0x6b71000 size=16 head=14 tail=14 phase=1 vector=1 held=0\n"
+            "sq 1: base=0x6b72000 size=16 head=3 tail=5 cq=1\n")
+    cq, sq = rings.parse_queues(text)
+    assert (cq.kind, cq.qid, cq.base, cq.extra["phase"]) == ("cq", 1, 0x6B71000, 1)
+    assert (sq.kind, sq.head, sq.tail, sq.extra["cq"]) == ("sq", 3, 5, 1)
+
+
+def _sqe(cid: int, src_len: int, src: int, flags: int, session: int) -> bytes:
+    raw = bytearray(64)
+    struct.pack_into("<IIQQI", raw, 0, cid << 16, src_len, src, 0, 8192)
+    struct.pack_into("<QQ", raw, 28, 0x9000, 0)
+    raw[44] = flags
+    struct.pack_into("<H", raw, 48, session)
+    return bytes(raw)
+
+
+def test_ring_states_and_request_decode(tmp_path: Path) -> None:
+    image = bytearray(64 << 10)
+    sq_base, cq_base, page = 0x1000, 0x2000, 0x3000
+    request = envelope.encode_request(1062, BY_NAME["EccSign"].request,
+                                      BY_NAME["EccSign"].request(key_id=3, digest=bytes(48),
+                                                                 digest_algo=2),
+                                      rev=envelope.rev(1, 0), sess_id=5)
+    image[page:page + len(request)] = request
+    for slot in range(4):      # 0, 1 done; 2 fetched, waiting; 3 not fetched
+        image[sq_base + 64 * slot:sq_base + 64 * slot + 64] = _sqe(slot, len(request), page, 3 | 4, 5)
+    for slot in range(2):
+        cqe = bytearray(16)
+        struct.pack_into("<HBxHBxHHHH", cqe, 0, 40, 3 | 4, 5, 0, slot + 1, 1, slot, 1)
+        image[cq_base + 16 * slot:cq_base + 16 * slot + 16] = cqe
+    path = tmp_path / "ram.raw"
+    path.write_bytes(image)
+    queues = [rings.Queue("sq", 1, sq_base, 8, 3, 4, {"cq": 1}),
+              rings.Queue("cq", 1, cq_base, 8, 2, 2, {"phase": 1})]
+    with PhysicalMemory(path) as memory:
+        cq, sq = rings.decode_rings(memory, queues, inflight=1)
+    assert [e["state"] for e in sq["entries"]] == ["done", "done", "in flight", "submitted"]
+    waiting = sq["entries"][2]
+    assert waiting["cid"] == 2 and waiting["session_op"] == "IN_SESSION" and waiting["session_id"] == 5
+    assert waiting["request"]["op"] == "EccSign" and waiting["request"]["data"]["key_id"] == 3
+    assert "request" not in sq["entries"][0]          # done: its pages may be reused
+    assert [(e["cid"], e["byte_count"], e["status"]) for e in cq["entries"]] == [(0, 40, 0), (1, 40, 0)]
