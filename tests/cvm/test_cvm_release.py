@@ -213,3 +213,28 @@ def test_registrations_and_policies_survive_a_restart(cvm: Cvm) -> None:
     key, _ = release(cvm, cvm.evidence(cvm.vm_a, b"vm-a"))
     assert len(key) == 32
     assert client.open_key(KEY_TAG).key_id == cvm.key_id
+
+
+def test_nssr_wipes_cvm_state_but_sealed_blobs_survive_recovery(cvm: Cvm) -> None:
+    """NSSR drops owner, VMs and policies with the keys; re-establishing with the same BK3, POTA key
+    and BMK restores the masking key, so data sealed before the reset unseals after re-registration."""
+    from pyhsm import link
+    hsm, c = cvm.hsm, cvm.hsm.client
+    sealed = c.cvm_seal(WORKLOAD, b"survives migration")
+    unwrap = c.get_unwrapping_key()
+    hsm.partition.reset(link.ResetKind.NSSR)
+    fresh = hsm.another_client()
+    fresh.establish_credential(APP_ID, PIN, hsm.masked_bk3, hsm.pota, bmk=hsm.bmk,
+                               masked_unwrapping_key=unwrap.masked_key)
+    fresh.open_session(APP_ID, PIN)
+    info = fresh.cvm_get_owner_info()
+    assert (info.owner_set, info.vms, info.policies) == (False, 0, 0)
+    expect(V.CvmVmNotRegistered, fresh.cvm_get_nonce, b"vm-a")
+    from pyhsm.cvm.owner import public_der
+    fresh.cvm_set_owner(public_der(cvm.owner_key))
+    cvm.hsm.client, cvm.seq = fresh, 0
+    fresh.cvm_register_vm(cvm.owner_key, cvm.next_seq(), b"vm-a", cvm.vm_a.ek_public, cvm.vm_a.ak_public)
+    cvm.set_policy(cvm.vm_a.values(POLICY_PCRS), key_tag=None)
+    recipient = Recipient()
+    w = fresh.cvm_unseal(cvm.evidence(cvm.vm_a, b"vm-a"), sealed, recipient.kem_pub, recipient.ecdh_pub).wrapped
+    assert recipient.unwrap(Wrapped(w.kem_ct, w.ecdh_pub, w.ciphertext), UNSEAL_CONTEXT) == b"survives migration"
