@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from pyhsm.rot import cbor
+from pyhsm import cbor
 
 COSE_SIGN1_TAG = 18
 PROTECTED = cbor.encode({1: -35, 3: "application/cbor"})

@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from pyhsm.ddi import cbor
+from pyhsm import cbor
 from pyhsm.ddi.types import Flag
 
 COSE_SIGN1_TAG = 18
@@ -50,4 +50,4 @@ def build(signer: ec.EllipticCurvePrivateKey, public: ec.EllipticCurvePublicKey 
     to_sign = cbor.encode(["Signature1", PROTECTED, b"", payload])
     r, s = decode_dss_signature(signer.sign(to_sign, ec.ECDSA(hashes.SHA384())))
     signature = r.to_bytes(48, "big") + s.to_bytes(48, "big")
-    return cbor.encode(cbor.Tagged(COSE_SIGN1_TAG, [PROTECTED, {}, payload, signature]))
+    return cbor.encode(cbor.Tag(COSE_SIGN1_TAG, [PROTECTED, {}, payload, signature]))

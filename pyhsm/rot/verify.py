@@ -17,7 +17,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from pyhsm.rot import cbor, der
+from pyhsm import cbor
+from pyhsm.rot import der
 from pyhsm.rot.firmware import Stage
 
 COSE_TAG_SIGN1 = 18

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.x509 import verification
 
-from pyhsm.rot import cbor, commands, der, firmware, power_on, verify
+from pyhsm import cbor
+from pyhsm.rot import commands, der, firmware, power_on, verify
 
 OPENSSL = shutil.which("openssl")
 

@@ -1,4 +1,4 @@
-"""Minimal strict CBOR (RFC 8949) for COSE_Sign1 attestation reports: definite lengths, integer keys."""
+"""Minimal strict CBOR (RFC 8949) for COSE_Sign1 reports and statements: definite lengths, deterministic encoding."""
 
 from __future__ import annotations
 
