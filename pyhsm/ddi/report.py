@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from pyhsm import cbor
+from pyhsm import cbor, cose
 from pyhsm.ddi.types import Flag
 
-COSE_SIGN1_TAG = 18
-PROTECTED = cbor.encode({1: -35, 3: "application/cbor"})
 PUBLIC_KEY_FIELD = 525
 REPORT_DATA_LEN = 128
 _CURVE_IDS = {"secp256r1": 1, "secp384r1": 2, "secp521r1": 3}
@@ -47,7 +43,4 @@ def build(signer: ec.EllipticCurvePrivateKey, public: ec.EllipticCurvePublicKey 
     payload = cbor.encode({
         0: 1, 1: key.ljust(PUBLIC_KEY_FIELD, b"\0"), 2: len(key), 3: report_flags(flags), 4: app_id,
         5: report_data.ljust(REPORT_DATA_LEN, b"\0"), 6: bytes(16)})
-    to_sign = cbor.encode(["Signature1", PROTECTED, b"", payload])
-    r, s = decode_dss_signature(signer.sign(to_sign, ec.ECDSA(hashes.SHA384())))
-    signature = r.to_bytes(48, "big") + s.to_bytes(48, "big")
-    return cbor.encode(cbor.Tag(COSE_SIGN1_TAG, [PROTECTED, {}, payload, signature]))
+    return cose.sign1(signer, payload)

@@ -14,15 +14,12 @@ from typing import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from pyhsm import cbor
+from pyhsm import cbor, cose
 from pyhsm.rot import der
 from pyhsm.rot.firmware import Stage
 
-COSE_TAG_SIGN1 = 18
-COSE_ALG_ES384 = -35
 REPORT_PUBLIC_KEY_FIELD = 525
 
 
@@ -131,32 +128,9 @@ class AttestationReport:
 def verify_report(report: bytes, signer: ec.EllipticCurvePublicKey) -> AttestationReport:
     """Check a tagged COSE_Sign1 (ES384) key attestation report against the chain's leaf key."""
     try:
-        item = cbor.decode(report)
-    except cbor.CborError as e:
-        raise VerificationError(f"report is not CBOR: {e}") from None
-    if not (isinstance(item, cbor.Tag) and item.number == COSE_TAG_SIGN1 and isinstance(item.value, list)
-            and len(item.value) == 4):
-        raise VerificationError("report is not a tagged COSE_Sign1 array of four")
-    protected, unprotected, payload, signature = item.value
-    if not all(isinstance(x, bytes) for x in (protected, payload, signature)) or not isinstance(unprotected, dict):
-        raise VerificationError("COSE_Sign1 members have the wrong types")
-    try:
-        header = cbor.decode(protected)
-        fields = cbor.decode(payload)
-    except cbor.CborError as e:
-        raise VerificationError(f"COSE_Sign1 header or payload is not CBOR: {e}") from None
-    if not isinstance(header, dict) or header.get(1) != COSE_ALG_ES384:
-        raise VerificationError("COSE_Sign1 protected header does not name ES384")
-    if not isinstance(signer, ec.EllipticCurvePublicKey) or signer.curve.name != "secp384r1":
-        raise VerificationError("the attestation certificate's key is not P-384")
-    if len(signature) != 96:
-        raise VerificationError(f"ES384 signature is {len(signature)} bytes, expected 96")
-    to_be_signed = cbor.encode(["Signature1", protected, b"", payload])
-    r, s = int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big")
-    try:
-        signer.verify(utils.encode_dss_signature(r, s), to_be_signed, ec.ECDSA(hashes.SHA384()))
-    except InvalidSignature:
-        raise VerificationError("report signature does not verify with the attestation key") from None
+        fields = cbor.decode(cose.verify1(report, signer))
+    except (cose.CoseError, cbor.CborError) as e:
+        raise VerificationError(f"report: {e}") from None
     if not isinstance(fields, dict):
         raise VerificationError("report payload is not a map")
     expected = {0: int, 1: bytes, 2: int, 3: int, 4: bytes, 5: bytes, 6: bytes}
