@@ -17,6 +17,7 @@ from pyhsm.launcher import accel, images, paths, report
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.tpm import SwtpmProcess
 from pyhsm.launcher.vm import Vm, VmConfig
+from pyhsm.launcher.workloads.bench import HSM_LATENCY_STEP, TPM_LATENCY_STEP
 
 TIMEOUT_S = 1800.0
 
@@ -76,6 +77,11 @@ def _table(steps: dict[str, dict], accelerator: str) -> str:
         else:
             continue
         rows.append(f"| {name} | {value if event['result'] == report.OK else event['result']} |")
+    hsm, tpm = (steps.get(name, {}).get("detail") or {} for name in (HSM_LATENCY_STEP, TPM_LATENCY_STEP))
+    if "median_us" in hsm and "median_us" in tpm:
+        ratio = hsm["median_us"] / tpm["median_us"]
+        rows.append(f"| ratio HSM / TPM round trip (median) | {ratio:.2f} "
+                    f"(goal <= 0.50: {'met' if ratio <= 0.5 else 'NOT met'}) |")
     return "\n".join(rows)
 
 
