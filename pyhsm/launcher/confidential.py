@@ -84,7 +84,8 @@ def reference_pcrs(config: VmConfig, out: Callable[[str], None]) -> dict[int, by
             swtpm.stop()
         pcrs = {int(k): bytes.fromhex(v) for k, v in step["detail"]["pcrs"].items()}
         return kernel_cmdline(ref), ref.images.initramfs, pcrs
-    return measurements.reference(config.images.kernel, boot)
+    shape = f"cpus={config.cpus} memory={config.memory_mb} accel={config.accel}"
+    return measurements.reference(config.images.kernel, shape, boot)
 
 
 def provision(config: VmConfig, backend: BackendProcess, owner_key: Path,

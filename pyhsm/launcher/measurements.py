@@ -8,7 +8,8 @@ Under Debian's OVMF with direct kernel boot (QEMU fw_cfg), measured as found emp
   initrd), then the initrd's bytes. ``pcr9`` computes it from the files, exactly.
 * PCRs 0 (firmware), 4 (the kernel image as an EFI application) and 7 (secure-boot state) do not
   depend on the command line or initrd; they come from a reference boot of the same firmware and
-  kernel (``reference``), cached by the hash of those files. The reference boot also reports its
+  kernel (``reference``), cached by the hash of those files and the VM's shape (vCPUs, memory,
+  accelerator). The reference boot also reports its
   PCR 9, which must equal ``pcr9`` of its own command line: a check of the arithmetic above.
 """
 
@@ -41,20 +42,21 @@ def pcr9(cmdline: str, initramfs: Path) -> bytes:
     return extend(extend(bytes(32), load_options_digest(cmdline)), initrd)
 
 
-def reference_key(kernel: Path) -> str:
-    """The cache key of the firmware- and kernel-dependent PCRs."""
-    digest = hashlib.sha256()
+def reference_key(kernel: Path, shape: str) -> str:
+    """The cache key of the firmware- and kernel-dependent PCRs: the firmware and kernel files and
+    the VM's shape (a VM with another vCPU count measured differently in a real boot)."""
+    digest = hashlib.sha256(shape.encode())
     for path in (paths.OVMF_CODE, paths.OVMF_VARS, kernel):
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:32]
 
 
-def reference(kernel: Path,
+def reference(kernel: Path, shape: str,
               boot: Callable[[], tuple[str, Path, dict[int, bytes]]]) -> dict[int, bytes]:
     """PCRs 0, 4 and 7 for ``kernel`` under OVMF: from the cache, or from ``boot()`` (a reference
     boot returning its command line, its initramfs and the PCR values it read), checked and cached.
     Raises ``RuntimeError`` if the reference boot's PCR 9 contradicts ``pcr9``."""
-    cached = CACHE / f"{reference_key(kernel)}.json"
+    cached = CACHE / f"{reference_key(kernel, shape)}.json"
     if cached.exists():
         return {int(k): bytes.fromhex(v) for k, v in json.loads(cached.read_text()).items()}
     cmdline, initramfs, values = boot()

@@ -36,7 +36,13 @@ FINAL = {"CvmVmNotRegistered", "CvmQuoteMalformed", "CvmQuoteSignatureInvalid",
          "CvmPolicyVmMismatch", "CvmReleaseKeyInvalid", "CvmOwnerNotSet"}
 
 
+CRYPTO_MODULES = ("dm_crypt", "xts", "algif_skcipher", "algif_hash")
+
+
 def open_session(context: Context) -> dict[str, Any]:
+    """Also starts loading the disk-unlock modules in the background (TCG makes modprobe slow)."""
+    context["modprobe"] = subprocess.Popen(["modprobe", "-a", *CRYPTO_MODULES],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     client = open_client(context)
     credential.ensure_established(client)
     return {"session_id": credential.open_session(client).sess_id}
@@ -89,7 +95,10 @@ def _run(argv: list[str], stdin: bytes = b"") -> None:
 def unlock_disk(context: Context) -> dict[str, Any]:
     """cryptsetup open with the released key on stdin; mount read-only."""
     started = time.monotonic()
-    _run(["modprobe", "-a", "dm_crypt", "xts", "algif_skcipher", "algif_hash"])
+    modprobe = context.pop("modprobe", None) or subprocess.Popen(
+        ["modprobe", "-a", *CRYPTO_MODULES], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if modprobe.wait() != 0:
+        raise RuntimeError(f"modprobe failed: {modprobe.stderr.read().decode(errors='replace')}")
     key = context.pop("disk_key")
     _run(["cryptsetup", "open", "--type", "luks2", "--key-file", "-", DATA_DEVICE, MAPPING], key)
     del key
@@ -133,6 +142,8 @@ def sign_result(context: Context) -> dict[str, Any]:
 
 def cleanup(context: Context) -> None:
     context.pop("disk_key", None)
+    if "modprobe" in context:
+        context.pop("modprobe").wait()
     if context.pop("mounted", False):
         subprocess.run(["umount", str(MOUNT)], capture_output=True)
     subprocess.run(["cryptsetup", "close", MAPPING], capture_output=True)
