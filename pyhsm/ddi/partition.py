@@ -35,7 +35,7 @@ _REOPEN = BY_NAME["ReopenSession"].code
 
 # Operations whose handlers spend their time in OpenSSL with the partition lock released
 # (``Call.unlocked``): worth running on a worker thread so that sessions use every core.
-_PARALLEL_OPS = frozenset(BY_NAME[name].code for name in ("EccSign", "EcdhKeyExchange", "RsaModExp"))
+_PARALLEL_OPS = frozenset(BY_NAME[name].code for name in ("EccSign", "EcdhKeyExchange", "RsaModExp", "MlDsaSign"))
 
 
 class Partition:

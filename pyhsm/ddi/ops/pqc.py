@@ -65,7 +65,9 @@ def mldsa_sign(call: Call, req: Any) -> Any:
     entry = _entry(call, req.key_id, Family.MLDSA, Flag.SIGN)
     params = _PARAMS_OF[entry.kind]
     assert isinstance(params, MlDsaParams)
-    signature = PROVIDER.mldsa_sign(params, entry.material, req.message, req.context or b"")
+    material = entry.material
+    with call.unlocked():
+        signature = PROVIDER.mldsa_sign(params, material, req.message, req.context or b"")
     return BY_NAME["MlDsaSign"].response(signature=signature)
 
 
