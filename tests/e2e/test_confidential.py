@@ -40,7 +40,7 @@ RELEASE = "attest and release key"
 def confidential_vm(guest_images: GuestImages, hsm_qemu: Path, backend: BackendProcess,
                     workdir: Path) -> Iterator[tuple[VmConfig, BackendProcess, Path]]:
     config = confidential.vm_config(guest_images, backend, workdir / "vm", "tcg", "confidential",
-                                    SERIAL, qemu=hsm_qemu)
+                                    SERIAL, qemu=hsm_qemu, cpus=1)   # 1 vCPU boots faster under TCG
     yield config, backend, workdir / "owner.pem"
 
 
@@ -76,6 +76,7 @@ def _assert_key_not_logged(key: bytes, *roots: Path) -> None:
     assert scanned >= 3, f"expected console, QEMU and backend logs under {roots}"
 
 
+@pytest.mark.slow   # about 60 s under TCG (plus a reference boot when build/confidential is empty)
 def test_release_refusals_and_restart_in_one_boot(confidential_vm: tuple[VmConfig, BackendProcess, Path]) -> None:
     config, backend, owner = confidential_vm
     config = dataclasses.replace(config, workload="confidential_refusals")
