@@ -76,7 +76,6 @@ def _assert_key_not_logged(key: bytes, *roots: Path) -> None:
     assert scanned >= 3, f"expected console, QEMU and backend logs under {roots}"
 
 
-@pytest.mark.slow   # about 60 s under TCG (plus a reference boot when build/confidential is empty)
 def test_release_refusals_and_restart_in_one_boot(confidential_vm: tuple[VmConfig, BackendProcess, Path]) -> None:
     config, backend, owner = confidential_vm
     config = dataclasses.replace(config, workload="confidential_refusals")
