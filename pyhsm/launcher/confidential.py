@@ -163,11 +163,15 @@ def verify_result(detail: dict[str, Any], provisioned: Provisioned) -> list[str]
     from cryptography.hazmat.primitives.asymmetric import mldsa
 
     from pyhsm.cvm import statement as cose
+    from pyhsm.rot import firmware
     from pyhsm.rot.verify import verify_chain
+    from pyhsm.server import default_firmware_dir
     certs = [x509.load_der_x509_certificate(c) for c in provisioned.chain]
-    chain = verify_chain(certs)
+    stages = [firmware.load_stage(default_firmware_dir(), name) for name in firmware.STAGES]
+    chain = verify_chain(certs, stages)
     lines = [f"DICE chain: {' -> '.join(link.subject for link in chain.links)} "
-             f"(UEID {chain.ueid.hex()[:16]}..)"]
+             f"(UEID {chain.ueid.hex()[:16]}..), every layer's FWID, version and SVN equal to the "
+             f"reference HSM firmware images ({', '.join(firmware.STAGES)})"]
     statement = bytes.fromhex(detail["statement"])
     claims = cose.verify(statement, chain.leaf_public_key)
     expected = {1: "release", 2: provisioned.vm_id,

@@ -31,6 +31,7 @@ class Outcome:
     phases: dict[str, float] = field(default_factory=dict)          # seconds
     chain_of_trust: list[str] = field(default_factory=list)
     done: dict[str, Any] = field(default_factory=dict)
+    provisioned: confidential.Provisioned | None = None
 
 
 def run_vm(config: VmConfig, backend: BackendProcess, owner_key: Path, summary: Summary,
@@ -41,6 +42,7 @@ def run_vm(config: VmConfig, backend: BackendProcess, owner_key: Path, summary: 
     launched = time.monotonic()
     with summary.timed("host: provision (owner, keys, vTPMs, policy, LUKS2 disk)") as notes:
         provisioned = confidential.provision(config, backend, owner_key, out, policy_config)
+        outcome.provisioned = provisioned
         notes += provisioned.notes
     outcome.phases["provision_s"] = time.monotonic() - launched
     config = provisioned.config

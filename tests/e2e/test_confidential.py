@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 
 from pyhsm.launcher import confidential, report
 from pyhsm.launcher.backend import BackendProcess
@@ -91,6 +92,7 @@ def test_release_refusals_and_restart_in_one_boot(confidential_vm: tuple[VmConfi
     retried = steps["release retried across the backend restart"]["detail"]
     assert retried["retried_after"] and retried["policy_version"] == 2
     assert len(outcome.chain_of_trust) == 4 and outcome.chain_of_trust[0].startswith("DICE chain")
+    _assert_host_rejects_tampered_results(outcome)
     log = backend.log.read_text()
     for reason in ("CvmNonceUnknown (VM", "CvmQuoteSignatureInvalid (VM",
                    "CvmPolicyVmMismatch (workload b'confidential-fabric' is bound to another VM",
@@ -98,6 +100,24 @@ def test_release_refusals_and_restart_in_one_boot(confidential_vm: tuple[VmConfi
         assert reason in log, f"backend log lacks the refusal {reason!r}"
     _assert_key_not_logged(_released_key(config, backend, owner), config.workdir,
                            backend.log.parent)
+
+
+def _assert_host_rejects_tampered_results(outcome: Outcome) -> None:
+    """The host's verification fails on a changed signature, result or statement."""
+    assert outcome.provisioned is not None
+    detail = outcome.steps["sign result (ML-DSA-65)"]["detail"]
+    assert len(confidential.verify_result(detail, outcome.provisioned)) == 4
+
+    def flipped(hex_text: str, at: int) -> str:
+        raw = bytearray(bytes.fromhex(hex_text))
+        raw[at] ^= 1
+        return raw.hex()
+    result = {**detail["result"], "total_words": detail["result"]["total_words"] + 1}
+    for tampered in ({**detail, "mldsa_signature": flipped(detail["mldsa_signature"], 100)},
+                     {**detail, "result": result},
+                     {**detail, "statement": flipped(detail["statement"], -5)}):
+        with pytest.raises((ValueError, InvalidSignature)):
+            confidential.verify_result(tampered, outcome.provisioned)
 
 
 def _refused_for_measurement(config: VmConfig, backend: BackendProcess, owner: Path,
