@@ -1,27 +1,25 @@
-"""The host side of a confidential-VM run (docs/confidential.md): provision, boot, react, verify.
+"""The host side of a confidential VM (docs/confidential.md): provisioning and verification.
 
 ``provision`` does what a cloud fabric does before a confidential VM starts: owner key, HSM-held
 keys (the releasable AES-256 data-disk key, the ML-DSA-65 result key), a vTPM per VM with EK
 certificate and AK (registered with the HSM), the policy (PCRs 0/4/7 from a cached reference boot,
 PCR 9 computed from the exact command line and initrd), and the LUKS2 data disk, formatted with the
 disk key that the HSM releases to the fabric's own attested vTPM under a policy bound to it.
-``ConfidentialRun.boot`` starts swtpm and QEMU under OVMF; ``react`` is what the host does when the
-guest reports a step (a policy update relayed through the guest, a backend restart); ``verify_result`` checks the signed result
-and the countersigned evidence against the device's DICE chain.
+``policy_update_line`` is a signed mid-run policy update for the guest to relay; ``verify_result``
+checks the signed result and the countersigned evidence against the device's DICE chain.
+``pyhsm.launcher.confidential_session`` runs the VM and calls these.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from pyhsm.launcher import datadisk, fabric, measurements, vtpm
 from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.fabric import Fabric
 from pyhsm.launcher.images import GuestImages
 from pyhsm.launcher.tpm import SwtpmProcess
 from pyhsm.launcher.vm import Vm, VmConfig, kernel_cmdline
@@ -96,24 +94,24 @@ def provision(config: VmConfig, backend: BackendProcess, owner_key: Path,
     workdir = config.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     notes = []
-    fabric = Fabric(backend.socket, config.serial, owner_key)
+    hsm = fabric.Fabric(backend.socket, config.serial, owner_key)
     try:
-        notes.append(fabric.ensure_owner())
-        notes.append(fabric.ensure_disk_key())
-        result_public = fabric.result_public_key()
-        chain = fabric.certificate_chain()
+        notes.append(hsm.ensure_owner())
+        notes.append(hsm.ensure_disk_key())
+        result_public = hsm.result_public_key()
+        chain = hsm.certificate_chain()
         fabric_tpm = vtpm.manufacture(workdir / "fabric-tpm", workdir / "fabric-scratch")
-        fabric_vm = fabric.register_vm(fabric_tpm)
+        fabric_vm = hsm.register_vm(fabric_tpm)
         guest_tpm = vtpm.manufacture(workdir / "vm-tpm", workdir / "vm-scratch")
-        vm_id = fabric.register_vm(guest_tpm)
+        vm_id = hsm.register_vm(guest_tpm)
         mask = measurements.pcr_mask()
         with vtpm.tpm2_tools(fabric_tpm.state, workdir / "fabric-scratch") as env:
             fabric_pcrs = attestation.quote(fabric_vm, bytes(32), env=env).pcr_values
-        fabric.set_policy(OTHER_WORKLOAD, fabric_vm, mask, fabric_pcrs)
+        hsm.set_policy(OTHER_WORKLOAD, fabric_vm, mask, fabric_pcrs)
         with vtpm.tpm2_tools(fabric_tpm.state, workdir / "fabric-scratch") as env:
-            evidence = attestation.quote(fabric_vm, attestation.get_nonce(fabric.client, fabric_vm),
+            evidence = attestation.quote(fabric_vm, attestation.get_nonce(hsm.client, fabric_vm),
                                          env=env)
-        disk_key, _ = attestation.release_key(fabric.client, evidence, OTHER_WORKLOAD)
+        disk_key, _ = attestation.release_key(hsm.client, evidence, OTHER_WORKLOAD)
         assert config.data_disk is not None
         datadisk.create(config.data_disk, DATA_FILES, disk_key)
         del disk_key
@@ -125,11 +123,11 @@ def provision(config: VmConfig, backend: BackendProcess, owner_key: Path,
                 filter(None, (policy_config.cmdline_extra, other))))
         values = measurements.policy_values(reference_pcrs(expected, out), kernel_cmdline(expected),
                                             expected.images.initramfs)
-        version = fabric.set_policy(POLICY_WORKLOAD, vm_id, mask, values)
+        version = hsm.set_policy(POLICY_WORKLOAD, vm_id, mask, values)
         notes.append(f"policy {POLICY_WORKLOAD!r} v{version} over PCRs "
                      f"{','.join(map(str, attestation.POLICY_PCRS))}")
     finally:
-        fabric.close()
+        hsm.close()
     return Provisioned(config=config, vm_id=vm_id, other_vm_id=fabric_vm, vtpm_state=guest_tpm.state,
                        data_disk=config.data_disk, data_files=config.data_disk.with_suffix(".files"),
                        result_public_key=result_public, chain=chain, policy_values=values,
@@ -197,10 +195,3 @@ def verify_result(detail: dict[str, Any], provisioned: Provisioned) -> list[str]
     lines.append(f"ML-DSA-65 signature over result + statement verifies under the HSM result key "
                  f"(public key sha256 {hashlib.sha256(provisioned.result_public_key).hexdigest()[:16]}..)")
     return lines
-
-
-def wait_steps(vm: Vm, on_step: Callable[[dict[str, Any]], None], timeout: float) -> dict[str, Any]:
-    """Pass each guest step event to ``on_step`` until ``done``; returns the done event."""
-    deadline = time.monotonic() + timeout
-    return vm.wait_for("done", max(0.0, deadline - time.monotonic()),
-                       lambda event: on_step(event) if event["event"] == "step" else None)

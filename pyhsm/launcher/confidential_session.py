@@ -74,7 +74,8 @@ def run_vm(config: VmConfig, backend: BackendProcess, owner_key: Path, summary: 
                     with summary.timed("host: backend killed and restarted"):
                         backend.kill()
                         backend.start()
-            outcome.done = confidential.wait_steps(vm, on_step, WORKLOAD_TIMEOUT_S)
+            outcome.done = vm.wait_for("done", WORKLOAD_TIMEOUT_S,
+                                       lambda event: on_step(event) if event["event"] == "step" else None)
             if not outcome.done.get("ok") and outcome.done.get("error"):
                 summary.add("guest workload", report.FAILED, 0.0, outcome.done["error"])
             with summary.timed("guest powered off, QMP quit") as notes:
