@@ -11,24 +11,47 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 HSM_PATH = "/machine/peripheral/hsm0"
+TOOLS_SOCKET = "qmp-tools.sock"     # the run directory's monitor for tools (pyhsm.inspect.run_debug)
+CONNECT_TIMEOUT_S = 10.0
 HSM_PROPERTIES = ("serial", "link-state", "inflight", "commands-completed", "commands-failed",
                   "queues")
 
 
 def socket_path(target: Path) -> Path:
-    """``target`` is a QMP socket or a run directory holding ``qmp.sock``."""
-    return target / "qmp.sock" if target.is_dir() else target
+    """``target`` is a QMP socket or a run directory (its tools socket, else ``qmp.sock``)."""
+    if not target.is_dir():
+        return target
+    tools = target / TOOLS_SOCKET
+    return tools if tools.exists() else target / "qmp.sock"
 
 
-def connect(target: Path) -> QEMUMonitorProtocol:
-    qmp = QEMUMonitorProtocol(str(socket_path(target)))
-    qmp.connect()
+def connect(target: Path, timeout: float = CONNECT_TIMEOUT_S) -> QEMUMonitorProtocol:
+    """A negotiated QMP connection; raises ``ConnectionError`` if QEMU does not greet in time
+    (a QMP socket serves one client at a time: another one may hold it)."""
+    path = socket_path(target)
+    qmp = QEMUMonitorProtocol(str(path))
+    failure: list[BaseException] = []
+
+    def negotiate() -> None:
+        try:
+            qmp.connect()
+        except BaseException as exc:   # handed to the caller below
+            failure.append(exc)
+    worker = threading.Thread(target=negotiate, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise ConnectionError(f"no QMP greeting on {path} within {timeout:.0f} s: another client "
+                              f"holds it (use the run directory's {TOOLS_SOCKET})")
+    if failure:
+        raise ConnectionError(f"QMP {path}: {failure[0]}") from failure[0]
     return qmp
 
 

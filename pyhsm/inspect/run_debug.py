@@ -1,5 +1,8 @@
-"""What ``pyhsm run --debug`` and ``--gdb PORT`` add to a run, in one place.
+"""What the debugging tools add to a ``pyhsm run``, in one place.
 
+Always: a second QMP monitor, ``qmp-tools.sock`` in the run directory, for ``pyhsm qmp`` and
+``pyhsm inspect --rings`` (a QMP socket serves one client at a time, and the launcher holds
+``qmp.sock``).
 ``--debug``: guest RAM in the run directory's ``guest.mem`` (a shared memory-backend file that
 ``pyhsm inspect`` reads live), ``nokaslr`` for the guest kernel, the backend's trace and secrets
 files, and QEMU's ``azihsm_*`` trace events with timestamps in ``device-trace.log``.
@@ -17,6 +20,7 @@ from pyhsm.inspect.commands import MEMORY_FILE
 BACKEND_TRACE = "trace.jsonl"
 DEVICE_TRACE = "device-trace.log"
 SECRETS = "secrets.jsonl"
+TOOLS_QMP = "qmp-tools.sock"
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class DebugRun:
         return "nokaslr" if self.memory_file else ""
 
     def qemu_args(self) -> tuple[str, ...]:
-        args: list[str] = []
+        args = ["-qmp", f"unix:{self.run_dir / TOOLS_QMP},server=on,wait=off"]
         if self.memory_file:
             args += ["-object", f"memory-backend-file,id=guestmem,size={self.memory_mb}M,"
                                 f"mem-path={self.run_dir / MEMORY_FILE},share=on",

@@ -15,10 +15,11 @@ READY_TIMEOUT_S = 60.0
 class BackendProcess:
     """``pyhsm serve --socket SOCKET --state STATE``; its stderr goes to ``log``."""
 
-    def __init__(self, socket: Path, state: Path, log: Path) -> None:
+    def __init__(self, socket: Path, state: Path, log: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.socket = socket
         self.state = state
         self.log = log
+        self.extra_args = extra_args        # more `pyhsm serve` options (e.g. --trace FILE)
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -27,7 +28,7 @@ class BackendProcess:
         with open(self.log, "a") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "pyhsm.cli", "serve", "--socket", str(self.socket),
-                 "--state", str(self.state)],
+                 "--state", str(self.state), *self.extra_args],
                 stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
         ready = threading.Event()
 

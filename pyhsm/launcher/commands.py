@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "data disk unlocked by an attested key release (docs/confidential.md)")
     p.add_argument("--no-reset", dest="reset", action="store_false",
                    help="skip the system_reset and the second boot after the workload")
+    p.add_argument("--debug", action="store_true",
+                   help="debugging run (docs/debugging.md): guest RAM in RUN/guest.mem for `pyhsm "
+                        "inspect`, nokaslr, backend and device traces, HSM secrets for the leak "
+                        "scan; keeps QEMU after the workload until Ctrl-C")
+    p.add_argument("--gdb", type=int, default=None, metavar="PORT",
+                   help="start QEMU's gdb stub on 127.0.0.1:PORT")
     p.set_defaults(func=_run_command)
 
 
@@ -53,4 +59,5 @@ def _run_command(args: argparse.Namespace) -> int:
     return run(RunOptions(cpus=args.cpus, memory_mb=args.memory, state=args.state,
                           guest_cmd=args.guest_cmd, interactive=args.interactive,
                           verbose=args.verbose, firmware=args.firmware, accel=args.accel,
-                          serial=args.serial, workload=args.workload, reset=args.reset))
+                          serial=args.serial, workload=args.workload, reset=args.reset,
+                          debug=args.debug, gdb_port=args.gdb))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from pyhsm.inspect.run_debug import TOOLS_QMP, DebugRun
 from pyhsm.launcher import (accel, confidential, confidential_session, images, paths, report,
                             verify)
 from pyhsm.launcher.backend import BackendProcess
@@ -35,6 +36,8 @@ class RunOptions:
     serial: str = "AZIHSM-VM0-0001"
     workload: str = "default"
     reset: bool = True
+    debug: bool = False                  # memory file, nokaslr, traces; keep QEMU after the workload
+    gdb_port: int | None = None          # QEMU's gdb stub on 127.0.0.1:PORT
 
 
 def _print(line: str) -> None:
@@ -59,8 +62,9 @@ def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[st
     with summary.timed("build images") as notes:
         built = images.build(lambda line: out(f"    {line}"))
         notes.append(f"driver {built.driver_status}")
+    debug = DebugRun(workdir, options.memory_mb, options.debug, options.gdb_port)
     backend = BackendProcess(workdir / "hsm.sock", options.state or workdir / "state",
-                             workdir / "backend.log")
+                             workdir / "backend.log", extra_args=debug.backend_args())
     with summary.timed("start backend") as notes:
         backend.start()
         notes.append(f"pid {backend.pid}, state {backend.state}")
@@ -75,9 +79,11 @@ def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[st
                           accel=choice.accel, cpus=options.cpus, memory_mb=options.memory_mb,
                           firmware=options.firmware, serial=options.serial,
                           workload=options.workload, guest_cmd=options.guest_cmd,
-                          interactive=options.interactive)
+                          interactive=options.interactive, cmdline_extra=debug.kernel_cmdline,
+                          qemu_extra=debug.qemu_args())
         with Vm(config, echo=(lambda line: out(f"    | {line}")) if options.verbose else None) as vm:
             out(f"booting ({choice.accel}, {options.firmware}) ...")
+            out(f"QMP for tools: {workdir / TOOLS_QMP} (pyhsm qmp {workdir} hsm-state)")
             if options.interactive:
                 with summary.timed("interactive session (not graded)") as notes:
                     notes.append(f"QEMU exit status {_interactive(vm, out)}")
@@ -85,6 +91,9 @@ def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[st
             _boot(vm, summary, BOOT_TIMEOUT_S[choice.accel])
             _query_device(vm, summary, options.serial)
             _workload(vm, summary, "")
+            if options.debug:
+                _keep_for_debugging(vm, debug, backend, out)
+                return
             if options.reset:
                 with summary.timed("guest powered off, QMP system_reset"):
                     vm.wait_for("poweroff", 60)
@@ -169,3 +178,19 @@ def _interactive(vm: Vm, out: Callable[[str], None]) -> int:
     except KeyboardInterrupt:
         pass
     return vm.quit()
+
+
+def _keep_for_debugging(vm: Vm, debug: DebugRun, backend: BackendProcess,
+                        out: Callable[[str], None]) -> None:
+    """--debug: keep QEMU (and the guest's memory) after the workload until Ctrl-C or until QEMU
+    is quit from outside (``pyhsm qmp RUN quit``)."""
+    out(f"kept for debugging; backend pid {backend.pid}")
+    debug.explain(out)
+    try:
+        while True:
+            vm.qmp("query-status")      # raises once QEMU is gone
+            time.sleep(1)
+    except KeyboardInterrupt:
+        vm.quit()
+    except Exception:  # QEMU was quit from outside: nothing left to stop
+        pass

@@ -44,6 +44,7 @@ class VmConfig:
     tpm_socket: Path | None = None      # swtpm control socket: adds a tpm-crb TPM 2.0
     data_disk: Path | None = None       # a raw image attached as the second virtio disk (/dev/vdb)
     cmdline_extra: str = ""             # appended to the kernel command line
+    qemu_extra: tuple[str, ...] = ()    # appended to the QEMU command line (pyhsm run --debug/--gdb)
     console_input: bool = False         # the host may write lines to the guest console (send_console)
     qemu: Path = paths.QEMU
 
@@ -110,6 +111,7 @@ def qemu_argv(config: VmConfig) -> list[str]:
         shutil.copyfile(paths.OVMF_VARS, variables)
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={paths.OVMF_CODE}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={variables}"]
+    argv += config.qemu_extra
     return argv
 
 
