@@ -3,7 +3,8 @@
 Needs the guest booted with ``nokaslr`` (``pyhsm run --debug`` adds it): the image then sits at its
 link address, so kernel-image addresses translate by subtraction (plus ``phys_base``, read from
 memory) and the direct map starts at ``page_offset_base`` (read from memory; 4- or 5-level paging).
-Other kernel addresses (vmalloc) go through a page-table walk from ``init_mm``'s page directory.
+Other kernel addresses (vmalloc) go through a page-table walk; its root is the page directory of
+any user process (every one maps the kernel half), found on first use.
 """
 
 from __future__ import annotations
@@ -58,18 +59,43 @@ class Kernel:
                               f"nokaslr and is this its kernel? (comm {comm!r}, phys_base "
                               f"0x{self.phys_base:x})")
         self.levels = 5 if self.page_offset == LA57_PAGE_OFFSET else 4
-        init_mm = self.u64(self.sym["init_task"] + self.off["task_struct.active_mm"])
-        self.pgd_phys = self.to_phys(self.u64(init_mm + self.off["mm_struct.pgd"]))
+        self._pgd_phys: int | None = None
 
     # -- addresses ---------------------------------------------------------------------------------
 
     def to_phys(self, va: int) -> int:
         """Guest-physical address of kernel virtual address ``va``."""
+        try:
+            return self._direct(va)
+        except MemoryError_:
+            return self.walk(va)
+
+    def _direct(self, va: int) -> int:
+        """Physical address of a kernel-image or direct-map address (no page walk)."""
         if va >= START_KERNEL_MAP:
             return va - START_KERNEL_MAP + self.phys_base
         if self.page_offset <= va < self.page_offset + (1 << 46):
             return va - self.page_offset
-        return self.walk(va)
+        raise MemoryError_(f"0x{va:x} is neither in the kernel image nor in the direct map")
+
+    @property
+    def pgd_phys(self) -> int:
+        """The kernel page-table root: the first user process's ``mm->pgd`` (direct-mapped)."""
+        if self._pgd_phys is None:
+            tasks_at, mm_at = self.off["task_struct.tasks"], self.off["task_struct.mm"]
+            head = self.sym["init_task"] + tasks_at
+            node = self.memory.u64(self._direct(head))
+            for _ in range(MAX_TASKS):
+                if node == head:
+                    break
+                mm = self.memory.u64(self._direct(node - tasks_at + mm_at))
+                if mm:
+                    self._pgd_phys = self._direct(self.memory.u64(self._direct(mm + self.off["mm_struct.pgd"])))
+                    return self._pgd_phys
+                node = self.memory.u64(self._direct(node))
+            raise KernelError("no user process, so no page-table root: only kernel-image and "
+                              "direct-map addresses can be translated")
+        return self._pgd_phys
 
     def walk(self, va: int) -> int:
         """Translate through the kernel page tables (4 KiB, 2 MiB and 1 GiB pages)."""

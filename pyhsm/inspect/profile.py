@@ -25,8 +25,7 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 SYMBOLS = ("init_task", "page_offset_base", "phys_base")
 # (struct, member path) pairs introspection reads, named "struct.path" in the profile
 OFFSETS = (("task_struct", "tasks"), ("task_struct", "pid"), ("task_struct", "tgid"),
-           ("task_struct", "comm"), ("task_struct", "mm"), ("task_struct", "active_mm"),
-           ("task_struct", "real_parent"),
+           ("task_struct", "comm"), ("task_struct", "mm"), ("task_struct", "real_parent"),
            ("task_struct", "__state"), ("mm_struct", "pgd"),
            ("printk_ringbuffer", "desc_ring.count_bits"), ("printk_ringbuffer", "desc_ring.descs"),
            ("printk_ringbuffer", "desc_ring.infos"), ("printk_ringbuffer", "text_data_ring.size_bits"),

@@ -108,6 +108,14 @@ def test_process_list_shows_the_workload(guest: dict[str, Any]) -> None:
     assert any(p.kernel_thread for p in procs) and 1 in {p.pid for p in procs}
 
 
+def test_page_walk_agrees_with_the_direct_map(guest: dict[str, Any]) -> None:
+    with PhysicalMemory(guest["memory"]) as memory:
+        kernel = Kernel(memory, profile.load())
+        task = kernel.u64(kernel.sym["init_task"] + kernel.off["task_struct.tasks"])   # a slab address
+        for va in (task, task + 0x1234, kernel.sym["init_task"], kernel.sym["printk_rb_static"]):
+            assert kernel.walk(va) == kernel.to_phys(va), hex(va)
+
+
 def test_kernel_log_has_the_driver_lines(guest: dict[str, Any]) -> None:
     with PhysicalMemory(guest["memory"]) as memory:
         lines = list(Kernel(memory, profile.load()).dmesg())
