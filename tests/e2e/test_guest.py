@@ -121,8 +121,11 @@ def test_interactive_run_gives_a_shell_on_the_console_socket(guest_images: Guest
             console.sendall(b"\recho shell-$((6*7))\r")
             assert b"shell-42" in _read_until(console, b"shell-42", 60)
             console.sendall(b"busybox poweroff -f\r")
-            output = launcher.stdout.read()   # keep the console open until the launcher is done
-        assert launcher.wait(60) == 0, output
+            try:   # keep the console open until the launcher is done
+                output, _ = launcher.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the launcher did not finish within 120 s of the guest's poweroff")
+        assert launcher.returncode == 0, output
         assert "interactive session (not graded)" in output
     finally:
         launcher.kill()
