@@ -36,12 +36,29 @@ CANARY_PROCESS = "hsm-canary"
 READY = "CANARY-READY"
 
 
+CANARY_PROGRAM = """
+import ctypes, time
+from pyhsm.client import HsmClient
+from pyhsm.client.ioctl_transport import IoctlTransport
+ctypes.CDLL(None).prctl(15, b"NAME", 0, 0, 0)
+held = bytes.fromhex("HEX") * 2
+client = HsmClient(IoctlTransport("/dev/azihsm0"))
+print("READY", flush=True)
+for _ in range(3000):
+    try:
+        client.get_api_rev()
+    except Exception as exc:
+        print("canary loop:", exc, flush=True)
+    time.sleep(0.3)
+"""
+
+
 def _canary_command(canary: bytes) -> str:
     """A guest process named hsm-canary that holds ``canary`` (built at run time: the command line
-    only carries its hex text) until the VM is killed."""
-    return ("python3 -c \"import ctypes, time; ctypes.CDLL(None).prctl(15, b'" + CANARY_PROCESS +
-            "', 0, 0, 0); held = bytes.fromhex('" + canary.hex() + "') * 2; print('" + READY +
-            "', flush=True); time.sleep(900)\"")
+    only carries its hex text) and sends a GetApiRev every 0.3 s until the VM is killed."""
+    program = CANARY_PROGRAM.replace("NAME", CANARY_PROCESS).replace("HEX", canary.hex()) \
+        .replace("READY", READY)
+    return "python3 -c '" + program.replace("'", "") + "'"
 
 
 @pytest.fixture(scope="module")
@@ -125,16 +142,22 @@ def test_kernel_log_has_the_driver_lines(guest: dict[str, Any]) -> None:
 
 def test_rings_match_what_the_driver_submitted(guest: dict[str, Any]) -> None:
     client = qmp.connect(guest["run"])
+    client.cmd("stop")
     try:
-        state = qmp.device_state(client)
+        deadline = time.monotonic() + 10
+        while (state := qmp.device_state(client))["inflight"]:
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)
+        with PhysicalMemory(guest["memory"]) as memory:
+            decoded = rings.decode_rings(memory, rings.parse_queues(state["queues"]), 0)
+        traced = [json.loads(line) for line in
+                  (guest["run"] / BACKEND_TRACE).read_text().splitlines()]
     finally:
+        client.cmd("cont")
         client.close()
-    assert state["link-state"] == "up" and state["inflight"] == 0
-    with PhysicalMemory(guest["memory"]) as memory:
-        decoded = rings.decode_rings(memory, rings.parse_queues(state["queues"]), state["inflight"])
+    assert state["link-state"] == "up"
     sq1 = next(q for q in decoded if q["kind"] == "sq" and q["qid"] == 1)
     cq1 = next(q for q in decoded if q["kind"] == "cq" and q["qid"] == 1)
-    traced = [json.loads(line) for line in (guest["run"] / BACKEND_TRACE).read_text().splitlines()]
     commands = [r for r in traced if r["event"] == "command"]
     assert commands and len(sq1["entries"]) == min(len(commands), sq1["size"])
     recent = commands[-len(sq1["entries"]):]
@@ -153,7 +176,7 @@ def test_device_trace_pairs_every_command(guest: dict[str, Any]) -> None:
     hsm = [r for r in device if r["event"] == "command"]
     backend = [json.loads(line) for line in (guest["run"] / BACKEND_TRACE).read_text().splitlines()]
     assert {"Identify", "CreateCq", "CreateSq", "SetFeatures"} <= {r["op"] for r in admin}
-    assert len(hsm) == len([r for r in backend if r["event"] == "command"])
+    assert abs(len(hsm) - len([r for r in backend if r["event"] == "command"])) <= 1  # one may be on its way
     assert all(r["status"] == 0 and r["latency_us"] > 0 for r in hsm)
 
 
@@ -196,3 +219,29 @@ def test_offline_dump_inspects_like_the_live_memory(guest: dict[str, Any]) -> No
     assert any(q["kind"] == "sq" and q["qid"] == 1 and q["entries"] for q in result["rings"])
     assert result["scan"]["hits"]
     dump.unlink()
+
+
+def test_hung_command_is_seen_in_place(guest: dict[str, Any]) -> None:
+    """With the backend stopped, the canary's next GetApiRev hangs in the device: pausing the VM
+    before the device's 2 s timeout shows it ``in flight`` in the ring, request decoded."""
+    pid = guest["backend"].pid
+    client = qmp.connect(guest["run"])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 10
+        while not client.cmd("qom-get", path=qmp.HSM_PATH, property="inflight"):
+            assert time.monotonic() < deadline, "no command reached the device"
+            time.sleep(0.02)
+        client.cmd("stop")
+        state = qmp.device_state(client)
+        with PhysicalMemory(guest["memory"]) as memory:
+            decoded = rings.decode_rings(memory, rings.parse_queues(state["queues"]),
+                                         state["inflight"])
+    finally:
+        client.cmd("cont")
+        client.close()
+        os.kill(pid, signal.SIGCONT)
+    sq1 = next(q for q in decoded if q["kind"] == "sq" and q["qid"] == 1)
+    hung = [e for e in sq1["entries"] if e["state"] == "in flight"]
+    assert state["inflight"] == 1 and len(hung) == 1, sq1
+    assert hung[0]["request"]["op"] == "GetApiRev" and hung[0]["session_op"] == "NONE"
