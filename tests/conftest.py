@@ -1,16 +1,21 @@
-"""Fixtures for the DDI tests: a test identity, partitions in temporary state directories, and
-clients talking to them in-process (``LocalTransport``: the real ``Partition.execute``)."""
+"""Fixtures shared by the HSM tests (DDI, post-quantum, confidential VM): a test identity, partitions
+in temporary state directories, and clients talking to them in-process (``LocalTransport``: the real
+``Partition.execute``). The helpers live in tests/ddi/, which is put on the import path here."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
-from ddi_helpers import LocalTransport, Provisioned, provision
-from ddi_identity import TestIdentity
 
-from pyhsm.client import HsmClient
-from pyhsm.ddi.partition import Partition
+sys.path.insert(0, str(Path(__file__).resolve().parent / "ddi"))
+
+from ddi_helpers import LocalTransport, Provisioned, provision  # noqa: E402
+from ddi_identity import TestIdentity  # noqa: E402
+
+from pyhsm.client import HsmClient  # noqa: E402
+from pyhsm.ddi.partition import Partition  # noqa: E402
 
 
 @pytest.fixture
