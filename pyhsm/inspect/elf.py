@@ -9,7 +9,6 @@ _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 _PHDR = struct.Struct("<IIQQQQQQ")
 PT_LOAD = 1
-PT_NOTE = 4
 
 
 class ElfError(ValueError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from pyhsm.inspect.memory import MemoryError_, PhysicalMemory
+from pyhsm.inspect.memory import UnmappedAddress, PhysicalMemory
 
 START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
 LA57_PAGE_OFFSET = 0xFF11_0000_0000_0000
@@ -67,7 +67,7 @@ class Kernel:
         """Guest-physical address of kernel virtual address ``va``."""
         try:
             return self._direct(va)
-        except MemoryError_:
+        except UnmappedAddress:
             return self.walk(va)
 
     def _direct(self, va: int) -> int:
@@ -76,7 +76,7 @@ class Kernel:
             return va - START_KERNEL_MAP + self.phys_base
         if self.page_offset <= va < self.page_offset + (1 << 46):
             return va - self.page_offset
-        raise MemoryError_(f"0x{va:x} is neither in the kernel image nor in the direct map")
+        raise UnmappedAddress(f"0x{va:x} is neither in the kernel image nor in the direct map")
 
     @property
     def pgd_phys(self) -> int:
@@ -104,7 +104,7 @@ class Kernel:
             shift = 12 + 9 * (level - 1)
             entry = self.memory.u64(table + ((va >> shift) & 0x1FF) * 8)
             if not entry & PTE_PRESENT:
-                raise MemoryError_(f"0x{va:x} is not mapped (level {level} entry 0x{entry:x})")
+                raise UnmappedAddress(f"0x{va:x} is not mapped (level {level} entry 0x{entry:x})")
             if level == 1 or (level in (2, 3) and entry & PTE_HUGE):
                 return (entry & PTE_ADDR & ~((1 << shift) - 1)) | (va & ((1 << shift) - 1))
             table = entry & PTE_ADDR

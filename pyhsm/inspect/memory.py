@@ -18,7 +18,7 @@ Q35_LOWMEM_SPLIT = 0x8000_0000
 FOUR_GIB = 1 << 32
 
 
-class MemoryError_(LookupError):
+class UnmappedAddress(LookupError):
     """A guest-physical address that the memory file does not hold."""
 
 
@@ -42,7 +42,7 @@ class PhysicalMemory:
             _q35_regions(len(self.data))
 
     def read(self, phys: int, size: int) -> bytes:
-        """``size`` bytes at ``phys``; raises ``MemoryError_`` if any of them is not in the file."""
+        """``size`` bytes at ``phys``; raises ``UnmappedAddress`` if any of them is not in the file."""
         out = bytearray()
         while size:
             region = self._region(phys)
@@ -56,7 +56,7 @@ class PhysicalMemory:
         for region in self.regions:
             if region.phys <= phys < region.phys + region.size:
                 return region
-        raise MemoryError_(f"guest-physical address 0x{phys:x} is not in {self.path}")
+        raise UnmappedAddress(f"guest-physical address 0x{phys:x} is not in {self.path}")
 
     def u64(self, phys: int) -> int:
         return int.from_bytes(self.read(phys, 8), "little")

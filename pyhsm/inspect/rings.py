@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from pyhsm.inspect.memory import MemoryError_, PhysicalMemory
+from pyhsm.inspect.memory import UnmappedAddress, PhysicalMemory
 from pyhsm.link import SessionFlags
 from pyhsm.trace.decode import decode_request
 
@@ -85,7 +85,7 @@ def _request(memory: PhysicalMemory, sqe: dict[str, Any]) -> dict[str, Any]:
         data = memory.read(sqe["src_prp"][0], min(length, PAGE))
         if length > PAGE:
             data += memory.read(sqe["src_prp"][1], length - PAGE)
-    except MemoryError_ as exc:
+    except UnmappedAddress as exc:
         return {"unreadable": str(exc)}
     return decode_request(data)
 
