@@ -15,6 +15,7 @@ sides see the same background load on a shared machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -23,7 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -122,44 +123,60 @@ def backend_ops(client: HsmClient) -> dict[str, Callable[[], object]]:
     }
 
 
-def main() -> int:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
-    work = Path(tempfile.mkdtemp(prefix="bench-ddi-"))
+@contextlib.contextmanager
+def backend_clients(serial: str, sessions: int) -> Iterator[list[HsmClient]]:
+    """``sessions`` clients, each with an open session, on one connection to a backend process
+    (tests/ddi/ddi_backend.py: the real link server and DDI partition) with a credential."""
+    work = Path(tempfile.mkdtemp(prefix="bench-backend-"))
     sock = work / "hsm.sock"
     backend = subprocess.Popen([sys.executable, str(ROOT / "tests/ddi/ddi_backend.py"), str(sock), str(work)],
                                stdout=subprocess.PIPE, text=True)
     try:
-        assert backend.stdout.readline().strip() == "ready"
-        transport = SocketTransport(sock, serial="BENCH-0001")
+        assert backend.stdout is not None and backend.stdout.readline().strip() == "ready"
+        transport = SocketTransport(sock, serial=serial)
         setup = HsmClient(transport)
-        pota = ec.generate_private_key(ec.SECP384R1())
-        setup.establish_credential(APP_ID, PIN, setup.init_bk3(bytes(range(48))), pota)
-        clients = [HsmClient(transport) for _ in range(8)]
+        setup.establish_credential(APP_ID, PIN, setup.init_bk3(bytes(range(48))),
+                                   ec.generate_private_key(ec.SECP384R1()))
+        clients = [HsmClient(transport) for _ in range(sessions)]
         for c in clients:
             c.open_session(APP_ID, PIN)
-        per_session = [backend_ops(c) for c in clients]
-        factories = direct_ops()
-        print(f"{'operation':26} {'sessions':>8} {'backend op/s':>13} {'direct op/s':>12} {'ratio':>7}")
-        results = {}
-        for name, factory in factories.items():
-            for n in (1, 8):
-                backend_workers = [per_session[i][name] for i in range(n)]
-                direct_workers = [factory() for _ in range(n)]
-                # Alternate short slices so both sides see the same background load; report medians.
-                pairs = [(rate(backend_workers, seconds / SLICES), rate(direct_workers, seconds / SLICES))
-                         for _ in range(SLICES)]
-                via_backend = statistics.median(b for b, _ in pairs)
-                direct = statistics.median(d for _, d in pairs)
-                results[(name, n)] = statistics.median(b / d for b, d in pairs)
-                print(f"{name:26} {n:8d} {via_backend:13.0f} {direct:12.0f} {results[(name, n)]:7.1%}")
+        yield clients
         transport.close()
-        ratio = results[("EccSign P-384", 8)]
-        verdict = "met" if ratio >= GOAL else "NOT met"
-        print(f"goal: EccSign P-384 at 8 sessions >= {GOAL:.0%} of direct: {ratio:.1%} ({verdict})")
-        return 0
     finally:
         backend.terminate()
         backend.wait(10)
+
+
+def compare(per_session: list[dict[str, Callable[[], object]]],
+            direct: dict[str, Callable[[], Callable[[], object]]], counts: tuple[int, ...],
+            seconds: float) -> dict[tuple[str, int], float]:
+    """Print backend and direct rates per operation and session count; return the ratios.
+
+    Backend and direct slices alternate (``SLICES`` each) so both see the same background load;
+    the table shows medians."""
+    print(f"{'operation':26} {'sessions':>8} {'backend op/s':>13} {'direct op/s':>12} {'ratio':>7}")
+    ratios = {}
+    for name, factory in direct.items():
+        for n in counts:
+            backend_workers = [per_session[i][name] for i in range(n)]
+            direct_workers = [factory() for _ in range(n)]
+            pairs = [(rate(backend_workers, seconds / SLICES), rate(direct_workers, seconds / SLICES))
+                     for _ in range(SLICES)]
+            via_backend = statistics.median(b for b, _ in pairs)
+            direct_rate = statistics.median(d for _, d in pairs)
+            ratios[(name, n)] = statistics.median(b / d for b, d in pairs)
+            print(f"{name:26} {n:8d} {via_backend:13.0f} {direct_rate:12.0f} {ratios[(name, n)]:7.1%}")
+    return ratios
+
+
+def main() -> int:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
+    with backend_clients("BENCH-0001", 8) as clients:
+        ratios = compare([backend_ops(c) for c in clients], direct_ops(), (1, 8), seconds)
+    ratio = ratios[("EccSign P-384", 8)]
+    verdict = "met" if ratio >= GOAL else "NOT met"
+    print(f"goal: EccSign P-384 at 8 sessions >= {GOAL:.0%} of direct: {ratio:.1%} ({verdict})")
+    return 0
 
 
 if __name__ == "__main__":

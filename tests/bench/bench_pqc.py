@@ -14,10 +14,7 @@ Backend and direct slices alternate (5 each) and medians are reported, as in ben
 from __future__ import annotations
 
 import os
-import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -25,11 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
-from bench_ddi import APP_ID, PIN, SLICES, rate  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, mldsa, mlkem  # noqa: E402
+from bench_ddi import backend_clients, compare  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem  # noqa: E402
 
 from pyhsm.client import HsmClient  # noqa: E402
-from pyhsm.client.socket_transport import SocketTransport  # noqa: E402
 
 MSG = os.urandom(1024)
 
@@ -60,36 +56,9 @@ def backend_ops(client: HsmClient) -> dict[str, Callable[[], object]]:
 
 def main() -> int:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
-    work = Path(tempfile.mkdtemp(prefix="bench-pqc-"))
-    sock = work / "hsm.sock"
-    backend = subprocess.Popen([sys.executable, str(ROOT / "tests/ddi/ddi_backend.py"), str(sock), str(work)],
-                               stdout=subprocess.PIPE, text=True)
-    try:
-        assert backend.stdout is not None and backend.stdout.readline().strip() == "ready"
-        transport = SocketTransport(sock, serial="BENCH-PQC-0001")
-        setup = HsmClient(transport)
-        setup.establish_credential(APP_ID, PIN, setup.init_bk3(bytes(range(48))),
-                                   ec.generate_private_key(ec.SECP384R1()))
-        clients = [HsmClient(transport) for _ in range(2)]
-        for c in clients:
-            c.open_session(APP_ID, PIN)
-        per_session = [backend_ops(c) for c in clients]
-        print(f"{'operation':26} {'sessions':>8} {'backend op/s':>13} {'direct op/s':>12} {'ratio':>7}")
-        for name, factory in direct_ops().items():
-            for n in (1, 2):
-                backend_workers = [per_session[i][name] for i in range(n)]
-                direct_workers = [factory() for _ in range(n)]
-                pairs = [(rate(backend_workers, seconds / SLICES), rate(direct_workers, seconds / SLICES))
-                         for _ in range(SLICES)]
-                via_backend = statistics.median(b for b, _ in pairs)
-                direct = statistics.median(d for _, d in pairs)
-                ratio = statistics.median(b / d for b, d in pairs)
-                print(f"{name:26} {n:8d} {via_backend:13.0f} {direct:12.0f} {ratio:7.1%}")
-        transport.close()
-        return 0
-    finally:
-        backend.terminate()
-        backend.wait(10)
+    with backend_clients("BENCH-PQC-0001", 2) as clients:
+        compare([backend_ops(c) for c in clients], direct_ops(), (1, 2), seconds)
+    return 0
 
 
 if __name__ == "__main__":
