@@ -10,11 +10,14 @@ command with ``name=value`` arguments (values parsed as JSON when they are JSON)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 HSM_PATH = "/machine/peripheral/hsm0"
@@ -106,19 +109,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _qmp_command(args: argparse.Namespace) -> int:
+    try:
+        result = _run(args)
+    except (ConnectionError, OSError, QMPError, ValueError) as exc:
+        print(f"pyhsm qmp: {exc}", file=sys.stderr)
+        return 1
+    print(result if isinstance(result, str) else json.dumps(result, indent=1))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> Any:
     qmp = connect(args.target)
     try:
         if args.command == "hsm-state":
             result: Any = device_state(qmp, args.device)
         elif args.command == "dump":
             if len(args.arguments) != 1:
-                raise SystemExit("pyhsm qmp: dump needs exactly one FILE")
+                raise ValueError("dump needs exactly one FILE")
             out = Path(args.arguments[0])
             dump_memory(qmp, out, args.device)
             result = {"dump": str(out), "device_state": f"{out}.device.json"}
         else:
             result = qmp.cmd(args.command, **parse_arguments(args.arguments))
     finally:
-        qmp.close()
-    print(result if isinstance(result, str) else json.dumps(result, indent=1))
-    return 0
+        with contextlib.suppress(EOFError, ConnectionError):   # e.g. after `quit`
+            qmp.close()
+    return result

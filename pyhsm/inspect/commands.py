@@ -60,6 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _inspect_command(args: argparse.Namespace) -> int:
+    try:
+        return _inspect(args)
+    except (OSError, ValueError, LookupError, RuntimeError) as exc:
+        # unreadable file, bad secrets file, unmapped address, wrong kernel/KASLR, QMP unreachable
+        print(f"pyhsm inspect: {exc}", file=sys.stderr)
+        return 1
+
+
+def _inspect(args: argparse.Namespace) -> int:
     if not (args.ps or args.dmesg or args.rings or args.scan_secrets or args.scan_hex):
         args.ps = True
     path = memory_path(args.target)

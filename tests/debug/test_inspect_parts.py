@@ -4,6 +4,8 @@ and BTF), queue parsing, SQE/CQE decoding and ring states over a synthetic memor
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,24 @@ def test_ring_states_and_request_decode(tmp_path: Path) -> None:
     assert waiting["request"]["op"] == "EccSign" and waiting["request"]["data"]["key_id"] == 3
     assert "request" not in sq["entries"][0]          # done: its pages may be reused
     assert [(e["cid"], e["byte_count"], e["status"]) for e in cq["entries"]] == [(0, 40, 0), (1, 40, 0)]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).parent / "pyhsm"), "--log-level", "error", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_inspect_refuses_memory_without_the_profiled_kernel(tmp_path: Path) -> None:
+    image = tmp_path / "zero.raw"
+    with open(image, "wb") as out:
+        out.truncate(64 << 20)      # zeros where init_task should be
+    done = _cli("inspect", str(image), "--ps")
+    assert done.returncode == 1 and "nokaslr" in done.stderr and "Traceback" not in done.stderr
+    done = _cli("inspect", str(tmp_path / "missing"), "--dmesg")
+    assert done.returncode == 1 and "No such file" in done.stderr
+
+
+def test_qmp_command_reports_an_unreachable_socket(tmp_path: Path) -> None:
+    done = _cli("qmp", str(tmp_path / "qmp.sock"), "query-status")
+    assert done.returncode == 1 and "pyhsm qmp: " in done.stderr and "Traceback" not in done.stderr
+    assert _cli("qmp", str(tmp_path), "query-status", "novalue").returncode == 1
