@@ -85,7 +85,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _trace_command(args: argparse.Namespace) -> int:
     keep = Filter(queue=args.queue, ops=frozenset(o.lower() for o in args.op), session=args.session,
                   status=args.status, errors_only=args.errors_only, since=args.since)
-    stream = open(args.file, encoding="utf-8", errors="replace") if args.file else sys.stdin
+    try:
+        stream = open(args.file, encoding="utf-8", errors="replace") if args.file else sys.stdin
+    except OSError as exc:
+        print(f"pyhsm trace: {exc}", file=sys.stderr)
+        return 1
     try:
         for record in records(read_lines(stream, args.follow)):
             if keep(record):

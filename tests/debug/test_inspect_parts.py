@@ -94,3 +94,17 @@ def test_qmp_command_reports_an_unreachable_socket(tmp_path: Path) -> None:
     done = _cli("qmp", str(tmp_path / "qmp.sock"), "query-status")
     assert done.returncode == 1 and "pyhsm qmp: " in done.stderr and "Traceback" not in done.stderr
     assert _cli("qmp", str(tmp_path), "query-status", "novalue").returncode == 1
+
+
+def test_debug_run_arguments(tmp_path: Path) -> None:
+    from pyhsm.inspect.run_debug import DebugRun
+    debug = DebugRun(tmp_path, 512, memory_file=True, gdb_port=1234)
+    args = " ".join(debug.qemu_args())
+    assert f"mem-path={tmp_path}/guest.mem,share=on" in args and "size=512M" in args
+    assert "-gdb tcp:127.0.0.1:1234" in args and f"unix:{tmp_path}/qmp-tools.sock" in args
+    assert "-trace enable=azihsm_*" in args and debug.kernel_cmdline == "nokaslr"
+    assert debug.backend_args() == ("--trace", f"{tmp_path}/trace.jsonl",
+                                    "--secrets-out", f"{tmp_path}/secrets.jsonl")
+    plain = DebugRun(tmp_path, 512, memory_file=False)
+    assert plain.backend_args() == () and plain.kernel_cmdline == ""
+    assert plain.qemu_args() == ("-qmp", f"unix:{tmp_path}/qmp-tools.sock,server=on,wait=off")
