@@ -159,11 +159,13 @@ def test_rings_match_what_the_driver_submitted(guest: dict[str, Any]) -> None:
     sq1 = next(q for q in decoded if q["kind"] == "sq" and q["qid"] == 1)
     cq1 = next(q for q in decoded if q["kind"] == "cq" and q["qid"] == 1)
     commands = [r for r in traced if r["event"] == "command"]
-    assert commands and len(sq1["entries"]) == min(len(commands), sq1["size"])
+    assert commands and len(sq1["entries"]) == min(len(commands), sq1["size"]), (sq1, len(commands))
     recent = commands[-len(sq1["entries"]):]
+    seen = {"sq": sq1, "cq": cq1, "trace": [(r["op"], r["request_bytes"], r["response_bytes"],
+                                             r["status"]) for r in recent]}
     assert [(e["src_len"], e["session_op"]) for e in sq1["entries"]] == \
-        [(r["request_bytes"], r["session_op"]) for r in recent]
-    assert [e["byte_count"] for e in cq1["entries"]] == [r["response_bytes"] for r in recent]
+        [(r["request_bytes"], r["session_op"]) for r in recent], seen
+    assert [e["byte_count"] for e in cq1["entries"]] == [r["response_bytes"] for r in recent], seen
     assert all(e["state"] == "done" for e in sq1["entries"])
     assert {r["op"] for r in commands} >= {"GetApiRev", "OpenSession", "EccSign", "AttestKey",
                                             "CloseSession"}
