@@ -89,6 +89,20 @@ class Entry:
         return cls(*cls.LAYOUT.unpack(raw[:cls.LAYOUT.size]))
 
 
+class Completion(Entry):
+    """A CQE: bit 0 of ``status_phase`` is the phase tag, the ``STATUS_BITS`` above it the status."""
+
+    STATUS_BITS: ClassVar[int] = 11
+
+    @property
+    def phase(self) -> int:
+        return self.status_phase & 1  # type: ignore[attr-defined]
+
+    @property
+    def status(self) -> int:
+        return self.status_phase >> 1 & ((1 << self.STATUS_BITS) - 1)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class AdminSqe(Entry):
     LAYOUT = struct.Struct("<BBH12xQQQ6I")
@@ -107,21 +121,13 @@ class AdminSqe(Entry):
 
 
 @dataclass(frozen=True)
-class AdminCqe(Entry):
+class AdminCqe(Completion):
     LAYOUT = struct.Struct("<I4xHHHH")
     dw0: int
     sqhd: int
     sqid: int
     cid: int
     status_phase: int
-
-    @property
-    def phase(self) -> int:
-        return self.status_phase & 1
-
-    @property
-    def status(self) -> int:
-        return self.status_phase >> 1 & 0x7FF
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,7 @@ class HsmSqe(Entry):
 
 
 @dataclass(frozen=True)
-class HsmCqe(Entry):
+class HsmCqe(Completion):
     LAYOUT = struct.Struct("<HBxHBxHHHH")
     byte_count: int
     session_flags: int
@@ -153,14 +159,6 @@ class HsmCqe(Entry):
     sqid: int
     cid: int
     status_phase: int
-
-    @property
-    def phase(self) -> int:
-        return self.status_phase & 1
-
-    @property
-    def status(self) -> int:
-        return self.status_phase >> 1 & 0x7FF
 
 
 @dataclass(frozen=True)
@@ -180,7 +178,7 @@ class AesSqe(Entry):
 
 
 @dataclass(frozen=True)
-class AesCqe(Entry):
+class AesCqe(Completion):
     LAYOUT = struct.Struct("<HH16s12s12xIIIHHHH")
     attr: int
     cid: int
@@ -194,13 +192,7 @@ class AesCqe(Entry):
     err: int
     status_phase: int
 
-    @property
-    def phase(self) -> int:
-        return self.status_phase & 1
-
-    @property
-    def status(self) -> int:
-        return self.status_phase >> 1
+    STATUS_BITS = 15
 
 
 @dataclass(frozen=True)
