@@ -67,7 +67,8 @@ def reference_pcrs(config: VmConfig, out: Callable[[str], None]) -> dict[int, by
     def boot() -> tuple[str, Path, dict[int, bytes]]:
         workdir = config.workdir.parent / f"{config.workdir.name}-reference"
         ref = replace(config, workdir=workdir, workload="measure", data_disk=None,
-                      tpm_socket=workdir / "swtpm.sock", cmdline_extra="", guest_cmd=None)
+                      tpm_socket=workdir / "swtpm.sock", cmdline_extra="", guest_cmd=None,
+                      qemu_extra=())
         out("reference boot (measure) for the policy's firmware and kernel PCRs ...")
         swtpm = SwtpmProcess(workdir / "tpm", ref.tpm_socket, workdir / "swtpm.log")
         swtpm.start()

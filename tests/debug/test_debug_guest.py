@@ -61,6 +61,26 @@ def _canary_command(canary: bytes) -> str:
     return "python3 -c '" + program.replace("'", "") + "'"
 
 
+def export_secrets(backend: BackendProcess, path: Path, timeout: float = 60.0) -> Path:
+    """Ask the backend (``--secrets-out path``) for its secrets now (SIGUSR1); ``path`` once written."""
+    os.kill(backend.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, "the backend wrote no secrets file"
+        time.sleep(0.1)
+    return path
+
+
+def assert_only_the_canary_found(memory_file: Path, secrets: list[scan.Secret],
+                                 canary: bytes) -> None:
+    """The leak scan of guest memory finds no secret but does find the planted canary (so it
+    demonstrably reads that memory)."""
+    with PhysicalMemory(memory_file) as memory:
+        hits = scan.scan(memory, secrets + [scan.Secret("canary", canary)])
+    assert [h.label for h in hits if h.label != "canary"] == []
+    assert any(h.label == "canary" for h in hits)
+
+
 @pytest.fixture(scope="module")
 def guest() -> Iterator[dict[str, Any]]:
     if not paths.QEMU.exists():
@@ -92,11 +112,7 @@ def guest() -> Iterator[dict[str, Any]]:
                 assert event["event"] not in ("done", "exit", "panic"), (event, vm.console_tail())
             time.sleep(0.5)
         assert steps and all(s["result"] == "ok" for s in steps), steps
-        secrets_file = run / SECRETS
-        os.kill(backend.pid, signal.SIGUSR1)
-        while not secrets_file.exists():
-            assert time.monotonic() < deadline, "the backend wrote no secrets file"
-            time.sleep(0.1)
+        secrets_file = export_secrets(backend, run / SECRETS)
         yield {"run": run, "vm": vm, "canary": canary, "steps": steps, "backend": backend,
                "secrets": secrets_file, "memory": run / MEMORY_FILE}
     finally:
@@ -185,10 +201,7 @@ def test_device_trace_pairs_every_command(guest: dict[str, Any]) -> None:
 def test_leak_scan_finds_the_canary_and_no_hsm_secret(guest: dict[str, Any]) -> None:
     secrets = scan.load_secrets(guest["secrets"])
     assert len(secrets) >= 5
-    with PhysicalMemory(guest["memory"]) as memory:
-        hits = scan.scan(memory, secrets + [scan.Secret("canary", guest["canary"])])
-    assert [h.label for h in hits if h.label != "canary"] == []
-    assert any(h.label == "canary" for h in hits)
+    assert_only_the_canary_found(guest["memory"], secrets, guest["canary"])
 
 
 def test_libvmi_file_driver_reads_the_same_memory(guest: dict[str, Any]) -> None:
