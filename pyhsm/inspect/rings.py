@@ -101,10 +101,12 @@ def decode_rings(memory: PhysicalMemory, queues: list[Queue], inflight: int = 0)
                  "head": q.head, "tail": q.tail, **q.extra, "entries": []}
         if q.kind == "cq":
             for slot in _oldest_first(q):
-                cqe = decode_cqe(q.qid, memory.read(q.base + slot * CQE_SIZE, CQE_SIZE))
-                if cqe["cid"] or cqe["phase"] or cqe["status"]:
-                    cqe["slot"] = slot
-                    entry["entries"].append(cqe)
+                raw = memory.read(q.base + slot * CQE_SIZE, CQE_SIZE)
+                if not any(raw):   # never written (a written HSM CQE carries its SQ id, never 0)
+                    continue       # (phase, CID and status can all be 0 on an even lap)
+                cqe = decode_cqe(q.qid, raw)
+                cqe["slot"] = slot
+                entry["entries"].append(cqe)
         else:
             pending = {(q.head + i) % q.size for i in range((q.tail - q.head) % q.size)}
             for slot in _oldest_first(q):

@@ -75,6 +75,21 @@ def test_ring_states_and_request_decode(tmp_path: Path) -> None:
     assert [(e["cid"], e["byte_count"], e["status"]) for e in cq["entries"]] == [(0, 40, 0), (1, 40, 0)]
 
 
+def test_second_lap_completions_with_phase_0_and_cid_0_are_entries(tmp_path: Path) -> None:
+    """On an even lap the device writes P=0; with CID 0 and status 0 only the SQ id and byte count
+    tell such a CQE from a never-written slot."""
+    image = bytearray(8 << 10)
+    cq_base, size = 0x1000, 4
+    for slot in range(size):   # lap 1 filled every slot (P=1); lap 2 rewrote slots 0-1 (P=0)
+        phase = 0 if slot < 2 else 1
+        struct.pack_into("<HBxHBxHHHH", image, cq_base + 16 * slot, 10 + slot, 0, 0, 0, 1, 1, 0, phase)
+    path = tmp_path / "ram.raw"
+    path.write_bytes(image)
+    with PhysicalMemory(path) as memory:
+        (cq,) = rings.decode_rings(memory, [rings.Queue("cq", 1, cq_base, size, 2, 2, {"phase": 0})])
+    assert [e["byte_count"] for e in cq["entries"]] == [12, 13, 10, 11]   # oldest first
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(Path(sys.executable).parent / "pyhsm"), "--log-level", "error", *args],
                           capture_output=True, text=True, timeout=60)
