@@ -141,6 +141,18 @@ void azihsm_queue_start(struct azihsm_queue *q)
 	wake_up_all(&q->tag_wait);
 }
 
+/* Finish the command holding @cid without a CQE and free its tag; caller holds q->lock. */
+static void azihsm_finish_host_side(struct azihsm_queue *q, u16 cid, int result, u32 ext_status)
+{
+	struct azihsm_cmd *cmd = q->inflight[cid];
+
+	q->inflight[cid] = NULL;
+	clear_bit(cid, q->tags);
+	cmd->result = result;
+	cmd->ext_status = ext_status;
+	complete(&cmd->done);
+}
+
 /*
  * azihsm_queue_stop() - stop accepting submissions and fail every outstanding command with
  * @result / @ext_status. Late CQEs for them are consumed and dropped by CID lookup.
@@ -154,17 +166,9 @@ void azihsm_queue_stop(struct azihsm_queue *q, int result, u32 ext_status)
 		return;
 	spin_lock_irqsave(&q->lock, flags);
 	q->enabled = false;
-	for (cid = 0; q->inflight && cid < q->depth - 1; cid++) {
-		struct azihsm_cmd *cmd = q->inflight[cid];
-
-		if (!cmd)
-			continue;
-		q->inflight[cid] = NULL;
-		clear_bit(cid, q->tags);
-		cmd->result = result;
-		cmd->ext_status = ext_status;
-		complete(&cmd->done);
-	}
+	for (cid = 0; q->inflight && cid < q->depth - 1; cid++)
+		if (q->inflight[cid])
+			azihsm_finish_host_side(q, cid, result, ext_status);
 	spin_unlock_irqrestore(&q->lock, flags);
 	wake_up_all(&q->tag_wait);
 }
@@ -261,15 +265,9 @@ void azihsm_queue_cancel(struct azihsm_queue *q, struct azihsm_cmd *cmd, int res
 	u16 cid;
 
 	spin_lock_irqsave(&q->lock, flags);
-	for (cid = 0; cid < q->depth - 1; cid++) {
-		if (q->inflight[cid] != cmd)
-			continue;
-		q->inflight[cid] = NULL;
-		clear_bit(cid, q->tags);
-		cmd->result = result;
-		cmd->ext_status = ext_status;
-		complete(&cmd->done);
-	}
+	for (cid = 0; cid < q->depth - 1; cid++)
+		if (q->inflight[cid] == cmd)
+			azihsm_finish_host_side(q, cid, result, ext_status);
 	spin_unlock_irqrestore(&q->lock, flags);
 	wake_up_all(&q->tag_wait);
 	wait_for_completion(&cmd->done);
