@@ -5,9 +5,40 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+import threading
+from typing import Callable, Protocol, Sequence
 
 from cryptography.hazmat.primitives.asymmetric import ec
+
+
+class MonotonicCounters:
+    """Named counters of the device's non-volatile store that never go back (docs/security.md).
+
+    The equivalent of a hardware monotonic counter (or an RPMB write counter): ``advance`` persists the
+    new values through ``persist`` (which must be durable: written and fsynced) before it returns.
+    Thread-safe.
+    """
+
+    def __init__(self, values: dict[str, int], persist: Callable[[dict[str, int]], None]) -> None:
+        self._values = dict(values)
+        self._persist = persist
+        self._lock = threading.Lock()
+
+    def value(self, name: str) -> int:
+        with self._lock:
+            return self._values.get(name, 0)
+
+    def advance(self, name: str, to: int) -> None:
+        """Set counter ``name`` to ``to``, durably. Raises ``ValueError`` if that would move it back."""
+        with self._lock:
+            current = self._values.get(name, 0)
+            if to < current:
+                raise ValueError(f"monotonic counter {name} cannot go back from {current} to {to}")
+            if to == current:
+                return
+            values = {**self._values, name: to}
+            self._persist(values)
+            self._values = values
 
 
 class DeviceIdentity(Protocol):
@@ -26,4 +57,9 @@ class DeviceIdentity(Protocol):
 
     def attestation_key(self) -> ec.EllipticCurvePrivateKey:
         """The P-384 attestation key certified by the last certificate. It never leaves the backend."""
+        ...
+
+    @property
+    def counters(self) -> MonotonicCounters:
+        """The device's monotonic counters (one per partition state), kept in its non-volatile store."""
         ...

@@ -118,6 +118,7 @@ class HelloAck(Message):
     BUSY: ClassVar[int] = 2
     ROOT_OF_TRUST_FAILURE: ClassVar[int] = 3
     STATE_UNUSABLE: ClassVar[int] = 4
+    INVALID_DEVICE: ClassVar[int] = 5
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
 """The HSM backend process: serves azihsm devices over the link protocol (docs/link-protocol.md).
 
-One asyncio loop accepts device connections on a UNIX socket. Each connection names its device in
-HELLO; the backend powers the device on (its root of trust re-derives the identity, on a worker
-thread so other devices keep being served), then executes the connection's REQUESTs on the loop in
-arrival order and answers each at once. Executing in place keeps the round trip short: a hand-off
-to a thread costs more than most DDI operations. Only what the partition calls compute-bound
-(signing, key agreement: OpenSSL work done without the GIL and without the partition lock) goes to
-a pool of worker threads, so that concurrent sessions use every core; those answers may overtake
-later ones, which the device matches by msg_id.
+One asyncio loop accepts device connections on a UNIX socket, from peers whose uid is allowed
+(``SO_PEERCRED``: this user, root, ``--allow-uid``). Each connection names its device in HELLO (serial and
+partition, validated); the backend powers the device on once however many connections ask at the same
+time (its root of trust re-derives the identity on a worker thread), then serves the connection's
+REQUESTs. Where a request runs is the partition's call: cheap read-only operations on the loop, in
+arrival order (a hand-off to a thread costs more than they do); compute-bound ones (signing, key
+agreement: OpenSSL without the GIL and without the partition lock) on the worker pool, answered when
+done and possibly before earlier ones (the device matches by msg_id); everything else (key generation,
+state saves) on a worker thread in arrival order, so no device's slow command stalls another's.
+Each link holds at most ``credits`` requests read but not yet answered and flushed: at the limit the
+backend stops reading, so a peer that does not read its answers cannot grow the backend's memory.
 """
 
 from __future__ import annotations
@@ -16,16 +19,21 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import fcntl
 import logging
 import os
 import signal
+import socket
+import struct
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Awaitable, Callable, Protocol, TypeVar
 
 from pyhsm import link
 from pyhsm.identity import DeviceIdentity
+from pyhsm.privfile import UnsafePath, private_dir
 
 if TYPE_CHECKING:
     from pyhsm.trace.record import Recorder
@@ -34,11 +42,16 @@ log = logging.getLogger("pyhsm.server")
 
 HELLO_TIMEOUT_S = 5.0
 DEFAULT_CREDITS = 32
+MAX_SERIAL = 32          # bytes of printable ASCII (docs/device.md, the serial property)
+MAX_PARTITIONS = 64      # partition indices 0..63: the real device's number of functions
+_PEERCRED = struct.Struct("3i")
+T = TypeVar("T")
 
 
 class Partition(Protocol):
     def execute(self, request: link.Request) -> link.Response: ...
     def runs_in_parallel(self, request: link.Request) -> bool: ...
+    def runs_inline(self, request: link.Request) -> bool: ...
     def reset(self, kind: link.ResetKind) -> None: ...
 
 
@@ -65,27 +78,45 @@ class _Served:
     connected: bool = False
 
 
+def device_name_error(serial_raw: bytes, partition: int) -> str | None:
+    """Why a HELLO's device name is refused, or None: the serial is 1-32 printable ASCII characters
+    (NUL-padded to 32 bytes), the partition index below ``MAX_PARTITIONS``."""
+    serial = serial_raw.rstrip(b"\0")
+    if not serial:
+        return "empty serial"
+    if len(serial) > MAX_SERIAL or not all(0x20 <= b <= 0x7E for b in serial):
+        return f"serial {serial!r} is not 1-{MAX_SERIAL} printable ASCII characters"
+    if not 0 <= partition < MAX_PARTITIONS:
+        return f"partition index {partition} is not below {MAX_PARTITIONS}"
+    return None
+
+
 class Backend:
-    """Serves any number of devices; one partition state per (serial, partition) pair."""
+    """Serves any number of devices; one partition state per (serial, partition) pair.
+
+    ``allowed_uids``: the peer uids that may connect (default: this process's uid and root).
+    """
 
     def __init__(self, power_on: PowerOn, make_partition: PartitionFactory, *,
-                 credits: int = DEFAULT_CREDITS, recorder: Recorder | None = None) -> None:
+                 credits: int = DEFAULT_CREDITS, recorder: Recorder | None = None,
+                 allowed_uids: frozenset[int] | None = None) -> None:
         self._power_on = power_on
         self._recorder = recorder
         self._workers = concurrent.futures.ThreadPoolExecutor(
-            max_workers=os.cpu_count() or 2, thread_name_prefix="hsm-crypto")
+            max_workers=max(4, os.cpu_count() or 2), thread_name_prefix="hsm-worker")
         self._make_partition = make_partition
         self._credits = credits
-        self._identities: dict[str, DeviceIdentity] = {}
-        self._served: dict[tuple[str, int], _Served] = {}
+        self._allowed = allowed_uids if allowed_uids is not None else frozenset({os.getuid(), 0})
+        self._identities: dict[str, asyncio.Future[DeviceIdentity]] = {}
+        self._served: dict[tuple[str, int], asyncio.Future[_Served]] = {}
 
     def devices(self) -> list[tuple[str, DeviceIdentity]]:
         """The powered-on devices (serial, identity)."""
-        return list(self._identities.items())
+        return [(serial, f.result()) for serial, f in _done(self._identities)]
 
     def partitions(self) -> list[tuple[str, int, Partition]]:
         """The served partitions (serial, index, partition)."""
-        return [(serial, index, s.partition) for (serial, index), s in self._served.items()]
+        return [(serial, index, f.result().partition) for (serial, index), f in _done(self._served)]
 
     async def serve(self, socket_path: Path, ready: Callable[[], None] | None = None) -> None:
         """Listen on ``socket_path`` until cancelled."""
@@ -93,38 +124,44 @@ class Backend:
             socket_path.unlink()
         server = await asyncio.start_unix_server(self._connection, path=str(socket_path),
                                                  limit=2 * link.MAX_BODY)
+        os.chmod(socket_path, 0o600)
         log.info("listening on %s", socket_path)
         if ready:
             ready()
         async with server:
             await server.serve_forever()
 
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._workers, fn, *args)
+
     async def _partition(self, serial: str, index: int) -> _Served:
-        """The served partition, powering its device on first. Raises ``_Refused``."""
-        key = (serial, index)
-        if key not in self._served:
-            if serial not in self._identities:
-                try:
-                    identity = await asyncio.to_thread(self._power_on, serial)
-                except Exception as exc:  # the device cannot boot: it shows CFS
-                    raise _Refused(link.HelloAck.ROOT_OF_TRUST_FAILURE,
-                                   f"device {serial}: root of trust failure: {exc}") from exc
-                self._identities.setdefault(serial, identity)
-            if key not in self._served:
-                try:
-                    partition = self._make_partition(serial, index, self._identities[serial])
-                except Exception as exc:
-                    raise _Refused(link.HelloAck.STATE_UNUSABLE,
-                                   f"device {serial} partition {index}: state unusable: {exc}") from exc
-                self._served.setdefault(key, _Served(partition, serial, index))
-        return self._served[key]
+        """The served partition, powering its device on first; concurrent callers share one power-on
+        and one partition load. Raises ``_Refused`` (and a later HELLO tries again)."""
+        async def power_on() -> DeviceIdentity:
+            try:
+                return await self._run(self._power_on, serial)
+            except Exception as exc:  # the device cannot boot: it shows CFS
+                raise _Refused(link.HelloAck.ROOT_OF_TRUST_FAILURE,
+                               f"device {serial}: root of trust failure: {exc}") from exc
+
+        async def load() -> _Served:
+            identity = await _once(self._identities, serial, power_on)
+            try:
+                partition = await self._run(self._make_partition, serial, index, identity)
+            except Exception as exc:
+                raise _Refused(link.HelloAck.STATE_UNUSABLE,
+                               f"device {serial} partition {index}: state unusable: {exc}") from exc
+            return _Served(partition, serial, index)
+
+        return await _once(self._served, (serial, index), load)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         served: _Served | None = None
         try:
-            served = await self._handshake(reader, writer)
+            if self._peer_allowed(writer):
+                served = await self._handshake(reader, writer)
             if served:
-                await _Link(served, reader, writer, self._workers, self._recorder).run()
+                await _Link(served, reader, writer, self._credits, self._run, self._recorder).run()
         except (asyncio.IncompleteReadError, ConnectionError):
             log.info("device disconnected")
         except link.LinkError as exc:
@@ -137,6 +174,16 @@ class Backend:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _peer_allowed(self, writer: asyncio.StreamWriter) -> bool:
+        sock = writer.get_extra_info("socket")
+        pid, uid, _ = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                       _PEERCRED.size))
+        if uid in self._allowed:
+            return True
+        log.warning("connection from pid %d uid %d refused (allowed uids: %s; see --allow-uid)",
+                    pid, uid, ", ".join(map(str, sorted(self._allowed))))
+        return False
 
     async def _handshake(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> _Served | None:
@@ -151,6 +198,11 @@ class Backend:
         if hello.major != link.VERSION:
             log.warning("device %s speaks link %d.%d; refused", hello.serial, hello.major, hello.minor)
             answer(link.HelloAck.VERSION_UNSUPPORTED)
+            return None
+        invalid = device_name_error(hello.serial_raw, hello.partition)
+        if invalid:
+            log.warning("HELLO refused: %s", invalid)
+            answer(link.HelloAck.INVALID_DEVICE)
             return None
         try:
             served = await self._partition(hello.serial, hello.partition)
@@ -170,50 +222,86 @@ class Backend:
         return served
 
 
+async def _once(table: dict, key: object, make: Callable[[], Awaitable[T]]) -> T:
+    """``make()``'s result, computed once per key however many callers wait for it at the same time;
+    a failure is forgotten so that a later caller tries again."""
+    future = table.get(key)
+    if future is None:
+        future = table[key] = asyncio.ensure_future(make())
+    try:
+        return await asyncio.shield(future)
+    except Exception:
+        if table.get(key) is future:
+            del table[key]
+        raise
+
+
+def _done(table: dict[object, asyncio.Future[T]]) -> list[tuple[object, asyncio.Future[T]]]:
+    return [(k, f) for k, f in list(table.items()) if f.done() and not f.cancelled() and f.exception() is None]
+
+
 class _Link:
     """One accepted device connection.
 
-    Requests are executed in arrival order and answered at once, except compute-bound ones, which
-    run on the worker pool and are answered when done. A CANCEL therefore arrives after its answer
-    was sent or while its work runs; the device drops that answer by msg_id, and the backend only
-    notes it. With a ``recorder``, every request and reset is traced (always from the loop thread).
+    At most ``credits`` requests are in flight (read, not yet answered and flushed); at the limit the
+    link stops reading. Inline requests run on the loop, serial ones on a worker in arrival order,
+    parallel ones on workers concurrently. A CANCEL arrives after its answer was sent or while its work
+    runs; the device drops that answer by msg_id, and the backend only notes it. With a ``recorder``,
+    every request and reset is traced (always from the loop thread).
     """
 
     def __init__(self, served: _Served, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 workers: concurrent.futures.Executor, recorder: Recorder | None = None) -> None:
+                 credits: int, run: Callable[..., Awaitable], recorder: Recorder | None = None) -> None:
         self._served = served
         self._recorder = recorder
         self._partition = served.partition
         self._reader = reader
         self._writer = writer
-        self._workers = workers
-        self._running: set[asyncio.Future] = set()
+        self._run = run
+        self._slots = asyncio.Semaphore(credits)
+        self._running: set[asyncio.Task] = set()
 
     async def run(self) -> None:
         try:
             while True:
+                await self._slots.acquire()
                 msg_id, message = await link.read_frame(self._reader)
                 match message:
                     case link.Request() if self._partition.runs_in_parallel(message):
-                        self._in_parallel(msg_id, message)
-                        continue
+                        task = asyncio.create_task(self._parallel(msg_id, message))
+                        self._running.add(task)
+                        task.add_done_callback(self._running.discard)
+                    case link.Request() if self._partition.runs_inline(message):
+                        await self._send(msg_id, self._answer(msg_id, message, *self._execute(message)))
                     case link.Request():
-                        answer: link.Message = self._answer(msg_id, message, *self._execute(message))
+                        answer = self._answer(msg_id, message, *await self._run(self._execute, message))
+                        await self._send(msg_id, answer)
                     case link.Reset(kind=kind):
-                        self._partition.reset(_reset_kind(kind))
+                        await self._run(self._partition.reset, _reset_kind(kind))
                         if self._recorder is not None:
                             self._recorder.reset(self._served.serial, self._served.index, kind)
-                        answer = link.ResetAck(kind)
+                        await self._send(msg_id, link.ResetAck(kind))
                     case link.Cancel(msg_id=cancelled):
                         log.debug("device no longer waits for message %d", cancelled)
-                        continue
+                        self._slots.release()
                     case _:
                         raise link.LinkError(f"unexpected {type(message).__name__} from device")
+        finally:
+            for task in self._running:
+                task.cancel()
+
+    async def _send(self, msg_id: int, answer: link.Message) -> None:
+        """Write one answer and wait until it is flushed; then the request's credit is free again."""
+        try:
+            if not self._writer.is_closing():
                 self._writer.write(link.encode_frame(msg_id, answer))
                 await self._writer.drain()
         finally:
-            for work in self._running:
-                work.cancel()
+            self._slots.release()
+
+    async def _parallel(self, msg_id: int, request: link.Request) -> None:
+        response, latency = await self._run(self._execute, request)
+        await self._send(msg_id, self._answer(msg_id, request, response, latency))
 
     def _execute(self, request: link.Request) -> tuple[link.Response, float]:
         """The partition's answer and how long it took; never raises."""
@@ -232,19 +320,6 @@ class _Link:
                                    latency)
         return response
 
-    def _in_parallel(self, msg_id: int, request: link.Request) -> None:
-        work = asyncio.get_running_loop().run_in_executor(self._workers, self._execute, request)
-        self._running.add(work)
-
-        def done(finished: asyncio.Future) -> None:
-            self._running.discard(finished)
-            if finished.cancelled() or self._writer.is_closing():
-                return
-            answer = self._answer(msg_id, request, *finished.result())
-            self._writer.write(link.encode_frame(msg_id, answer))
-
-        work.add_done_callback(done)
-
 
 def _reset_kind(kind: int) -> link.ResetKind:
     try:
@@ -255,8 +330,23 @@ def _reset_kind(kind: int) -> link.ResetKind:
     return reset
 
 
+def device_dir(state_dir: Path, serial: str) -> Path:
+    """Where device ``serial`` keeps its state: ``STATE/devices/<serial as hex>`` (one-to-one, so no two
+    serials share a directory and no serial names a path). A directory of the earlier, lossy naming
+    (the serial itself, where it needed no substitution) is renamed to the new name on first use."""
+    devices = state_dir / "devices"
+    directory = devices / serial.encode("ascii").hex()
+    legacy = devices / serial
+    if (not directory.exists() and serial not in (".", "..") and "/" not in serial
+            and all(c.isalnum() or c in "-_." for c in serial) and legacy.is_dir()):
+        legacy.rename(directory)
+        log.info("device %s: state directory %s renamed to %s", serial, legacy, directory)
+    return directory
+
+
 def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_CREDITS,
-                    recorder: Recorder | None = None) -> Backend:
+                    recorder: Recorder | None = None, allowed_uids: frozenset[int] | None = None,
+                    deterministic_silicon: bool = False) -> Backend:
     """The production wiring: PUF/DICE root of trust and the DDI partition.
 
     The root of trust's numba kernels are loaded (or compiled) here, so that a device's first
@@ -267,18 +357,15 @@ def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_
 
     kernels.warm_up()
 
-    def device_dir(serial: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in serial) or "_"
-        return state_dir / "devices" / safe
-
     def identity(serial: str) -> DeviceIdentity:
-        return power_on(device_dir(serial), firmware_dir, serial=serial)
+        return power_on(device_dir(state_dir, serial), firmware_dir, serial=serial,
+                        deterministic_silicon=deterministic_silicon)
 
     def partition(serial: str, index: int, ident: DeviceIdentity) -> Partition:
         return DdiPartition(serial=serial, index=index,
-                            state_dir=device_dir(serial) / f"partition-{index}", identity=ident)
+                            state_dir=device_dir(state_dir, serial) / f"partition-{index}", identity=ident)
 
-    return Backend(identity, partition, credits=credits, recorder=recorder)
+    return Backend(identity, partition, credits=credits, recorder=recorder, allowed_uids=allowed_uids)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -288,10 +375,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "with -chardev socket,path=SOCKET,reconnect-ms=500) and serve each device's "
                     "partition. Stops on SIGINT or SIGTERM.")
     p.add_argument("--socket", type=Path, required=True,
-                   help="UNIX socket path to listen on (replaced if it exists)")
+                   help="UNIX socket path to listen on (replaced if it exists; mode 0600; its "
+                        "directory is created 0700 if missing and refused if others may write to it)")
     p.add_argument("--state", type=Path, required=True,
-                   help="state directory: one sub-directory per device with its non-volatile store "
-                        "(PUF helper data, anti-rollback counters) and its partitions' key stores")
+                   help="state directory (created 0700; refused if others may write to it): one "
+                        "sub-directory per device with its non-volatile store (PUF helper data, "
+                        "anti-rollback counters) and its partitions' key stores")
     p.add_argument("--firmware", type=Path, default=None,
                    help="directory of HSM firmware stage images measured at power-on "
                         "(default: build/images/firmware in the source tree)")
@@ -300,6 +389,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trace", type=Path, default=None, metavar="FILE",
                    help="append every command and reset as a JSON line to FILE (secrets redacted; "
                         "read it with `pyhsm trace FILE [--follow]`)")
+    p.add_argument("--allow-uid", type=int, action="append", default=[], metavar="UID",
+                   help="also accept connections from processes of this uid (repeatable; by default "
+                        "only this user and root may connect: docs/security.md)")
+    p.add_argument("--insecure-deterministic-silicon", action="store_true",
+                   help="INSECURE, for reproducible experiments only: manufacture new devices with a "
+                        "chip secret derived from the serial, so anyone who knows the serial can "
+                        "decrypt their state (default: a random secret per chip)")
     p.add_argument("--secrets-out", type=Path, default=None, metavar="FILE",
                    help="debugging only: on SIGUSR1 and at exit, write the HSM's secrets (root "
                         "keys, attestation key, masking keys, private key material) to FILE "
@@ -312,13 +408,22 @@ def default_firmware_dir() -> Path:
 
 
 def _serve_command(args: argparse.Namespace) -> int:
-    args.state.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)
+    try:
+        private_dir(args.state)
+        os.chmod(args.state, 0o700)
+        private_dir(args.socket.parent)
+        lock = _lock_state(args.state)
+    except (UnsafePath, OSError) as exc:
+        print(f"pyhsm serve: {exc}", file=sys.stderr)
+        return 2
     recorder = None
     if args.trace:
         from pyhsm.trace.record import Recorder
         recorder = Recorder(args.trace)
+    allowed = frozenset({os.getuid(), 0, *args.allow_uid})
     backend = default_backend(args.state, args.firmware or default_firmware_dir(), args.credits,
-                              recorder)
+                              recorder, allowed, args.insecure_deterministic_silicon)
 
     def export_secrets() -> None:
         from pyhsm.inspect import secrets
@@ -341,5 +446,22 @@ def _serve_command(args: argparse.Namespace) -> int:
         export_secrets()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(args.socket)
+    lock.close()
     log.info("stopped")
     return 0
+
+
+def _lock_state(state: Path):
+    """Hold STATE/.backend.lock for the life of the process: one backend per state directory."""
+    lock = open(state / ".backend.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        owner = lock.read().strip() or "another process"
+        lock.close()
+        raise UnsafePath(f"state directory {state} is in use by another pyhsm serve (pid {owner})") from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock

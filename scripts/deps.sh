@@ -28,14 +28,11 @@ done
 
 SRC_LIST=/etc/apt/sources.list.d/pyhsm-trixie-src.sources
 if ! grep -rqs "trixie" /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null; then
-  say "adding Debian trixie source index (deb-src only) for QEMU 10.0"
-  $SUDO tee "$SRC_LIST" >/dev/null <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+  # the archive this machine's apt already uses, never a fixed host
+  uri=$(scripts/debian-mirror.sh)
+  say "adding Debian trixie source index (deb-src only, from the configured archive) for QEMU 10.0"
+  printf 'Types: deb-src\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$uri" | $SUDO tee "$SRC_LIST" >/dev/null
   need_update=1
 fi
 

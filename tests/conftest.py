@@ -1,15 +1,21 @@
-"""Fixtures shared by the HSM tests (DDI, post-quantum, confidential VM): a test identity, partitions
-in temporary state directories, and clients talking to them in-process (``LocalTransport``: the real
-``Partition.execute``). The helpers live in tests/ddi/, which is put on the import path here."""
+"""Fixtures shared by the HSM tests (DDI, post-quantum, confidential VM, root of trust, security): a test
+identity, partitions in temporary state directories, clients talking to them in-process
+(``LocalTransport``: the real ``Partition.execute``), and the HSM firmware images. The helpers live in tests/ddi/ and tests/cvm/, which are put on the import path
+here."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ddi"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "cvm"))
 
 from ddi_helpers import LocalTransport, Provisioned, provision  # noqa: E402
 from ddi_identity import TestIdentity  # noqa: E402
@@ -42,3 +48,57 @@ def client(partition: Partition) -> HsmClient:
 def hsm(client: HsmClient, partition: Partition) -> Provisioned:
     """A provisioned partition with one open session."""
     return provision(client, partition)
+
+
+@pytest.fixture(scope="session")
+def firmware_dir(tmp_path_factory) -> Path:
+    """The firmware stage images, built by images/firmware/Makefile into a temporary directory."""
+    if shutil.which("make") is None:
+        pytest.fail("make is needed to build the firmware images")
+    out = tmp_path_factory.mktemp("firmware")
+    subprocess.run(["make", "-s", "-C", str(ROOT / "images" / "firmware"), f"OUT={out}", f"PY={sys.executable}"],
+                   check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture
+def fw(firmware_dir, tmp_path) -> Path:
+    """A private copy of the firmware images that a test may modify."""
+    copy = tmp_path / "fw"
+    shutil.copytree(firmware_dir, copy)
+    return copy
+
+
+class Reliability:
+    """Counts of hostile inputs and faults the tests tried, and what came of them: rendered as the table
+    of docs/reliability.md (``make reliability``) and written to build/reliability.md after each run."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], list] = {}
+
+    def record(self, kind: str, what: str, tried: int, result: str) -> None:
+        """Add ``tried`` attempts of ``what`` (a hostile input or fault of ``kind``) with ``result``."""
+        row = self.rows.setdefault((kind, what), [0, result])
+        row[0] += tried
+        row[1] = result
+
+    def table(self) -> str:
+        lines = ["| hostile input or fault | what was tried | times | result |", "|---|---|---:|---|"]
+        for (kind, what), (tried, result) in sorted(self.rows.items()):
+            lines.append(f"| {kind} | {what} | {tried:,} | {result} |")
+        return "\n".join(lines) + "\n"
+
+
+_RELIABILITY = Reliability()
+
+
+@pytest.fixture
+def reliability() -> Reliability:
+    return _RELIABILITY
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _RELIABILITY.rows:
+        out = ROOT / "build" / "reliability.md"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(_RELIABILITY.table())

@@ -3,14 +3,17 @@ is exercised through the server end to end in tests/device and tests/ddi)."""
 
 from __future__ import annotations
 
-import asyncio
+import os
 import socket
+import stat
 import struct
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from ddi_backend import serving
 
 from pyhsm import link
 from pyhsm.server import Backend
@@ -22,12 +25,19 @@ class RecordingPartition:
     def __init__(self) -> None:
         self.resets: list[link.ResetKind] = []
         self.slow_release = threading.Event()
+        self.started = 0                 # requests handed to execute
+        self.read = 0                    # requests the link read (it asks where each one runs)
 
     def runs_in_parallel(self, request: link.Request) -> bool:
+        self.read += 1
         return request.payload.startswith(b"slow")
 
+    def runs_inline(self, request: link.Request) -> bool:
+        return not request.payload.startswith(b"worker")
+
     def execute(self, request: link.Request) -> link.Response:
-        if request.payload.startswith(b"slow"):
+        self.started += 1
+        if request.payload.startswith((b"slow", b"worker")):
             self.slow_release.wait(10)
         if request.payload == b"boom":
             raise RuntimeError("partition bug")
@@ -35,6 +45,16 @@ class RecordingPartition:
 
     def reset(self, kind: link.ResetKind) -> None:
         self.resets.append(kind)
+
+
+class ServedBackend(tuple):
+    """(socket path, partitions by (serial, index), power-on release event), and ``power_ons``: the
+    serials powered on, in order."""
+
+    def __new__(cls, parts: tuple, power_ons: list[str]) -> "ServedBackend":
+        served = super().__new__(cls, parts)
+        served.power_ons = power_ons
+        return served
 
 
 class RootOfTrustDown(Exception):
@@ -45,8 +65,10 @@ class RootOfTrustDown(Exception):
 def backend(tmp_path: Path):
     partitions: dict[tuple[str, int], RecordingPartition] = {}
     slow_power_on = threading.Event()
+    power_ons: list[str] = []
 
     def power_on(serial: str):
+        power_ons.append(serial)
         if serial.startswith("BROKEN"):
             raise RootOfTrustDown("fuzzy extractor could not reconstruct the UDS")
         if serial.startswith("SLOW"):
@@ -60,18 +82,8 @@ def backend(tmp_path: Path):
         return partitions[(serial, index)]
 
     path = tmp_path / "hsm.sock"
-    ready = threading.Event()
-    loop = asyncio.new_event_loop()
-    server = Backend(power_on, make_partition, credits=7)
-    task = loop.create_task(server.serve(path, ready=ready.set))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    assert ready.wait(5)
-    yield path, partitions, slow_power_on
-    loop.call_soon_threadsafe(task.cancel)
-    time.sleep(0.1)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    with serving(Backend(power_on, make_partition, credits=7), path):
+        yield ServedBackend((path, partitions, slow_power_on), power_ons)
 
 
 class Device:
@@ -258,3 +270,120 @@ def test_request_before_hello_is_a_protocol_violation(backend):
     dev.send(1, link.Request(1, 1, 0, 0, 0, 8192, b"abc"))
     with pytest.raises(ConnectionError):
         dev.receive()
+
+
+def test_concurrent_hellos_for_a_new_device_share_one_power_on(backend):
+    path, partitions, slow_power_on = backend
+    devices = [Device(path) for _ in range(6)]
+    for i, dev in enumerate(devices):
+        dev.send(1, link.Hello.make("SLOW-SHARED", partition=i % 3))
+    time.sleep(0.2)
+    slow_power_on.set()
+    results = [dev.receive()[1].result for dev in devices]
+    assert results.count(link.HelloAck.ACCEPTED) == 3       # one per partition
+    assert results.count(link.HelloAck.BUSY) == 3           # the second connection of each partition
+    assert backend.power_ons.count("SLOW-SHARED") == 1
+    assert sorted(k for k in partitions if k[0] == "SLOW-SHARED") == [("SLOW-SHARED", i) for i in range(3)]
+
+
+def test_a_failed_power_on_is_tried_again_by_the_next_hello(backend):
+    path, _, _ = backend
+    assert Device(path).hello("BROKEN-2").result == link.HelloAck.ROOT_OF_TRUST_FAILURE
+    assert Device(path).hello("BROKEN-2").result == link.HelloAck.ROOT_OF_TRUST_FAILURE
+    assert backend.power_ons.count("BROKEN-2") == 2
+
+
+@pytest.mark.parametrize("serial_raw, index", [
+    pytest.param(b"", 0, id="empty"),
+    pytest.param(b"\xff", 0, id="non-ascii"),
+    pytest.param(b"A\x01B", 0, id="control-character"),
+    pytest.param(b"A\0B", 0, id="embedded-nul"),
+    pytest.param(b"OK-SERIAL", 64, id="partition-64"),
+    pytest.param(b"OK-SERIAL", 0xFFFFFFFF, id="partition-max"),
+])
+def test_invalid_device_names_are_refused(backend, serial_raw, index):
+    path, partitions, _ = backend
+    dev = Device(path)
+    dev.send(1, link.Hello(1, 0, 64, serial_raw.ljust(32, b"\0"), index))
+    assert dev.receive()[1].result == link.HelloAck.INVALID_DEVICE
+    assert not partitions and not backend.power_ons
+
+
+def test_valid_device_names_at_the_limits_are_accepted(backend):
+    path, partitions, _ = backend
+    assert Device(path).hello("~" * 32, 63).result == link.HelloAck.ACCEPTED
+    assert Device(path).hello(" x", 0).result == link.HelloAck.ACCEPTED
+    assert ("~" * 32, 63) in partitions
+
+
+def test_peers_of_other_uids_are_refused(tmp_path):
+    """SO_PEERCRED: a backend that allows only another uid closes our connection without a HELLO_ACK."""
+    path = tmp_path / "hsm.sock"
+    server = Backend(lambda serial: object(), lambda *a: RecordingPartition(),
+                     allowed_uids=frozenset({os.getuid() + 4242}))
+    with serving(server, path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        dev = Device(path)
+        with pytest.raises((ConnectionError, OSError)):
+            dev.send(1, link.Hello.make("AZIHSM-TEST-1"))
+            dev.receive()
+        assert server.partitions() == []
+
+
+def test_credits_bound_the_requests_in_flight(backend):
+    """A device that exceeds its 7 credits is not read further until answers are flushed."""
+    path, partitions, _ = backend
+    dev = Device(path)
+    dev.hello()
+    part = partitions[("AZIHSM-TEST-1", 0)]
+    for msg_id in range(20):
+        dev.send(100 + msg_id, link.Request(1, msg_id, 0, 0, 0, 8192, b"slow %d" % msg_id))
+    time.sleep(0.5)
+    assert part.read == 7
+    part.slow_release.set()
+    assert sorted(dev.receive()[0] for _ in range(20)) == list(range(100, 120))
+    assert part.read == part.started == 20
+
+
+def test_a_device_that_does_not_read_its_answers_stops_being_read(backend):
+    path, partitions, _ = backend
+    dev = Device(path)
+    dev.hello()
+    part = partitions[("AZIHSM-TEST-1", 0)]
+    dev.sock.setblocking(False)
+    big = link.encode_frame(1, link.Request(1, 1, 0, 0, 0, 8192, b"x" * 8000))
+    sent = 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        try:
+            sent += dev.sock.send(big)
+        except BlockingIOError:
+            time.sleep(0.01)
+    frames = sent // len(big)
+    assert frames > 50                       # the backend did read for a while ...
+    assert part.read < frames - 7            # ... then stopped: answers not flushed, credits used up
+
+
+def test_work_on_a_worker_thread_does_not_stall_another_device(backend):
+    path, partitions, _ = backend
+    busy = Device(path)
+    busy.hello("AZIHSM-BUSY")
+    busy.send(1, link.Request(1, 1, 0, 0, 0, 8192, b"worker: key generation"))
+    time.sleep(0.1)
+    other = Device(path)
+    other.hello("AZIHSM-OTHER")
+    other.send(2, link.Request(1, 1, 0, 0, 0, 8192, b"ping"))
+    assert other.receive() == (2, link.Response(0, 0, 0, 0, b"gnip"))
+    partitions[("AZIHSM-BUSY", 0)].slow_release.set()
+    assert busy.receive()[0] == 1
+
+
+def test_serial_work_of_one_link_keeps_arrival_order(backend):
+    path, partitions, _ = backend
+    dev = Device(path)
+    dev.hello()
+    partitions[("AZIHSM-TEST-1", 0)].slow_release.set()
+    for msg_id in range(10):
+        payload = b"worker" if msg_id % 2 else b"inline"
+        dev.send(msg_id, link.Request(1, msg_id, 0, 0, 0, 8192, payload))
+    assert [dev.receive()[0] for _ in range(10)] == list(range(10))

@@ -5,6 +5,7 @@
 set -euo pipefail
 dest="$OUT/cache/base-rootfs"; tmp="$dest.tmp"
 rm -rf "$tmp"; mkdir -p "$(dirname "$dest")"
+MIRROR=${MIRROR:-$("$ROOT/scripts/debian-mirror.sh")}
 debootstrap --variant=minbase --include="$GUEST_PACKAGES" "$SUITE" "$tmp" "$MIRROR" >"$OUT/cache/debootstrap.log" 2>&1 || {
   echo "base: debootstrap failed; last lines of $OUT/cache/debootstrap.log:" >&2
   tail -20 "$OUT/cache/debootstrap.log" >&2; exit 1; }

@@ -37,6 +37,13 @@ _REOPEN = BY_NAME["ReopenSession"].code
 # (``Call.unlocked``): worth running on a worker thread so that sessions use every core.
 _PARALLEL_OPS = frozenset(BY_NAME[name].code for name in ("EccSign", "EcdhKeyExchange", "RsaModExp", "MlDsaSign"))
 
+# Operations cheap enough (well under 1 ms) to run on the link server's loop: they never write state
+# and do no public-key work. Everything else runs on a worker thread (docs/security.md, fairness).
+_INLINE_OPS = frozenset(BY_NAME[name].code for name in (
+    "GetApiRev", "GetDeviceInfo", "GetCertChainInfo", "GetCertificate", "OpenKey", "CloseSession",
+    "GetSealedBk3", "AesEncryptDecrypt", "Hmac", "MlDsaGetPublicKey", "MlKemGetPublicKey", "CvmGetNonce",
+    "CvmGetOwnerInfo"))
+
 
 class Partition:
     """The DDI state machine of partition ``index`` of device ``serial``, persisted in ``state_dir``."""
@@ -47,7 +54,8 @@ class Partition:
         self._identity = identity
         self._lock = threading.Lock()
         self._bk_boot = kbkdf384(identity.at_rest_key(b"ddi-bk-boot"), b"BK_BOOT", None, 80)
-        self._store = Store(state_dir, identity.at_rest_key(KEY_LABEL), f"{serial}/{index}")
+        self._store = Store(state_dir, identity.at_rest_key(KEY_LABEL), f"{serial}/{index}",
+                            identity.counters, f"partition-{index}")
         self.vault = Vault(identity.attestation_key())
         state = self._store.load()
         if state is not None:
@@ -56,6 +64,9 @@ class Partition:
             except (KeyError, ValueError, TypeError) as exc:
                 raise StateError(f"{self._store.path}: state content is invalid: {exc!r}") from None
             log.info("partition %s/%d: restored %d keys", serial, index, len(self.vault.keys.persistent()))
+            if self._store.needs_rewrite:
+                self._store.save(self.vault.snapshot())
+                log.info("partition %s/%d: state file rewritten in the current format", serial, index)
 
     # -- the link interface -------------------------------------------------------------------
 
@@ -78,12 +89,12 @@ class Partition:
 
     def runs_in_parallel(self, request: link.Request) -> bool:
         """Whether ``request`` is a compute-bound operation that may run beside others."""
-        if request.opc != 0 or not request.payload:
-            return False
-        try:
-            return open_request(request.payload).header.op in _PARALLEL_OPS
-        except MborError:
-            return False
+        return _op(request) in _PARALLEL_OPS
+
+    def runs_inline(self, request: link.Request) -> bool:
+        """Whether ``request`` is cheap enough to run on the link server's loop (malformed ones are)."""
+        op = _op(request)
+        return op is None or op in _INLINE_OPS
 
     def reset(self, kind: link.ResetKind) -> None:
         """NSSR: ddi.md 3.5 (persisted). Controller and function reset: close every session."""
@@ -219,6 +230,16 @@ class Partition:
         if session.rev != call.rev:
             raise DdiFailure(DdiStatus.UnsupportedRevision, "revision differs from the session's")
         call.session = session
+
+
+def _op(request: link.Request) -> int | None:
+    """The DDI opcode of a well-formed DDI request, else None."""
+    if request.opc != 0 or not request.payload:
+        return None
+    try:
+        return open_request(request.payload).header.op
+    except MborError:
+        return None
 
 
 def _echo(request: link.Request) -> SessionFlags:

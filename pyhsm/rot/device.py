@@ -1,14 +1,19 @@
 """Power-on of one virtual HSM: PUF read-out, UDS reconstruction, measured boot, DICE identity.
 
-Device directory layout: ``silicon.json`` (the chip, made at manufacture), ``nv.json`` (helper data and
-minimum SVNs), ``chain.pem`` and ``chain-mldsa87.pem`` (the public certificate chains, for tools).
+Device directory layout (0700, files 0600): ``silicon.json`` (the chip, made at manufacture),
+``nv.json`` (helper data, minimum SVNs, monotonic counters), ``chain.pem`` and ``chain-mldsa87.pem``
+(the public certificate chains, for tools), ``.power-on.lock`` (one power-on at a time, across
+processes). A power-on writes only what changed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -17,10 +22,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pyhsm.identity import MonotonicCounters
+from pyhsm.privfile import UnsafePath, private_dir, write_atomic
 from pyhsm.rot import dice, extractor, firmware, kernels, noise
 from pyhsm.rot.errors import RootOfTrustFailure
 from pyhsm.rot.nvstore import NvStore
-from pyhsm.rot.silicon import Conditions, SiliconProfile, manufacture
+from pyhsm.rot.silicon import Conditions, SiliconProfile, deterministic_seed, manufacture
 
 log = logging.getLogger("pyhsm.rot")
 
@@ -28,6 +35,7 @@ SILICON_FILE = "silicon.json"
 NV_FILE = "nv.json"
 CHAIN_FILE = "chain.pem"
 MLDSA_CHAIN_FILE = "chain-mldsa87.pem"
+LOCK_FILE = ".power-on.lock"
 _AT_REST_LABEL = b"AZIHSM-AT-REST-V1"
 
 
@@ -39,6 +47,7 @@ class DiceIdentity:
     _at_rest_root: bytes = field(repr=False)
     _attestation_key: ec.EllipticCurvePrivateKey = field(repr=False)
     _chains: dice.Chains = field(repr=False)
+    counters: MonotonicCounters = field(repr=False)
 
     def at_rest_key(self, label: bytes) -> bytes:
         return hmac.new(self._at_rest_root, _AT_REST_LABEL + b"\0" + label, hashlib.sha384).digest()[:32]
@@ -55,23 +64,43 @@ class DiceIdentity:
 
 
 def power_on(device_dir: Path, firmware_dir: Path, *, serial: str, conditions: Conditions = Conditions(),
-             noise_source: noise.NoiseSource = noise.system_noise) -> DiceIdentity:
+             noise_source: noise.NoiseSource = noise.system_noise,
+             deterministic_silicon: bool = False) -> DiceIdentity:
     """Bring the device up; manufacture and enrol it on its first power-on.
 
-    Raises RootOfTrustFailure (and logs why) when the PUF, the noise source, a firmware stage, the
-    anti-rollback check or the NV store fails. Never returns a different identity than the enrolled one.
+    Power-ons of one device directory are serialised (a lock file, across threads and processes).
+    ``deterministic_silicon`` (INSECURE, reproducible experiments only) manufactures a chip whose secret
+    follows from the serial. Raises RootOfTrustFailure (and logs why) when the PUF, the noise source, a
+    firmware stage, the anti-rollback check, the NV store or the directory's permissions fail. Never
+    returns a different identity than the enrolled one.
     """
+    device_dir = Path(device_dir)
     try:
-        return _power_on(Path(device_dir), Path(firmware_dir), serial, conditions, noise_source)
+        private_dir(device_dir)
+        with _exclusive(device_dir / LOCK_FILE):
+            return _power_on(device_dir, Path(firmware_dir), serial, conditions, noise_source,
+                             deterministic_silicon)
+    except UnsafePath as e:
+        log.error("device %s: root of trust failure: %s", serial, e)
+        raise RootOfTrustFailure(str(e)) from None
     except RootOfTrustFailure as e:
         log.error("device %s: root of trust failure: %s", serial, e)
         raise
 
 
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _power_on(device_dir: Path, firmware_dir: Path, serial: str, conditions: Conditions,
-              noise_source: noise.NoiseSource) -> DiceIdentity:
-    device_dir.mkdir(parents=True, exist_ok=True)
-    silicon = _silicon(device_dir, serial)
+              noise_source: noise.NoiseSource, deterministic_silicon: bool) -> DiceIdentity:
+    silicon = _silicon(device_dir, serial, deterministic_silicon)
     nv = NvStore.open(device_dir / NV_FILE)
     stages = tuple(firmware.load_stage(firmware_dir, name) for name in firmware.STAGES)
     for stage in stages:
@@ -106,14 +135,23 @@ def _power_on(device_dir: Path, firmware_dir: Path, serial: str, conditions: Con
     nv.save()
     _write_pem(device_dir / CHAIN_FILE, chains.p384)
     _write_pem(device_dir / MLDSA_CHAIN_FILE, chains.mldsa87)
+    counters = MonotonicCounters(nv.counters, lambda values: _save_counters(nv, values))
     return DiceIdentity(serial=serial, stages=stages, _at_rest_root=at_rest_root,
-                        _attestation_key=attestation, _chains=chains)
+                        _attestation_key=attestation, _chains=chains, counters=counters)
 
 
-def _silicon(device_dir: Path, serial: str) -> SiliconProfile:
+def _save_counters(nv: NvStore, values: dict[str, int]) -> None:
+    nv.counters = dict(values)
+    nv.save()
+
+
+def _silicon(device_dir: Path, serial: str, deterministic: bool) -> SiliconProfile:
     path = device_dir / SILICON_FILE
     if not path.exists():
-        profile = manufacture(serial)
+        profile = manufacture(serial, seed=deterministic_seed(serial) if deterministic else None)
+        if deterministic:
+            log.warning("device %s: INSECURE deterministic silicon (its secret follows from the serial)",
+                        serial)
         profile.save(path)
         log.info("device %s: manufactured silicon profile %s", serial, path)
         return profile
@@ -127,4 +165,8 @@ def _silicon(device_dir: Path, serial: str) -> SiliconProfile:
 
 
 def _write_pem(path: Path, chain: list[x509.Certificate]) -> None:
-    path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
+    with contextlib.suppress(FileNotFoundError):
+        if path.read_bytes() == pem:
+            return
+    write_atomic(path, pem)

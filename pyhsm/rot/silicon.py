@@ -8,7 +8,9 @@ independent reads at reference conditions differ in ``nominal_ber`` of the cells
 Phi((bias + drift * age) / sigma_eff); it is handed to the read-out kernel as a uint32 threshold.
 
 The profile file stores only the seed and the parameters; the per-cell arrays are regenerated from the
-seed. The default seed is derived from the serial number, so a serial always gets the same silicon.
+seed. The seed is the chip's secret: random at manufacture, it exists only in the profile file
+(``silicon.json``, the chip). ``deterministic_seed`` derives it from the serial instead, for reproducible
+experiments only: anyone who knows the serial then knows the chip (docs/security.md).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pyhsm.privfile import write_atomic
 from pyhsm.rot import kernels
 
 PROFILE_FORMAT = 1
@@ -66,7 +70,9 @@ class SiliconProfile:
                                        self.effective_sigma(conditions))
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"format": PROFILE_FORMAT, **dataclasses.asdict(self)}, indent=2) + "\n")
+        """Write the profile durably (0600, atomic: ``pyhsm.privfile.write_atomic``)."""
+        write_atomic(path, (json.dumps({"format": PROFILE_FORMAT, **dataclasses.asdict(self)}, indent=2)
+                            + "\n").encode())
 
     @classmethod
     def load(cls, path: Path) -> "SiliconProfile":
@@ -76,11 +82,16 @@ class SiliconProfile:
         return cls(**data)
 
 
+def deterministic_seed(serial: str) -> bytes:
+    """INSECURE: a silicon seed anyone can compute from the serial (reproducible experiments only)."""
+    return hashlib.sha256(b"azihsm-silicon-v1\0" + serial.encode()).digest()
+
+
 def manufacture(serial: str, *, seed: bytes | None = None, cells: int = 8192,
                 nominal_ber: float = 0.10, **knobs: float) -> SiliconProfile:
-    """A new silicon profile; ``seed`` defaults to SHA-256 of the serial (reproducible silicon)."""
+    """A new silicon profile; ``seed`` defaults to 32 fresh random bytes (a unique chip)."""
     if seed is None:
-        seed = hashlib.sha256(b"azihsm-silicon-v1\0" + serial.encode()).digest()
+        seed = os.urandom(32)
     return SiliconProfile(serial=serial, seed=seed.hex(), cells=cells, nominal_ber=nominal_ber,
                           sigma=calibrate_sigma(nominal_ber, knobs.get("skew", 0.0)), **knobs)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyhsm.rot import extractor, kernels
-from pyhsm.rot.silicon import Conditions, SiliconProfile, manufacture
+from pyhsm.rot.silicon import Conditions, SiliconProfile, deterministic_seed, manufacture
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class PufStats:
 
 def fleet(count: int, seed: int = 0, **knobs: float) -> list[SiliconProfile]:
     """``count`` silicon profiles with independent seeds (noise spread calibrated once for all)."""
-    base = manufacture("fleet-0", **knobs)
+    base = manufacture("fleet-0", seed=deterministic_seed("fleet-0"), **knobs)
 
     def member(i: int) -> SiliconProfile:
         digest = hashlib.sha256(f"azihsm-fleet-{seed}-{i}".encode()).hexdigest()

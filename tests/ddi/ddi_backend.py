@@ -1,17 +1,21 @@
 """Run the real link server (pyhsm.server.Backend) with DDI partitions and the test identity.
 
-Used in-thread by the socket tests and as a subprocess by the crash loop and the benchmark:
+Used in-thread by the socket tests (``serving``) and as a subprocess by the crash loop and the benchmark:
     python tests/ddi/ddi_backend.py SOCKET STATE_DIR
-prints "ready" once listening. The identity is derived from a fixed seed, so a restarted process
-reads the state its predecessor wrote.
+prints "ready" once listening. The identity is derived from a fixed seed and its monotonic counters are
+kept in STATE_DIR, so a restarted process reads the state its predecessor wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -19,14 +23,38 @@ from ddi_identity import TestIdentity  # noqa: E402
 
 from pyhsm.ddi.partition import Partition  # noqa: E402
 from pyhsm.server import Backend  # noqa: E402
+from pyhsm.trace.record import Recorder  # noqa: E402
 
 
-def make_backend(state_dir: Path) -> Backend:
+def make_backend(state_dir: Path, recorder: Recorder | None = None) -> Backend:
     def partition(serial: str, index: int, identity: TestIdentity) -> Partition:
         return Partition(serial=serial, index=index, state_dir=state_dir / serial / f"partition-{index}",
                          identity=identity)
 
-    return Backend(TestIdentity, partition)
+    def power_on(serial: str) -> TestIdentity:
+        (state_dir / serial).mkdir(parents=True, exist_ok=True)
+        return TestIdentity(serial, nv_file=state_dir / serial / "counters.json")
+
+    return Backend(power_on, partition, recorder=recorder)
+
+
+@contextlib.contextmanager
+def serving(backend: Backend, socket_path: Path) -> Iterator[Backend]:
+    """``backend`` listening on ``socket_path`` on its own loop thread until the block ends."""
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(backend.serve(socket_path, ready=ready.set))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(10):
+            raise RuntimeError(f"backend did not listen on {socket_path}")
+        yield backend
+    finally:
+        loop.call_soon_threadsafe(task.cancel)
+        time.sleep(0.1)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
 
 
 def main() -> None:

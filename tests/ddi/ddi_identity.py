@@ -1,6 +1,8 @@
 """A small device identity for tests: a self-signed P-384 certificate and at-rest keys from a seed.
 
-The same seed gives the same identity, so a backend restarted with it can read its old state.
+The same seed gives the same identity, so a backend restarted with it can read its old state. Its
+monotonic counters are the real ``MonotonicCounters``, kept in memory (one object lives as long as the
+identity) or, with ``nv_file``, in a JSON file (a restarted process finds them there).
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import json
+from pathlib import Path
 from typing import Sequence
 
 from cryptography import x509
@@ -15,12 +19,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from pyhsm.identity import MonotonicCounters
+from pyhsm.privfile import write_atomic
+
 
 class TestIdentity:
     __test__ = False
 
-    def __init__(self, serial: str = "TEST-0001", seed: bytes = b"test-seed") -> None:
+    def __init__(self, serial: str = "TEST-0001", seed: bytes = b"test-seed", *,
+                 nv_file: Path | None = None) -> None:
         self.serial = serial
+        self.counters = _counters(nv_file)
         self._seed = hashlib.sha256(seed + serial.encode()).digest()
         scalar = int.from_bytes(hashlib.sha384(self._seed + b"attest").digest(), "big") % (2 ** 383)
         self._key = ec.derive_private_key(scalar + 1, ec.SECP384R1())
@@ -41,3 +50,10 @@ class TestIdentity:
 
     def attestation_key(self) -> ec.EllipticCurvePrivateKey:
         return self._key
+
+
+def _counters(nv_file: Path | None) -> MonotonicCounters:
+    if nv_file is None:
+        return MonotonicCounters({}, lambda values: None)
+    values = json.loads(nv_file.read_text()) if nv_file.exists() else {}
+    return MonotonicCounters(values, lambda new: write_atomic(nv_file, json.dumps(new).encode()))
