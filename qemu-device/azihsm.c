@@ -17,7 +17,7 @@
  * Usage:
  *   -chardev socket,id=hsm0,path=SOCK,reconnect-ms=500
  *   -device azihsm,chardev=hsm0[,serial=S,partition=N,res-cnt=N,
- *           backend-timeout-ms=N]
+ *           backend-timeout-ms=N,ready-timeout-ms=N]
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -73,6 +73,8 @@ enum {
 #define AZIHSM_CAP_VALUE        (AZIHSM_MQES | 1ULL << 16 /* CQR */ | \
                                  0x0FULL << 24 /* TO */ | 1ULL << 36 /* NSSRS */ | \
                                  1ULL << 37 /* CSS: NVM */)
+/* CAP.TO 15: the driver waits (15 + 1) * 500 ms = 8 s for CSTS.RDY */
+#define AZIHSM_READY_TIMEOUT_MS 5000
 #define AZIHSM_CC_EN            1u
 #define AZIHSM_CC_ENTRY_SIZES   0xFFFF0000u /* CP/FP IOSQES/IOCQES */
 #define AZIHSM_CSTS_RDY         1u
@@ -270,6 +272,7 @@ struct AzihsmState {
     uint32_t partition;
     uint32_t res_cnt_default;
     uint32_t backend_timeout_ms;
+    uint32_t ready_timeout_ms;
 
     /* controller registers */
     uint32_t cc;
@@ -278,6 +281,9 @@ struct AzihsmState {
     uint64_t acq;
     bool fatal;             /* CSTS.CFS from a guest error */
     bool nssro;
+    bool ready;             /* CSTS.RDY: enabled, and the link settled */
+    int64_t enable_ms;      /* QEMU_CLOCK_VIRTUAL time of CC.EN 0->1 */
+    QEMUTimer ready_timer;  /* ready-timeout-ms after CC.EN 0->1 */
     uint32_t res_cnt;
 
     AzihsmSQ sq[AZIHSM_NUM_SLOTS];
@@ -1358,6 +1364,8 @@ static void azihsm_ctrl_reset(AzihsmState *s, int kind)
         s->cq[slot].created = false;
     }
     s->fatal = false;
+    s->ready = false;
+    timer_del(&s->ready_timer);
     s->cc &= ~AZIHSM_CC_EN;
     if (kind != RESET_CONTROLLER) {
         s->cc = 0;
@@ -1400,6 +1408,39 @@ static void azihsm_ctrl_enable(AzihsmState *s)
     };
 }
 
+/*
+ * CSTS.RDY rises once the controller can serve or knows it cannot: on a
+ * HELLO_ACK (accepted or refused), or ready-timeout-ms after CC.EN with no
+ * answer (backend absent), after which HSM commands complete with 0x701.
+ */
+static void azihsm_set_ready(AzihsmState *s)
+{
+    if (!azihsm_enabled(s) || s->ready) {
+        return;
+    }
+    timer_del(&s->ready_timer);
+    s->ready = true;
+    trace_azihsm_ready(azihsm_link_state_name(s),
+                       qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) - s->enable_ms);
+}
+
+static void azihsm_ready_timeout(void *opaque)
+{
+    azihsm_set_ready(opaque);
+}
+
+/* CC.EN 0->1: ready now if the link has settled or enable failed. */
+static void azihsm_ready_arm(AzihsmState *s)
+{
+    s->enable_ms = qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL);
+    if (s->link == LINK_UP || s->link == LINK_REFUSED || s->fatal ||
+        !s->ready_timeout_ms) {
+        azihsm_set_ready(s);
+    } else {
+        timer_mod(&s->ready_timer, s->enable_ms + s->ready_timeout_ms);
+    }
+}
+
 static void azihsm_write_cc(AzihsmState *s, uint32_t val)
 {
     bool was = azihsm_enabled(s);
@@ -1415,6 +1456,7 @@ static void azihsm_write_cc(AzihsmState *s, uint32_t val)
     if (!was && now) {
         s->nssro = false;
         azihsm_ctrl_enable(s);
+        azihsm_ready_arm(s);
     } else if (was && !now) {
         azihsm_ctrl_reset(s, RESET_CONTROLLER);
         s->cc = val;
@@ -1423,7 +1465,7 @@ static void azihsm_write_cc(AzihsmState *s, uint32_t val)
 
 static uint32_t azihsm_csts(AzihsmState *s)
 {
-    return (azihsm_enabled(s) ? AZIHSM_CSTS_RDY : 0) |
+    return (s->ready ? AZIHSM_CSTS_RDY : 0) |
            (s->fatal || s->rot_failed ? AZIHSM_CSTS_CFS : 0) |
            (s->nssro ? AZIHSM_CSTS_NSSRO : 0);
 }
@@ -1622,6 +1664,7 @@ static void azihsm_link_hello_ack(AzihsmState *s, const uint8_t *body,
         s->credits = credits;
         s->rot_failed = false;
         azihsm_link_set_state(s, LINK_UP);
+        azihsm_set_ready(s);
         azihsm_kick(s);
         return;
     }
@@ -1630,6 +1673,7 @@ static void azihsm_link_hello_ack(AzihsmState *s, const uint8_t *body,
                 result, major);
     s->rot_failed = result == HELLO_ROT_FAILURE;
     azihsm_link_set_state(s, LINK_REFUSED);
+    azihsm_set_ready(s);
 }
 
 static void azihsm_link_dispatch(AzihsmState *s)
@@ -1883,6 +1927,7 @@ static void azihsm_realize(PCIDevice *pci_dev, Error **errp)
         timer_init_ms(&s->req[i].timer, QEMU_CLOCK_VIRTUAL,
                       azihsm_req_timeout, &s->req[i]);
     }
+    timer_init_ms(&s->ready_timer, QEMU_CLOCK_VIRTUAL, azihsm_ready_timeout, s);
     s->res_cnt = s->res_cnt_default;
     qemu_chr_fe_set_handlers(&s->chr, azihsm_link_can_read, azihsm_link_read,
                              azihsm_link_event, NULL, s, NULL, true);
@@ -1902,6 +1947,7 @@ static void azihsm_exit(PCIDevice *pci_dev)
     for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
         timer_del(&s->req[i].timer);
     }
+    timer_del(&s->ready_timer);
     azihsm_link_clear_io(s);
     g_byte_array_free(s->txbuf, true);
     qemu_bh_delete(s->process_bh);
@@ -1923,6 +1969,8 @@ static const Property azihsm_props[] = {
     DEFINE_PROP_UINT32("res-cnt", AzihsmState, res_cnt_default, 1),
     DEFINE_PROP_UINT32("backend-timeout-ms", AzihsmState,
                        backend_timeout_ms, 2000),
+    DEFINE_PROP_UINT32("ready-timeout-ms", AzihsmState,
+                       ready_timeout_ms, AZIHSM_READY_TIMEOUT_MS),
 };
 
 static const VMStateDescription azihsm_vmstate = {

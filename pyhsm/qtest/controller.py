@@ -144,8 +144,11 @@ class Controller:
         return self.read32(L.CSTS)
 
     def wait_ready(self, enabled: bool) -> None:
-        """The driver's ready poll: busy loop bounded by (CAP.TO + 1) * 500 ms."""
-        deadline = time.monotonic() + (self.cap.to + 1) * 0.5
+        """The driver's ready poll: busy loop bounded by (CAP.TO + 1) * 500 ms. The virtual clock advances
+        in step with real time meanwhile, as the guest's own clock would (the device's
+        ``ready-timeout-ms`` runs on it)."""
+        stepped = time.monotonic()
+        deadline = stepped + (self.cap.to + 1) * 0.5
         while True:
             csts = self.csts()
             if csts == 0xFFFF_FFFF:
@@ -154,8 +157,12 @@ class Controller:
                 if csts & L.CSTS_CFS:
                     raise ControllerFatal(f"CSTS.CFS set (CSTS={csts:#x})")
                 return
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise ControllerError(f"CSTS.RDY did not become {int(enabled)} (CSTS={csts:#x})")
+            if now - stepped >= CLOCK_STEP_AFTER_S:
+                self.qtest.clock_step(int((now - stepped) * 1e9))
+                stepped = now
 
     # ---- enable / disable / reset ----------------------------------------------------------------
     def disable(self) -> None:

@@ -38,11 +38,12 @@ def require_qemu(binary: Path = QEMU_BINARY) -> Path:
 
 
 def hsm_device_args(backend_socket: Path | str, *, serial: str | None = None, res_cnt: int | None = None,
-                    timeout_ms: int | None = None, partition: int | None = None) -> list[str]:
+                    timeout_ms: int | None = None, partition: int | None = None,
+                    ready_timeout_ms: int | None = None) -> list[str]:
     """QEMU arguments for one azihsm device (QOM id ``hsm``) linked to a backend socket."""
     props = [f"chardev=hsm0,id={HSM_DEVICE_ID}"]
     for name, value in (("serial", serial), ("res-cnt", res_cnt), ("backend-timeout-ms", timeout_ms),
-                        ("partition", partition)):
+                        ("partition", partition), ("ready-timeout-ms", ready_timeout_ms)):
         if value is not None:
             props.append(f"{name}={value}")
     return ["-chardev", f"socket,id=hsm0,path={backend_socket},reconnect-ms=200",

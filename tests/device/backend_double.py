@@ -1,8 +1,9 @@
 """An in-test HSM backend built on pyhsm.link, for link-level behaviour the real backend never shows.
 
 It answers each REQUEST through ``handler`` (a Response, raw frame bytes to send instead, or None to
-stay silent), records HELLO, REQUEST, RESET and CANCEL frames, and can be killed and restarted on the
-same socket path. The real backend is exercised separately (test_real_backend.py).
+stay silent), records HELLO, REQUEST, RESET and CANCEL frames, can answer HELLO late (a slow first
+power-on), and can be killed and restarted on the same socket path. The real backend is exercised
+separately (test_real_backend.py).
 """
 
 from __future__ import annotations
@@ -51,10 +52,13 @@ def echo_handler(msg_id: int, request: link.Request) -> link.Response:
 class BackendDouble:
     """A link-protocol server on ``path``, driven from a private event-loop thread."""
 
-    def __init__(self, path: Path, *, credits: int = 32, hello_result: int = link.HelloAck.ACCEPTED) -> None:
+    def __init__(self, path: Path, *, credits: int = 32, hello_result: int = link.HelloAck.ACCEPTED,
+                 hello_delay_s: float = 0.0) -> None:
         self.path = path
         self.credits = credits
         self.hello_result = hello_result
+        self.hello_delay_s = hello_delay_s  # a slow first power-on: HELLO_ACK this long after HELLO
+        self.hello_ack_times: list[float] = []  # time.monotonic() of each HELLO_ACK sent
         self.handler: Handler = echo_handler
         self.hellos: list[link.Hello] = []
         self.requests: list[tuple[int, link.Request]] = []
@@ -156,6 +160,9 @@ class BackendDouble:
             msg_id, hello = await link.read_frame(reader)
             assert isinstance(hello, link.Hello), hello
             self.hellos.append(hello)
+            if self.hello_delay_s:
+                await asyncio.sleep(self.hello_delay_s)
+            self.hello_ack_times.append(time.monotonic())
             writer.write(link.encode_frame(msg_id, link.HelloAck(1, 0, self.credits, self.hello_result)))
             while True:
                 msg_id, message = await link.read_frame(reader)

@@ -58,13 +58,14 @@ RigFactory = Callable[..., Rig]
 
 @pytest.fixture
 def make_rig(qemu_binary: Path, sockdir: Path) -> Iterator[RigFactory]:
-    """Build rigs: ``make_rig(probe=, start_backend=, credits=, hello_result=, **device_props)``;
-    device props are ``hsm_device_args`` keywords (serial, res_cnt, timeout_ms, partition)."""
+    """Build rigs: ``make_rig(probe=, start_backend=, credits=, hello_result=, hello_delay_s=, **device_props)``;
+    device props are ``hsm_device_args`` keywords (serial, res_cnt, timeout_ms, partition, ready_timeout_ms)."""
     made: list[tuple[Machine, BackendDouble]] = []
 
     def make(*, probe: bool = True, start_backend: bool = True, credits: int = 32,
-             hello_result: int = link.HelloAck.ACCEPTED, **props: object) -> Rig:
-        backend = BackendDouble(sockdir / "hsm.sock", credits=credits, hello_result=hello_result)
+             hello_result: int = link.HelloAck.ACCEPTED, hello_delay_s: float = 0.0, **props: object) -> Rig:
+        backend = BackendDouble(sockdir / "hsm.sock", credits=credits, hello_result=hello_result,
+                                hello_delay_s=hello_delay_s)
         if start_backend:
             backend.start()
         machine = Machine(hsm_device_args(backend.path, **props))

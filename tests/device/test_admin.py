@@ -22,8 +22,10 @@ def test_registers_at_power_on(make_rig):
     assert ctrl.csts() == 0
 
 
-def test_rdy_follows_en_on_the_first_read(make_rig):
-    ctrl = make_rig(probe=False).ctrl
+def test_rdy_follows_en_on_the_first_read_once_the_link_is_up(make_rig):
+    rig = make_rig(probe=False)
+    ctrl = rig.ctrl
+    assert rig.backend.wait_for(lambda: rig.machine.qom_get("link-state") == "up")
     ctrl.write32(L.AQA, L.AQA_ADMIN)
     ctrl.write64(L.ASQ, ctrl.memory.alloc(4096))
     ctrl.write64(L.ACQ, ctrl.memory.alloc(4096))

@@ -23,7 +23,7 @@ def test_hello_names_the_device(make_rig):
 
 
 def test_no_backend_means_0x701_then_service_starts_when_it_appears(make_rig):
-    rig = make_rig(start_backend=False)
+    rig = make_rig(start_backend=False, ready_timeout_ms=500)  # RDY after 0.5 s: nothing will answer
     result = rig.ctrl.hsm(GET_API_REV_REQUEST)
     assert (result.cqe.status, result.cqe.byte_count) == (S.BACKEND_UNAVAILABLE, 0)
     rig.backend.start()

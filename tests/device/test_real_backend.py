@@ -38,6 +38,15 @@ def _until_link_up(ctrl) -> HsmResult:
             return result
 
 
+def test_first_command_after_probe_succeeds_on_a_cold_backend(real_rig):
+    """The driver probes as soon as QEMU starts; the backend powers the partition on (fresh state) while
+    it answers HELLO. RDY waits for that, so the very first command is served, not answered 0x701."""
+    machine, ctrl, backend = real_rig
+    result = ctrl.hsm(GET_API_REV_REQUEST)
+    assert result.cqe.status == 0, f"status {result.cqe.status:#x}; backend stderr:\n{backend.stderr()}"
+    assert result.payload == GET_API_REV_RESPONSE
+
+
 def test_get_api_rev_through_device_to_real_backend(real_rig):
     machine, ctrl, backend = real_rig
     result = _until_link_up(ctrl)
