@@ -1,7 +1,9 @@
 """MBOR, the DDI wire encoding (ddi.md 1.1-1.3): a strict, table-driven encoder and decoder.
 
-A schema is a ``Struct``: an ordered list of ``Field(id, name, type, optional)``. ``Struct.cls`` is a
-generated frozen dataclass with one attribute per field (absent optional fields are ``None``).
+A schema is a ``Struct``: an ordered list of ``Field(id, name, type, optional, safe)``. ``Struct.cls`` is
+a generated frozen dataclass with one attribute per field (absent optional fields are ``None``).
+``safe`` plays no part in the encoding: it declares that the field's value may be shown in traces and
+logs (``pyhsm.trace.redaction``); a field not declared safe is redacted.
 
 Strictness (stricter than the reference decoder, which skips marker checks): every integer marker,
 bool byte, map header and byte-array marker must be exactly right, padding bytes must be zero, field
@@ -134,10 +136,13 @@ BOOL = Bool()
 
 @dataclass(frozen=True)
 class Field:
+    """One map entry of a struct. ``safe``: its value may appear in traces (default: redacted)."""
+
     id: int
     name: str
     type: MborType
     optional: bool = False
+    safe: bool = False
 
     @property
     def key(self) -> bytes:

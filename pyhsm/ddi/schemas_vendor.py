@@ -10,9 +10,8 @@ from __future__ import annotations
 import enum
 
 from pyhsm.ddi.mbor import BOOL, U16, U32, U64, Field, Fixed, Struct, Var
-from pyhsm.ddi.schemas import BY_NAME, KEY_PROPERTIES, OPS, OpSpec, SessionKind
+from pyhsm.ddi.schemas import BY_NAME, KEY_PROPERTIES, OPS, F, OpSpec, P, SessionKind
 
-F = Field
 VENDOR_BASE = 0x8000
 
 
@@ -43,24 +42,27 @@ _MASKED = Var(3072)
 _STATEMENT = Var(2048)
 _VM_ID = Var(64)
 _WORKLOAD = Var(64)
-_SEALED = Var(2136)
+SEAL_DATA_MAX = 2048
+SEAL_OVERHEAD = 90          # header 62 (magic, PCR bank, PCR mask, policy digest) + GCM IV 12 + tag 16
+_SEALED = Var(SEAL_DATA_MAX + SEAL_OVERHEAD)
 
-EVIDENCE = Struct("CvmEvidence", F(1, "vm_id", _VM_ID), F(2, "attest", Var(1024)), F(3, "signature", Var(1024)),
-                  F(4, "pcr_values", Var(3072)))
-RECIPIENT = Struct("CvmRecipient", F(1, "kem_pub", Var(1184)), F(2, "ecdh_pub", Var(120)))
-WRAPPED = Struct("CvmWrapped", F(1, "kem_ct", Var(1568)), F(2, "ecdh_pub", Var(120)), F(3, "ciphertext", Var(2064)))
+# Field classification (``P`` safe to log, ``F`` redacted in traces) as in ``pyhsm.ddi.schemas``.
+EVIDENCE = Struct("CvmEvidence", P(1, "vm_id", _VM_ID), P(2, "attest", Var(1024)), P(3, "signature", Var(1024)),
+                  P(4, "pcr_values", Var(3072)))
+RECIPIENT = Struct("CvmRecipient", P(1, "kem_pub", Var(1184)), P(2, "ecdh_pub", Var(120)))
+WRAPPED = Struct("CvmWrapped", F(1, "kem_ct", Var(1568)), P(2, "ecdh_pub", Var(120)), F(3, "ciphertext", Var(2064)))
 
 # Bodies of the owner commands: signed as MBOR bytes, carried in the op's ``body`` field.
-REGISTER_VM_BODY = Struct("CvmRegisterVmBody", F(1, "seq", U64), F(2, "vm_id", _VM_ID), F(3, "ek_public", Var(600)),
-                          F(4, "ak_public", Var(600)))
-SET_POLICY_BODY = Struct("CvmSetPolicyBody", F(1, "seq", U64), F(2, "workload", _WORKLOAD), F(3, "vm_id", _VM_ID),
-                         F(4, "pcr_bank", U16), F(5, "pcr_mask", U32), F(6, "pcr_values", Var(1536)),
-                         F(7, "key_tag", U16, True))
+REGISTER_VM_BODY = Struct("CvmRegisterVmBody", P(1, "seq", U64), P(2, "vm_id", _VM_ID), P(3, "ek_public", Var(600)),
+                          P(4, "ak_public", Var(600)))
+SET_POLICY_BODY = Struct("CvmSetPolicyBody", P(1, "seq", U64), P(2, "workload", _WORKLOAD), P(3, "vm_id", _VM_ID),
+                         P(4, "pcr_bank", U16), P(5, "pcr_mask", U32), P(6, "pcr_values", Var(1536)),
+                         P(7, "key_tag", U16, True))
 OWNER_BODIES: dict[str, Struct] = {"CvmRegisterVm": REGISTER_VM_BODY, "CvmSetPolicy": SET_POLICY_BODY}
 
 _S = SessionKind.IN_SESSION
-_OWNER_REQUEST = (F(1, "body", Var(4096)), F(2, "owner_sig", Fixed(96)))
-_PQC_GENERATE = (F(1, "key_id", U16), F(2, "pub_key", Var(2592)), F(3, "masked_key", _MASKED))
+_OWNER_REQUEST = (P(1, "body", Var(4096)), P(2, "owner_sig", Fixed(96)))
+_PQC_GENERATE = (P(1, "key_id", U16), P(2, "pub_key", Var(2592)), F(3, "masked_key", _MASKED))
 
 
 def _op(code: int, name: str, request: tuple[Field, ...], response: tuple[Field, ...]) -> OpSpec:
@@ -69,33 +71,34 @@ def _op(code: int, name: str, request: tuple[Field, ...], response: tuple[Field,
 
 VENDOR_OPS: dict[int, OpSpec] = {spec.code: spec for spec in (
     _op(0x8000, "MlDsaGenerateKey",
-        (F(1, "params", U32), F(2, "key_tag", U16, True), F(3, "key_properties", KEY_PROPERTIES),
+        (P(1, "params", U32), P(2, "key_tag", U16, True), P(3, "key_properties", KEY_PROPERTIES),
          F(4, "seed", Var(128), True)), _PQC_GENERATE),
-    _op(0x8001, "MlDsaSign", (F(1, "key_id", U16), F(2, "message", Var(4096)), F(3, "context", Var(255), True)),
-        (F(1, "signature", Var(4627)),)),
-    _op(0x8002, "MlDsaGetPublicKey", (F(1, "key_id", U16),), (F(1, "params", U32), F(2, "pub_key", Var(2592)))),
+    _op(0x8001, "MlDsaSign", (P(1, "key_id", U16), F(2, "message", Var(4096)), P(3, "context", Var(255), True)),
+        (P(1, "signature", Var(4627)),)),
+    _op(0x8002, "MlDsaGetPublicKey", (P(1, "key_id", U16),), (P(1, "params", U32), P(2, "pub_key", Var(2592)))),
     _op(0x8003, "MlKemGenerateKey",
-        (F(1, "params", U32), F(2, "key_tag", U16, True), F(3, "key_properties", KEY_PROPERTIES),
+        (P(1, "params", U32), P(2, "key_tag", U16, True), P(3, "key_properties", KEY_PROPERTIES),
          F(4, "seed", Var(128), True)), _PQC_GENERATE),
     _op(0x8004, "MlKemDecapsulate",
-        (F(1, "key_id", U16), F(2, "ciphertext", Var(1600)), F(3, "key_tag", U16, True),
-         F(4, "key_properties", KEY_PROPERTIES)),
-        (F(1, "key_id", U16), F(2, "masked_key", _MASKED))),
-    _op(0x8005, "MlKemGetPublicKey", (F(1, "key_id", U16),), (F(1, "params", U32), F(2, "pub_key", Var(1568)))),
-    _op(0x8010, "CvmGetNonce", (F(1, "vm_id", _VM_ID),), (F(1, "nonce", Fixed(32)), F(2, "lifetime_ms", U32))),
-    _op(0x8011, "CvmVerifyEvidence", (F(1, "evidence", EVIDENCE),), (F(1, "statement", _STATEMENT),)),
+        (P(1, "key_id", U16), F(2, "ciphertext", Var(1600)), P(3, "key_tag", U16, True),
+         P(4, "key_properties", KEY_PROPERTIES)),
+        (P(1, "key_id", U16), F(2, "masked_key", _MASKED))),
+    _op(0x8005, "MlKemGetPublicKey", (P(1, "key_id", U16),), (P(1, "params", U32), P(2, "pub_key", Var(1568)))),
+    _op(0x8010, "CvmGetNonce", (P(1, "vm_id", _VM_ID),), (P(1, "nonce", Fixed(32)), P(2, "lifetime_ms", U32))),
+    _op(0x8011, "CvmVerifyEvidence", (P(1, "evidence", EVIDENCE),), (P(1, "statement", _STATEMENT),)),
     _op(0x8012, "CvmReleaseKey",
-        (F(1, "evidence", EVIDENCE), F(2, "workload", _WORKLOAD), F(3, "recipient", RECIPIENT)),
-        (F(1, "wrapped", WRAPPED), F(2, "statement", _STATEMENT), F(3, "policy_version", U32))),
-    _op(0x8013, "CvmSeal", (F(1, "workload", _WORKLOAD), F(2, "data", Var(2048))), (F(1, "sealed", _SEALED),)),
+        (P(1, "evidence", EVIDENCE), P(2, "workload", _WORKLOAD), P(3, "recipient", RECIPIENT)),
+        (P(1, "wrapped", WRAPPED), P(2, "statement", _STATEMENT), P(3, "policy_version", U32))),
+    _op(0x8013, "CvmSeal", (P(1, "workload", _WORKLOAD), F(2, "data", Var(SEAL_DATA_MAX))),
+        (F(1, "sealed", _SEALED),)),
     _op(0x8014, "CvmUnseal",
-        (F(1, "evidence", EVIDENCE), F(2, "sealed", _SEALED), F(3, "recipient", RECIPIENT)),
-        (F(1, "wrapped", WRAPPED), F(2, "statement", _STATEMENT))),
-    _op(0x8020, "CvmSetOwner", (F(1, "owner_pub", Var(120)),), ()),
+        (P(1, "evidence", EVIDENCE), F(2, "sealed", _SEALED), P(3, "recipient", RECIPIENT)),
+        (P(1, "wrapped", WRAPPED), P(2, "statement", _STATEMENT))),
+    _op(0x8020, "CvmSetOwner", (P(1, "owner_pub", Var(120)),), ()),
     _op(0x8021, "CvmRegisterVm", _OWNER_REQUEST, ()),
-    _op(0x8022, "CvmSetPolicy", _OWNER_REQUEST, (F(1, "version", U32),)),
+    _op(0x8022, "CvmSetPolicy", _OWNER_REQUEST, (P(1, "version", U32),)),
     _op(0x8023, "CvmGetOwnerInfo", (),
-        (F(1, "owner_set", BOOL), F(2, "last_seq", U64), F(3, "vms", U16), F(4, "policies", U16))),
+        (P(1, "owner_set", BOOL), P(2, "last_seq", U64), P(3, "vms", U16), P(4, "policies", U16))),
 )}
 
 # Join the shared tables: the partition (through ``pyhsm.ddi.ops``) and the client import this module,

@@ -1,41 +1,21 @@
-"""MBOR requests and responses to readable JSON, with the secret fields of ``redaction`` hidden.
+"""MBOR requests and responses to readable JSON, redacted by ``redaction`` (deny by default).
 
-Decoding never raises: bytes that do not decode become ``{"undecodable": reason, "bytes": n}``.
+Decoding never raises. Only a message that decodes completely under its op's schema shows data: a
+request of an unknown opcode, or whose data does not decode, shows its header (op, session id) and
+why, never its bytes; a response that does not decode shows ``{"undecodable": reason, "bytes": n}``.
+Every DDI and vendor op is known here (``schemas_vendor`` is imported for its ops).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 from typing import Any
 
-from pyhsm.ddi import envelope
-from pyhsm.ddi.mbor import MborError, Struct
+from pyhsm.ddi import envelope, schemas_vendor  # importing schemas_vendor adds the vendor ops to OPS
+from pyhsm.ddi.mbor import MborError
 from pyhsm.ddi.schemas import OPS
 from pyhsm.ddi.status import DdiStatus
-from pyhsm.trace.redaction import is_secret
-
-
-def to_json(value: Any, schema: Struct | None = None) -> Any:
-    """A decoded MBOR value as JSON: structs become objects, bytes hex, secrets ``{"redacted": n}``."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        struct: Struct = type(value).SCHEMA  # type: ignore[attr-defined]
-        out = {}
-        for f in struct.fields:
-            item = getattr(value, f.name)
-            if item is None:
-                continue
-            if is_secret(struct.name, f.name):
-                out[f.name] = {"redacted": _length(item)}
-            else:
-                out[f.name] = to_json(item)
-        return out
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).hex()
-    return value
-
-
-def _length(value: Any) -> int:
-    return len(value) if isinstance(value, (bytes, bytearray)) else 0
+from pyhsm.trace.redaction import to_json
 
 
 def op_name(code: int) -> str:
@@ -84,7 +64,8 @@ def decode_response(payload: bytes, opcode: int | None) -> dict[str, Any]:
 
 
 def status_name(status: int) -> str:
-    try:
-        return DdiStatus(status).name
-    except ValueError:
-        return f"0x{status:x}"
+    """The name of a DDI or vendor status, else its hex value."""
+    for names in (DdiStatus, schemas_vendor.VendorStatus):
+        with contextlib.suppress(ValueError):
+            return names(status).name
+    return f"0x{status:x}"

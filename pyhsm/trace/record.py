@@ -6,12 +6,15 @@ queue), ``cid``, ``msg_id``, ``session_id``, ``session_op``, ``op`` (DDI opcode 
 opcode name), ``status`` (CQE status, 0 on success), ``ddi_status`` (from the MBOR response),
 ``latency_us``, ``request_bytes``, ``response_bytes``, ``request`` and ``response`` (decoded, secrets
 redacted). Absent fields are omitted.
+
+The trace file is private: created with mode 0600, and set to 0600 if it existed with a wider mode.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -49,7 +52,7 @@ class Recorder:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: TextIO | None = open(path, "a", encoding="utf-8")
+        self._file: TextIO | None = _open_private(path)
         self._lock = threading.Lock()
 
     def write(self, record: dict[str, Any]) -> None:
@@ -77,6 +80,17 @@ class Recorder:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def _open_private(path: Path) -> TextIO:
+    """``path`` opened for appending, mode 0600 whether it is new or not."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "a", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _reset_name(kind: int) -> str:

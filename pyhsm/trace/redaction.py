@@ -1,48 +1,38 @@
-"""The one declaration of secret DDI fields: struct name -> field names whose values never appear in
-a trace (PINs, credentials, seeds, BK3, masked keys, key material, message contents).
+"""What a trace may show of a decoded DDI message: deny by default.
 
-A redacted field is shown as ``{"redacted": <byte length>}``. A struct listed with ``ALL`` has every
-field redacted (the encrypted credential structs).
+The declaration lives with the schemas (``pyhsm.ddi.schemas``, ``pyhsm.ddi.schemas_vendor``): a field
+declared safe (``Field.safe``, written ``P(...)`` there) shows its value; every other field, whatever
+its type, shows only its size as ``{"redacted": n}`` (n: the length of a byte string, else the size of
+the value's MBOR encoding). A struct-typed field declared safe shows its own fields under their own
+declarations. Messages that do not decode are never shown (``pyhsm.trace.decode``).
 """
 
 from __future__ import annotations
 
-from pyhsm.ddi.schemas import ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, SESSION_CREDENTIAL
+import dataclasses
+from typing import Any
 
-ALL = frozenset({"*"})
-
-SECRET_FIELDS: dict[str, frozenset[str]] = {
-    ESTABLISH_CREDENTIAL.name: ALL,
-    SESSION_CREDENTIAL.name: ALL,
-    ENCRYPTED_PIN.name: ALL,
-    "DdiEstablishCredentialReq": frozenset({"masked_bk3", "bmk", "masked_unwrapping_key"}),
-    "DdiEstablishCredentialResp": frozenset({"bmk"}),
-    "DdiOpenSessionResp": frozenset({"bmk_session"}),
-    "DdiReopenSessionReq": frozenset({"bmk_session"}),
-    "DdiReopenSessionResp": frozenset({"bmk_session"}),
-    "DdiInitBk3Req": frozenset({"bk3"}),
-    "DdiInitBk3Resp": frozenset({"masked_bk3"}),
-    "DdiGetSealedBk3Resp": frozenset({"sealed_bk3"}),
-    "DdiSetSealedBk3Req": frozenset({"sealed_bk3"}),
-    "DdiEccGenerateKeyPairResp": frozenset({"masked_key"}),
-    "DdiAesGenerateKeyResp": frozenset({"masked_key"}),
-    "DdiEcdhKeyExchangeResp": frozenset({"masked_key"}),
-    "DdiHkdfDeriveResp": frozenset({"masked_key"}),
-    "DdiKbkdfCounterHmacDeriveResp": frozenset({"masked_key"}),
-    "DdiGetUnwrappingKeyResp": frozenset({"masked_key"}),
-    "DdiUnmaskKeyReq": frozenset({"masked_key"}),
-    "DdiUnmaskKeyResp": frozenset({"masked_key"}),
-    "DdiRsaUnwrapReq": frozenset({"wrapped_blob"}),
-    "DdiRsaUnwrapResp": frozenset({"masked_key"}),
-    "DdiRsaModExpReq": frozenset({"y"}),
-    "DdiRsaModExpResp": frozenset({"x"}),
-    "DdiAesEncryptDecryptReq": frozenset({"msg"}),
-    "DdiAesEncryptDecryptResp": frozenset({"msg"}),
-    "DdiHmacReq": frozenset({"msg"}),
-}
+from pyhsm.ddi import mbor
 
 
-def is_secret(struct_name: str, field_name: str) -> bool:
-    """True when ``struct_name.field_name`` must not appear in a trace."""
-    secret = SECRET_FIELDS.get(struct_name, frozenset())
-    return secret is ALL or field_name in secret
+def to_json(value: Any) -> Any:
+    """A decoded MBOR value as JSON: structs become objects with their unsafe fields redacted,
+    byte strings become hex, integers and booleans stay."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        struct: mbor.Struct = type(value).SCHEMA  # type: ignore[attr-defined]
+        out = {}
+        for f in struct.fields:
+            item = getattr(value, f.name)
+            if item is not None:
+                out[f.name] = to_json(item) if f.safe else redacted(f, item)
+        return out
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    return value
+
+
+def redacted(field: mbor.Field, value: Any) -> dict[str, int]:
+    """The placeholder shown for an unsafe field: its size only."""
+    if isinstance(value, (bytes, bytearray)):
+        return {"redacted": len(value)}
+    return {"redacted": len(mbor.encode(field.type, value))}

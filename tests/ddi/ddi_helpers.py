@@ -7,7 +7,9 @@ import os
 from dataclasses import dataclass
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from pyhsm import link
 from pyhsm.client import DdiError, HsmClient
@@ -62,6 +64,14 @@ def provision(client: HsmClient, partition: Partition) -> Provisioned:
     seed = os.urandom(48)
     opened = client.open_session(APP_ID, PIN, seed)
     return Provisioned(client, partition, masked_bk3, bmk, pota, seed, opened.bmk_session)
+
+
+def rsa_aes_wrap(public: rsa.RSAPublicKey, target: bytes,
+                 algorithm: hashes.HashAlgorithm = hashes.SHA256()) -> bytes:
+    """``target`` wrapped for RsaUnwrap: RSA-OAEP of a fresh AES key, then AES key wrap with padding."""
+    aes_key = os.urandom(32)
+    head = public.encrypt(aes_key, padding.OAEP(padding.MGF1(algorithm), algorithm, None))
+    return head + aes_key_wrap_with_padding(aes_key, target)
 
 
 def expect(status: DdiStatus, fn, *args, **kwargs) -> DdiError:

@@ -6,13 +6,12 @@ import hashlib
 import os
 
 import pytest
-from ddi_helpers import PIN, Provisioned, expect
+from ddi_helpers import PIN, Provisioned, expect, rsa_aes_wrap
 from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from pyhsm.client import DdiError, Usage, key_properties
 from pyhsm.ddi.status import DdiStatus as S
@@ -152,12 +151,6 @@ def test_hmac_and_kdfs_match_reference(hsm: Provisioned) -> None:
     expect(S.InvalidKeyType, c.hmac, secret.key_id, b"x")
 
 
-def _wrap(public: rsa.RSAPublicKey, target: bytes, algorithm=hashes.SHA256()) -> bytes:
-    aes_key = os.urandom(32)
-    head = public.encrypt(aes_key, padding.OAEP(padding.MGF1(algorithm), algorithm, None))
-    return head + aes_key_wrap_with_padding(aes_key, target)
-
-
 def test_rsa_unwrap_and_mod_exp(hsm: Provisioned) -> None:
     c = hsm.client
     kek = c.get_unwrapping_key()
@@ -166,7 +159,7 @@ def test_rsa_unwrap_and_mod_exp(hsm: Provisioned) -> None:
     target = rsa.generate_private_key(65537, 2048)
     pkcs8 = target.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                  serialization.NoEncryption())
-    signer = c.rsa_unwrap(kek.key_id, _wrap(kek_public, pkcs8), KeyClass.Rsa, Usage.SIGN_VERIFY)
+    signer = c.rsa_unwrap(kek.key_id, rsa_aes_wrap(kek_public, pkcs8), KeyClass.Rsa, Usage.SIGN_VERIFY)
     assert signer.kind == KeyType.Rsa2kPrivate and len(signer.masked_key) == 732
     # Raw private op: the host pads (PKCS#1 v1.5 here) and checks with the public key.
     digest = hashlib.sha256(b"hello").digest()
@@ -175,37 +168,38 @@ def test_rsa_unwrap_and_mod_exp(hsm: Provisioned) -> None:
     target.public_key().verify(sig, b"hello", padding.PKCS1v15(), hashes.SHA256())
     expect(S.InvalidPermissions, c.rsa_mod_exp, signer.key_id, em, RsaOpType.Decrypt)
     expect(S.RsaSignFailed, c.rsa_mod_exp, signer.key_id, b"\xff" * 256, RsaOpType.Sign)
-    decryptor = c.rsa_unwrap(kek.key_id, _wrap(kek_public, pkcs8), KeyClass.RsaCrt, Usage.ENCRYPT_DECRYPT)
+    decryptor = c.rsa_unwrap(kek.key_id, rsa_aes_wrap(kek_public, pkcs8), KeyClass.RsaCrt, Usage.ENCRYPT_DECRYPT)
     assert decryptor.kind == KeyType.Rsa2kPrivateCrt
     ct = target.public_key().encrypt(b"secret", padding.PKCS1v15())
     assert c.rsa_mod_exp(decryptor.key_id, ct, RsaOpType.Decrypt).endswith(b"\x00secret")
     expect(S.InvalidPermissions, c.rsa_unwrap, decryptor.key_id, b"x" * 300, KeyClass.Aes, Usage.ENCRYPT_DECRYPT)
-    crt_kek = c.rsa_unwrap(kek.key_id, _wrap(kek_public, pkcs8), KeyClass.RsaCrt, Usage.UNWRAP)
+    crt_kek = c.rsa_unwrap(kek.key_id, rsa_aes_wrap(kek_public, pkcs8), KeyClass.RsaCrt, Usage.UNWRAP)
     expect(S.RsaUnwrapInvalidKek, c.rsa_unwrap, crt_kek.key_id, b"x" * 300, KeyClass.Aes, Usage.ENCRYPT_DECRYPT)
     aes_key = os.urandom(24)
-    imported = c.rsa_unwrap(kek.key_id, _wrap(kek_public, aes_key, hashes.SHA384()), KeyClass.Aes,
+    imported = c.rsa_unwrap(kek.key_id, rsa_aes_wrap(kek_public, aes_key, hashes.SHA384()), KeyClass.Aes,
                             Usage.ENCRYPT_DECRYPT, hash_algorithm=HashAlgorithm.Sha384, tag=0x10)
     assert imported.kind == KeyType.Aes192 and c.open_key(0x10).key_id == imported.key_id
     ecc = ec.generate_private_key(ec.SECP521R1())
     ecc_der = ecc.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    e = c.rsa_unwrap(kek.key_id, _wrap(kek_public, ecc_der), KeyClass.Ecc, Usage.SIGN_VERIFY)
+    e = c.rsa_unwrap(kek.key_id, rsa_aes_wrap(kek_public, ecc_der), KeyClass.Ecc, Usage.SIGN_VERIFY)
     assert e.kind == KeyType.Ecc521Private and e.pub_key.key_kind == KeyType.Ecc521Public
-    bulk = c.rsa_unwrap(kek.key_id, _wrap(kek_public, os.urandom(32)), KeyClass.AesXtsBulk, Usage.ENCRYPT_DECRYPT)
+    bulk = c.rsa_unwrap(kek.key_id, rsa_aes_wrap(kek_public, os.urandom(32)), KeyClass.AesXtsBulk,
+                        Usage.ENCRYPT_DECRYPT)
     assert bulk.bulk_key_id == bulk.key_id and bulk.kind == KeyType.AesXtsBulk256
     expect(S.RsaUnwrapInvalidRequest, c.rsa_unwrap, kek.key_id, bytes(100), KeyClass.Aes, Usage.ENCRYPT_DECRYPT)
     expect(S.RsaUnwrapOaepDecodeFailed, c.rsa_unwrap, kek.key_id, bytes(300), KeyClass.Aes, Usage.ENCRYPT_DECRYPT)
-    bad_kwp = _wrap(kek_public, aes_key)[:256] + os.urandom(40)
+    bad_kwp = rsa_aes_wrap(kek_public, aes_key)[:256] + os.urandom(40)
     expect(S.RsaUnwrapAesUnwrapFailed, c.rsa_unwrap, kek.key_id, bad_kwp, KeyClass.Aes, Usage.ENCRYPT_DECRYPT)
-    expect(S.KeyDecodeFailed, c.rsa_unwrap, kek.key_id, _wrap(kek_public, b"not der" * 3), KeyClass.Rsa,
+    expect(S.KeyDecodeFailed, c.rsa_unwrap, kek.key_id, rsa_aes_wrap(kek_public, b"not der" * 3), KeyClass.Rsa,
            Usage.SIGN_VERIFY)
-    expect(S.InvalidPermissions, c.rsa_unwrap, kek.key_id, _wrap(kek_public, aes_key), KeyClass.Aes,
+    expect(S.InvalidPermissions, c.rsa_unwrap, kek.key_id, rsa_aes_wrap(kek_public, aes_key), KeyClass.Aes,
            Usage.SIGN_VERIFY)
-    expect(S.AesInvalidKeyLength, c.rsa_unwrap, kek.key_id, _wrap(kek_public, bytes(20)), KeyClass.Aes,
+    expect(S.AesInvalidKeyLength, c.rsa_unwrap, kek.key_id, rsa_aes_wrap(kek_public, bytes(20)), KeyClass.Aes,
            Usage.ENCRYPT_DECRYPT)
     small = rsa.generate_private_key(65537, 1024).private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
-    expect(S.RsaInvalidKeyLength, c.rsa_unwrap, kek.key_id, _wrap(kek_public, small), KeyClass.Rsa,
+    expect(S.RsaInvalidKeyLength, c.rsa_unwrap, kek.key_id, rsa_aes_wrap(kek_public, small), KeyClass.Rsa,
            Usage.SIGN_VERIFY)
     expect(S.InvalidKeyType, c.rsa_mod_exp, imported.key_id, bytes(256), RsaOpType.Sign)
 
@@ -230,7 +224,7 @@ def test_key_table_limits(hsm: Provisioned) -> None:
     public = serialization.load_der_public_key(kek.pub_key.der)
     big = rsa.generate_private_key(65537, 4096).private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    blob = _wrap(public, big)
+    blob = rsa_aes_wrap(public, big)
     with pytest.raises(DdiError) as info:
         for _ in range(40):
             c.rsa_unwrap(kek.key_id, blob, KeyClass.RsaCrt, Usage.SIGN_VERIFY, session_only=True)

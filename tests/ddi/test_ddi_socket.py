@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
 
 import pytest
-from ddi_backend import make_backend
+from ddi_backend import make_backend, serving
 from ddi_helpers import APP_ID, BK3, PIN
 from cryptography.hazmat.primitives.asymmetric import ec
 from ddi_helpers import expect
@@ -22,26 +21,8 @@ from pyhsm.ddi.types import AesKeySize, EccCurve
 @pytest.fixture
 def socket_path(tmp_path: Path):
     path = tmp_path / "hsm.sock"
-    ready = threading.Event()
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(make_backend(tmp_path / "state").serve(path, ready=ready.set))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    assert ready.wait(10), "backend did not start"
-    yield path
-
-    async def stop() -> None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.close()
+    with serving(make_backend(tmp_path / "state"), path):
+        yield path
 
 
 def test_full_flow_over_the_socket(socket_path: Path) -> None:

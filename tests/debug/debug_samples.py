@@ -1,12 +1,11 @@
-"""Sample DDI values built from the schemas: every field filled, secret byte fields with a marker
-pattern that must never show up in a trace."""
+"""Sample DDI values built from the schemas: every field filled, byte fields not declared safe with a
+marker pattern that must never show up in a trace."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pyhsm.ddi.mbor import BOOL, Fixed, Struct, UInt, Var
-from pyhsm.trace.redaction import is_secret
 
 SECRET_MARK = bytes.fromhex("5ec2e75ec2e7")   # repeated to fill secret byte fields
 PLAIN_MARK = bytes.fromhex("b1a1b1a1")
@@ -16,7 +15,7 @@ def sample(struct: Struct) -> Any:
     """A value of ``struct`` with every field (optional ones too) set."""
     values = {}
     for f in struct.fields:
-        secret = is_secret(struct.name, f.name)
+        secret = not f.safe
         if isinstance(f.type, Struct):
             values[f.name] = sample(f.type)
         elif isinstance(f.type, UInt):

@@ -1,5 +1,6 @@
-"""Trace decoding without a backend: every DDI op's request and response decode to JSON with the
-declared secret fields redacted; QEMU log lines decode with the device's own trace-event formats."""
+"""Trace decoding without a backend: every DDI and vendor op's request and response decode to JSON with
+every field not declared safe redacted; messages that do not decode show no bytes; QEMU log lines decode
+with the device's own trace-event formats."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import json
 import pytest
 from debug_samples import PLAIN_MARK, SECRET_MARK, sample
 
-from pyhsm.ddi import envelope
-from pyhsm.ddi.schemas import OPS, OpSpec
-from pyhsm.trace import decode, qemu_log
+from pyhsm.ddi import envelope, mbor
+from pyhsm.ddi.schemas import OPS, F, OpSpec, P
+from pyhsm.ddi.schemas_vendor import VENDOR_OPS, VendorStatus
+from pyhsm.trace import decode, qemu_log, redaction
 from pyhsm.trace.filters import Filter, parse_since
-from pyhsm.trace.redaction import SECRET_FIELDS
 
 
 def _secret_paths(value: object) -> list[object]:
@@ -37,27 +38,57 @@ def test_every_op_decodes_with_secrets_redacted(spec: OpSpec) -> None:
     assert "undecodable" not in text
     assert decoded["response"]["ddi_status"] == "Success"
     assert SECRET_MARK.hex()[:8] not in text
-    has_secret = any(s.name in SECRET_FIELDS for s in _structs(spec))
+    has_secret = any(not f.safe for s in _structs(spec) for f in s.fields)
     assert bool(_secret_paths(decoded)) == has_secret
     has_plain_bytes = PLAIN_MARK.hex() in text
     assert has_plain_bytes or not _has_plain_bytes(spec)
 
 
-def _structs(spec: OpSpec) -> list:
-    from pyhsm.ddi.mbor import Struct
+def test_the_decoder_knows_every_vendor_op() -> None:
+    assert VENDOR_OPS and set(VENDOR_OPS) <= set(OPS)
+    payload = envelope.encode_response(0x8013, VendorStatus.CvmPolicyNotFound)
+    assert decode.decode_response(payload, 0x8013) == {"ddi_status": "CvmPolicyNotFound"}
+
+
+def _structs(spec: OpSpec) -> list[mbor.Struct]:
     found, todo = [], [spec.request, spec.response]
     while todo:
         s = todo.pop()
         found.append(s)
-        todo += [f.type for f in s.fields if isinstance(f.type, Struct)]
+        todo += [f.type for f in s.fields if isinstance(f.type, mbor.Struct)]
     return found
 
 
 def _has_plain_bytes(spec: OpSpec) -> bool:
-    from pyhsm.ddi.mbor import Fixed, Var
-    from pyhsm.trace.redaction import is_secret
-    return any(isinstance(f.type, (Fixed, Var)) and not is_secret(s.name, f.name)
-               for s in _structs(spec) for f in s.fields)
+    return any(isinstance(f.type, (mbor.Fixed, mbor.Var)) and f.safe for s in _structs(spec) for f in s.fields)
+
+
+_INNER = mbor.Struct("Inner", P(1, "shown", mbor.Var(8)), F(2, "hidden", mbor.Var(8)))
+_OUTER = mbor.Struct("Outer", F(1, "count", mbor.U32), F(2, "flag", mbor.BOOL), F(3, "inner", _INNER),
+                     P(4, "open", _INNER), P(5, "id", mbor.U16))
+
+
+def test_a_field_not_declared_safe_shows_only_its_size_whatever_its_type() -> None:
+    inner = _INNER(shown=b"\xaa\xbb", hidden=SECRET_MARK)
+    shown = redaction.to_json(_OUTER(count=7, flag=True, inner=inner, open=inner, id=9))
+    assert shown == {"count": {"redacted": 5}, "flag": {"redacted": 1},
+                     "inner": {"redacted": len(mbor.encode(_INNER, inner))},
+                     "open": {"shown": "aabb", "hidden": {"redacted": len(SECRET_MARK)}}, "id": 9}
+
+
+def test_requests_that_do_not_decode_show_no_bytes() -> None:
+    unknown = envelope.encode_request(0x7FFF, _OUTER, _OUTER(count=1, flag=False, inner=_INNER(
+        shown=SECRET_MARK, hidden=SECRET_MARK), open=_INNER(shown=SECRET_MARK, hidden=SECRET_MARK), id=1),
+        rev=envelope.rev(1, 0), sess_id=3)
+    bad_data = envelope.encode_request(1077, _INNER, _INNER(shown=SECRET_MARK, hidden=SECRET_MARK),
+                                       rev=envelope.rev(1, 0), sess_id=3)
+    for payload, op in ((unknown, "op32767"), (bad_data, "Hmac")):
+        decoded = decode.decode_request(payload)
+        assert decoded["op"] == op and decoded["sess_id"] == 3 and decoded["undecodable"]
+        assert "data" not in decoded and SECRET_MARK.hex()[:8] not in json.dumps(decoded)
+    response = envelope.encode_response(0x7FFF, 0, _INNER, _INNER(shown=SECRET_MARK, hidden=SECRET_MARK))
+    assert decode.decode_response(response, 0x7FFF) == {"undecodable": "request op unknown",
+                                                        "bytes": len(response)}
 
 
 def test_undecodable_bytes_are_reported_not_raised() -> None:
