@@ -11,13 +11,14 @@ QEMU   := $(BUILD)/qemu/qemu-system-x86_64
 WORKLOAD ?= default
 export QEMU_SRC
 
-.PHONY: all deps qemu firmware images test bench run clean help
+.PHONY: all deps qemu firmware images test bench reliability run clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run    build everything and boot an emulated V7 server end-to-end (WORKLOAD=confidential: attested key release)"
 	@echo "make test   build everything and run the test suite"
 	@echo "make bench  run the benchmarks (prints ratios against anchors measured in the same run)"
+	@echo "make reliability  run the hostile-input and fault tests and write their counts to docs/reliability.md"
 	@echo "make deps   install Debian packages and the Python environment ($(VENV))"
 	@echo "make qemu   build $(QEMU) (QEMU_SRC=DIR to use your own QEMU 10.0 tree)"
 	@echo "make firmware  build the HSM firmware stage images ($(BUILD)/images/firmware)"
@@ -46,6 +47,13 @@ test: deps qemu firmware images
 
 bench: deps qemu firmware images
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The tests that try hostile inputs and faults, and the table of what they tried (docs/reliability.md).
+RELIABILITY_TESTS := tests/security tests/test_server.py tests/ddi/test_ddi_fuzz.py tests/ddi/test_ddi_limits.py \
+	tests/ddi/test_ddi_crash_loop.py tests/debug/test_trace_secrets.py tests/device/test_fuzz.py tests/device/test_malformed.py
+reliability: deps qemu firmware images
+	$(VENV)/bin/pytest -q $(RELIABILITY_TESTS)
+	$(PY) scripts/reliability-doc.py $(BUILD)/reliability.md docs/reliability.md
 
 run: deps qemu firmware images
 	$(VENV)/bin/pyhsm run --workload $(WORKLOAD) $(if $(filter confidential%,$(WORKLOAD)),--cpus 1)

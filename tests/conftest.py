@@ -20,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "cvm"))
 from ddi_helpers import LocalTransport, Provisioned, provision  # noqa: E402
 from ddi_identity import TestIdentity  # noqa: E402
 
+from reliability_log import RELIABILITY, Reliability  # noqa: E402
+
 from pyhsm.client import HsmClient  # noqa: E402
 from pyhsm.ddi.partition import Partition  # noqa: E402
 
@@ -69,36 +71,16 @@ def fw(firmware_dir, tmp_path) -> Path:
     return copy
 
 
-class Reliability:
-    """Counts of hostile inputs and faults the tests tried, and what came of them: rendered as the table
-    of docs/reliability.md (``make reliability``) and written to build/reliability.md after each run."""
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], list] = {}
-
-    def record(self, kind: str, what: str, tried: int, result: str) -> None:
-        """Add ``tried`` attempts of ``what`` (a hostile input or fault of ``kind``) with ``result``."""
-        row = self.rows.setdefault((kind, what), [0, result])
-        row[0] += tried
-        row[1] = result
-
-    def table(self) -> str:
-        lines = ["| hostile input or fault | what was tried | times | result |", "|---|---|---:|---|"]
-        for (kind, what), (tried, result) in sorted(self.rows.items()):
-            lines.append(f"| {kind} | {what} | {tried:,} | {result} |")
-        return "\n".join(lines) + "\n"
-
-
-_RELIABILITY = Reliability()
 
 
 @pytest.fixture
 def reliability() -> Reliability:
-    return _RELIABILITY
+    return RELIABILITY
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    if _RELIABILITY.rows:
+    """Write the counts of hostile inputs and faults this run tried to build/reliability.md."""
+    if RELIABILITY.rows:
         out = ROOT / "build" / "reliability.md"
         out.parent.mkdir(exist_ok=True)
-        out.write_text(_RELIABILITY.table())
+        out.write_text(RELIABILITY.table())

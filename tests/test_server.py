@@ -252,7 +252,7 @@ def test_partition_exception_becomes_internal_error_status(backend):
     pytest.param(link.encode_frame(3, link.Request(1, 1, 0, 0, 0, 8192, b"abc"))[:-1],
                  id="truncated-then-eof"),
 ])
-def test_malformed_frames_close_the_connection_and_server_lives(backend, garbage):
+def test_malformed_frames_close_the_connection_and_server_lives(backend, garbage, reliability):
     path, _, _ = backend
     dev = Device(path)
     dev.hello()
@@ -262,6 +262,8 @@ def test_malformed_frames_close_the_connection_and_server_lives(backend, garbage
         dev.receive()
     other = Device(path)
     assert other.hello("AZIHSM-OTHER").result == link.HelloAck.ACCEPTED
+    reliability.record("hostile socket peer", "malformed link frames", 1,
+                       "connection closed, logged; the backend serves others")
 
 
 def test_request_before_hello_is_a_protocol_violation(backend):
@@ -301,12 +303,14 @@ def test_a_failed_power_on_is_tried_again_by_the_next_hello(backend):
     pytest.param(b"OK-SERIAL", 64, id="partition-64"),
     pytest.param(b"OK-SERIAL", 0xFFFFFFFF, id="partition-max"),
 ])
-def test_invalid_device_names_are_refused(backend, serial_raw, index):
+def test_invalid_device_names_are_refused(backend, serial_raw, index, reliability):
     path, partitions, _ = backend
     dev = Device(path)
     dev.send(1, link.Hello(1, 0, 64, serial_raw.ljust(32, b"\0"), index))
     assert dev.receive()[1].result == link.HelloAck.INVALID_DEVICE
     assert not partitions and not backend.power_ons
+    reliability.record("hostile socket peer", "invalid serials and partition indices in HELLO", 1,
+                       "refused (HELLO_ACK 5); nothing created on disk")
 
 
 def test_valid_device_names_at_the_limits_are_accepted(backend):
@@ -316,7 +320,7 @@ def test_valid_device_names_at_the_limits_are_accepted(backend):
     assert ("~" * 32, 63) in partitions
 
 
-def test_peers_of_other_uids_are_refused(tmp_path):
+def test_peers_of_other_uids_are_refused(tmp_path, reliability):
     """SO_PEERCRED: a backend that allows only another uid closes our connection without a HELLO_ACK."""
     path = tmp_path / "hsm.sock"
     server = Backend(lambda serial: object(), lambda *a: RecordingPartition(),
@@ -328,6 +332,8 @@ def test_peers_of_other_uids_are_refused(tmp_path):
             dev.send(1, link.Hello.make("AZIHSM-TEST-1"))
             dev.receive()
         assert server.partitions() == []
+    reliability.record("hostile socket peer", "connection from a uid that is not allowed", 1,
+                       "closed before HELLO; no device reachable")
 
 
 def test_credits_bound_the_requests_in_flight(backend):

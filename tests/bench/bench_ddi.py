@@ -124,27 +124,40 @@ def backend_ops(client: HsmClient) -> dict[str, Callable[[], object]]:
 
 
 @contextlib.contextmanager
-def backend_clients(serial: str, sessions: int) -> Iterator[list[HsmClient]]:
-    """``sessions`` clients, each with an open session, on one connection to a backend process
-    (tests/ddi/ddi_backend.py: the real link server and DDI partition) with a credential."""
+def backend_socket() -> Iterator[Path]:
+    """The socket of a backend process (tests/ddi/ddi_backend.py: the real link server and DDI
+    partition), stopped when the block ends."""
     work = Path(tempfile.mkdtemp(prefix="bench-backend-"))
     sock = work / "hsm.sock"
     backend = subprocess.Popen([sys.executable, str(ROOT / "tests/ddi/ddi_backend.py"), str(sock), str(work)],
                                stdout=subprocess.PIPE, text=True)
     try:
         assert backend.stdout is not None and backend.stdout.readline().strip() == "ready"
-        transport = SocketTransport(sock, serial=serial)
-        setup = HsmClient(transport)
-        setup.establish_credential(APP_ID, PIN, setup.init_bk3(bytes(range(48))),
-                                   ec.generate_private_key(ec.SECP384R1()))
-        clients = [HsmClient(transport) for _ in range(sessions)]
-        for c in clients:
-            c.open_session(APP_ID, PIN)
-        yield clients
-        transport.close()
+        yield sock
     finally:
         backend.terminate()
         backend.wait(10)
+
+
+def provisioned_clients(sock: Path, serial: str, sessions: int) -> list[HsmClient]:
+    """``sessions`` clients of device ``serial``, each with an open session, sharing one connection."""
+    transport = SocketTransport(sock, serial=serial)
+    setup = HsmClient(transport)
+    setup.establish_credential(APP_ID, PIN, setup.init_bk3(bytes(range(48))),
+                               ec.generate_private_key(ec.SECP384R1()))
+    clients = [HsmClient(transport) for _ in range(sessions)]
+    for c in clients:
+        c.open_session(APP_ID, PIN)
+    return clients
+
+
+@contextlib.contextmanager
+def backend_clients(serial: str, sessions: int) -> Iterator[list[HsmClient]]:
+    """``sessions`` clients with open sessions on one connection to a backend process."""
+    with backend_socket() as sock:
+        clients = provisioned_clients(sock, serial, sessions)
+        yield clients
+        clients[0].transport.close()
 
 
 def compare(per_session: list[dict[str, Callable[[], object]]],

@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ddi_identity import TestIdentity
 
+from reliability_log import RELIABILITY
+
 from pyhsm import link
 from pyhsm.client import HsmClient
 from pyhsm.ddi import envelope, mbor
@@ -92,6 +94,8 @@ _KNOWN_STATUSES = {0, *DdiStatus, *VendorStatus}
 
 def check_answer(response: link.Response, must_fail: bool) -> None:
     assert isinstance(response, link.Response)
+    RELIABILITY.record("malformed MBOR (guest)", "random bytes and mutated valid requests to the DDI "
+                       "dispatcher", 1, "a DDI or transport error status each; no crash, no InternalError")
     if response.status:
         assert response.payload == b""
         return

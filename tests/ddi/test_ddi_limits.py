@@ -154,7 +154,7 @@ def test_every_op_has_a_scenario() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BY_NAME))
-def test_op_at_its_limits(name: str, baseline: Baseline, tmp_path: Path) -> None:
+def test_op_at_its_limits(name: str, baseline: Baseline, tmp_path: Path, reliability) -> None:
     spec = BY_NAME[name]
     unchanged = run_case(baseline, tmp_path / "unchanged", spec, lambda x: x)
     assert problem(spec, unchanged) is None and envelope.decode_response(
@@ -168,3 +168,5 @@ def test_op_at_its_limits(name: str, baseline: Baseline, tmp_path: Path) -> None
         if found:
             failures.append(f"{label}: {found}")
     assert not failures, f"{name}: {failures}"
+    reliability.record("requests at their declared limits", "every op, each field at its bounds, all at max, "
+                       "all at min", len(cases), "success or a DDI status; never InternalError")

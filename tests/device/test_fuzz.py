@@ -132,7 +132,7 @@ class Fuzzer:
         self.counts["reprobe"] = self.counts.get("reprobe", 0) + 1
 
 
-def test_random_operations_leave_qemu_alive_and_the_controller_usable(rig):
+def test_random_operations_leave_qemu_alive_and_the_controller_usable(rig, reliability):
     fuzzer = Fuzzer(rig.ctrl, random.Random(SEED))
     fuzzer.run(OPERATIONS)
     rig.assert_alive()
@@ -145,3 +145,5 @@ def test_random_operations_leave_qemu_alive_and_the_controller_usable(rig):
     result = rig.ctrl.hsm(GET_API_REV_REQUEST)
     assert result.cqe.status == 0 and result.cqe.byte_count == 58, (SEED, fuzzer.counts)
     rig.assert_alive()
+    reliability.record("hostile guest (device)", "random register, doorbell, queue-entry, HSM and admin "
+                       "operations", OPERATIONS, "QEMU alive; controller usable after a reset")
