@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import struct
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 MAGIC = b"AZHL"
@@ -48,11 +48,15 @@ class SessionFlags:
 
     @classmethod
     def from_byte(cls, value: int) -> SessionFlags:
-        return cls(SessionOp(value & 3), bool(value & 4), bool(value & 8), bool(value & 16))
+        """The flags of side-band byte ``value`` (one shared object per value: they are immutable)."""
+        return _FLAGS[value & 0x1F]
 
     def to_byte(self) -> int:
         return (int(self.op) | self.id_valid << 2 | self.short_app_id_valid << 3
                 | self.safe_to_close << 4)
+
+
+_FLAGS = [SessionFlags(SessionOp(v & 3), bool(v & 4), bool(v & 8), bool(v & 16)) for v in range(32)]
 
 
 class Message:
@@ -63,11 +67,19 @@ class Message:
     HAS_PAYLOAD: ClassVar[bool] = False
 
     def encode_body(self) -> bytes:
-        values = astuple(self)
+        values = [getattr(self, name) for name in self._field_names()]
         if self.HAS_PAYLOAD:
             *fixed, payload = values
             return self.LAYOUT.pack(*fixed, len(payload)) + payload
         return self.LAYOUT.pack(*values)
+
+    @classmethod
+    def _field_names(cls) -> tuple[str, ...]:
+        names = cls.__dict__.get("_FIELD_NAMES")
+        if names is None:
+            names = tuple(f.name for f in fields(cls))
+            cls._FIELD_NAMES = names  # type: ignore[attr-defined]
+        return names
 
     @classmethod
     def decode_body(cls, body: bytes) -> Message:

@@ -1,35 +1,38 @@
 """The HSM backend process: serves azihsm devices over the link protocol (docs/link-protocol.md).
 
-One asyncio loop accepts device connections on a UNIX socket, from peers whose uid is allowed
-(``SO_PEERCRED``: this user, root, ``--allow-uid``). Each connection names its device in HELLO (serial and
-partition, validated); the backend powers the device on once however many connections ask at the same
-time (its root of trust re-derives the identity on a worker thread), then serves the connection's
-REQUESTs. Where a request runs is the partition's call: cheap read-only operations on the loop, in
-arrival order (a hand-off to a thread costs more than they do); compute-bound ones (signing, key
-agreement: OpenSSL without the GIL and without the partition lock) on the worker pool, answered when
-done and possibly before earlier ones (the device matches by msg_id); everything else (key generation,
-state saves) on a worker thread in arrival order, so no device's slow command stalls another's.
-Each link holds at most ``credits`` requests read but not yet answered and flushed: at the limit the
-backend stops reading, so a peer that does not read its answers cannot grow the backend's memory.
+A listening thread accepts device connections on a UNIX socket from peers whose uid is allowed
+(``SO_PEERCRED``: this user, root, ``--allow-uid``) and gives each connection a thread of its own. The
+connection names its device in HELLO (serial and partition, validated); the backend powers the device
+on once however many connections ask at the same time, then serves the connection's REQUESTs in
+arrival order on the connection's thread with blocking I/O: no event loop and no hand-off between
+reading a request and writing its answer, which keeps a command's round trip short, while one device's
+slow command (key generation, a state save) never stalls another device, whose thread goes on.
+Compute-bound requests (signing, key agreement: OpenSSL work done without the GIL and without the
+partition lock) go to a worker pool so that concurrent sessions use every core; their answers are
+written by the connection's writer thread when done, possibly before earlier ones (the device matches
+by msg_id). Each connection holds at most ``credits`` requests read but not yet answered and written:
+at the limit the backend stops reading, so a peer that does not read its answers cannot grow the
+backend's memory.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import concurrent.futures
 import contextlib
 import fcntl
 import logging
 import os
+import queue
 import signal
 import socket
 import struct
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Callable, Protocol, TypeVar
 
 from pyhsm import link
 from pyhsm.identity import DeviceIdentity
@@ -51,7 +54,6 @@ T = TypeVar("T")
 class Partition(Protocol):
     def execute(self, request: link.Request) -> link.Response: ...
     def runs_in_parallel(self, request: link.Request) -> bool: ...
-    def runs_inline(self, request: link.Request) -> bool: ...
     def reset(self, kind: link.ResetKind) -> None: ...
 
 
@@ -70,12 +72,37 @@ class _Refused(Exception):
 
 @dataclass
 class _Served:
-    """A partition, whose it is, and whether a device is connected to it."""
+    """A partition, whose it is, and the connection of the device using it (None: none)."""
 
     partition: Partition
     serial: str
     index: int
-    connected: bool = False
+    owner: socket.socket | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim(self, conn: socket.socket) -> bool:
+        """Make ``conn`` the partition's connection, unless a live one holds it. A holder whose peer has
+        already closed (its thread has not yet noticed) gives way, so a device reconnecting at once is
+        not refused as busy."""
+        with self.lock:
+            if self.owner is not None and not _peer_closed(self.owner):
+                return False
+            self.owner = conn
+            return True
+
+    def release(self, conn: socket.socket) -> None:
+        with self.lock:
+            if self.owner is conn:
+                self.owner = None
+
+
+def _peer_closed(conn: socket.socket) -> bool:
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def device_name_error(serial_raw: bytes, partition: int) -> str | None:
@@ -91,6 +118,36 @@ def device_name_error(serial_raw: bytes, partition: int) -> str | None:
     return None
 
 
+class _Once:
+    """Results computed once per key, however many threads ask at the same time; a failure is forgotten
+    so that a later caller tries again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[object, concurrent.futures.Future] = {}
+
+    def get(self, key: object, make: Callable[[], T]) -> T:
+        with self._lock:
+            future = self._futures.get(key)
+            mine = future is None
+            if mine:
+                future = self._futures[key] = concurrent.futures.Future()
+        if mine:
+            try:
+                future.set_result(make())
+            except BaseException as exc:
+                with self._lock:
+                    del self._futures[key]
+                future.set_exception(exc)
+        return future.result()
+
+    def done(self) -> list[tuple[object, object]]:
+        """The (key, result) pairs computed so far."""
+        with self._lock:
+            futures = list(self._futures.items())
+        return [(k, f.result()) for k, f in futures if f.done() and f.exception() is None]
+
+
 class Backend:
     """Serves any number of devices; one partition state per (serial, partition) pair.
 
@@ -103,81 +160,100 @@ class Backend:
         self._power_on = power_on
         self._recorder = recorder
         self._workers = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(4, os.cpu_count() or 2), thread_name_prefix="hsm-worker")
+            max_workers=os.cpu_count() or 2, thread_name_prefix="hsm-crypto")
         self._make_partition = make_partition
         self._credits = credits
         self._allowed = allowed_uids if allowed_uids is not None else frozenset({os.getuid(), 0})
-        self._identities: dict[str, asyncio.Future[DeviceIdentity]] = {}
-        self._served: dict[tuple[str, int], asyncio.Future[_Served]] = {}
+        self._identities = _Once()
+        self._served = _Once()
+        self._listener: socket.socket | None = None
+        self._stopped = threading.Event()
 
     def devices(self) -> list[tuple[str, DeviceIdentity]]:
         """The powered-on devices (serial, identity)."""
-        return [(serial, f.result()) for serial, f in _done(self._identities)]
+        return self._identities.done()          # type: ignore[return-value]
 
     def partitions(self) -> list[tuple[str, int, Partition]]:
         """The served partitions (serial, index, partition)."""
-        return [(serial, index, f.result().partition) for (serial, index), f in _done(self._served)]
+        return [(serial, index, s.partition) for (serial, index), s in self._served.done()]  # type: ignore[misc]
 
-    async def serve(self, socket_path: Path, ready: Callable[[], None] | None = None) -> None:
-        """Listen on ``socket_path`` until cancelled."""
+    def serve(self, socket_path: Path, ready: Callable[[], None] | None = None) -> None:
+        """Listen on ``socket_path`` (mode 0600) until ``close``; each connection gets its own thread."""
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
-        server = await asyncio.start_unix_server(self._connection, path=str(socket_path),
-                                                 limit=2 * link.MAX_BODY)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(socket_path))
         os.chmod(socket_path, 0o600)
+        listener.listen(64)
+        self._listener = listener
         log.info("listening on %s", socket_path)
         if ready:
             ready()
-        async with server:
-            await server.serve_forever()
+        try:
+            while not self._stopped.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    if self._stopped.is_set():
+                        break
+                    raise
+                threading.Thread(target=self._connection, args=(conn,), daemon=True,
+                                 name="hsm-link").start()
+        finally:
+            listener.close()
 
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._workers, fn, *args)
+    def close(self) -> None:
+        """Stop accepting connections (``serve`` returns); connections in progress end with the process."""
+        self._stopped.set()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
 
-    async def _partition(self, serial: str, index: int) -> _Served:
-        """The served partition, powering its device on first; concurrent callers share one power-on
-        and one partition load. Raises ``_Refused`` (and a later HELLO tries again)."""
-        async def power_on() -> DeviceIdentity:
+    def _partition(self, serial: str, index: int) -> _Served:
+        """The served partition, powering its device on first. Raises ``_Refused``."""
+        def power_on() -> DeviceIdentity:
             try:
-                return await self._run(self._power_on, serial)
+                return self._power_on(serial)
             except Exception as exc:  # the device cannot boot: it shows CFS
                 raise _Refused(link.HelloAck.ROOT_OF_TRUST_FAILURE,
                                f"device {serial}: root of trust failure: {exc}") from exc
 
-        async def load() -> _Served:
-            identity = await _once(self._identities, serial, power_on)
+        def load() -> _Served:
+            identity = self._identities.get(serial, power_on)
             try:
-                partition = await self._run(self._make_partition, serial, index, identity)
+                partition = self._make_partition(serial, index, identity)
             except Exception as exc:
                 raise _Refused(link.HelloAck.STATE_UNUSABLE,
                                f"device {serial} partition {index}: state unusable: {exc}") from exc
             return _Served(partition, serial, index)
 
-        return await _once(self._served, (serial, index), load)
+        return self._served.get((serial, index), load)
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _connection(self, conn: socket.socket) -> None:
         served: _Served | None = None
+        reader = conn.makefile("rb")
         try:
-            if self._peer_allowed(writer):
-                served = await self._handshake(reader, writer)
+            if self._peer_allowed(conn):
+                served = self._handshake(conn, reader)
             if served:
-                await _Link(served, reader, writer, self._credits, self._run, self._recorder).run()
-        except (asyncio.IncompleteReadError, ConnectionError):
+                _Link(served, conn, reader, self._credits, self._workers, self._recorder).run()
+        except (ConnectionError, EOFError):
             log.info("device disconnected")
         except link.LinkError as exc:
             log.warning("link protocol violation, closing connection: %s", exc)
-        except asyncio.TimeoutError:
+        except socket.timeout:
             log.warning("no HELLO within %.0f s, closing connection", HELLO_TIMEOUT_S)
+        except OSError as exc:
+            log.info("device connection ended: %s", exc)
         finally:
             if served:
-                served.connected = False
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                served.release(conn)
+            with contextlib.suppress(OSError):
+                reader.close()
+                conn.close()
 
-    def _peer_allowed(self, writer: asyncio.StreamWriter) -> bool:
-        sock = writer.get_extra_info("socket")
-        pid, uid, _ = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+    def _peer_allowed(self, conn: socket.socket) -> bool:
+        pid, uid, _ = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                        _PEERCRED.size))
         if uid in self._allowed:
             return True
@@ -185,15 +261,16 @@ class Backend:
                     pid, uid, ", ".join(map(str, sorted(self._allowed))))
         return False
 
-    async def _handshake(self, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> _Served | None:
-        msg_id, hello = await asyncio.wait_for(link.read_frame(reader), HELLO_TIMEOUT_S)
+    def _handshake(self, conn: socket.socket, reader: BinaryIO) -> _Served | None:
+        conn.settimeout(HELLO_TIMEOUT_S)
+        msg_id, hello = read_frame(reader)
+        conn.settimeout(None)
         if not isinstance(hello, link.Hello):
             raise link.LinkError(f"expected HELLO, got {type(hello).__name__}")
 
         def answer(result: int) -> None:
-            ack = link.HelloAck(link.VERSION, link.MINOR, self._credits, result)
-            writer.write(link.encode_frame(msg_id, ack))
+            conn.sendall(link.encode_frame(msg_id, link.HelloAck(link.VERSION, link.MINOR, self._credits,
+                                                                 result)))
 
         if hello.major != link.VERSION:
             log.warning("device %s speaks link %d.%d; refused", hello.serial, hello.major, hello.minor)
@@ -205,103 +282,105 @@ class Backend:
             answer(link.HelloAck.INVALID_DEVICE)
             return None
         try:
-            served = await self._partition(hello.serial, hello.partition)
+            served = self._partition(hello.serial, hello.partition)
         except _Refused as refusal:
             log.error("%s", refusal.reason)
             answer(refusal.result)
             return None
-        if served.connected:
+        if not served.claim(conn):
             log.warning("device %s partition %d is already connected; refused",
                         hello.serial, hello.partition)
             answer(link.HelloAck.BUSY)
             return None
-        served.connected = True
         log.info("device %s partition %d connected (max in flight %d)",
                  hello.serial, hello.partition, hello.max_inflight)
         answer(link.HelloAck.ACCEPTED)
         return served
 
 
-async def _once(table: dict, key: object, make: Callable[[], Awaitable[T]]) -> T:
-    """``make()``'s result, computed once per key however many callers wait for it at the same time;
-    a failure is forgotten so that a later caller tries again."""
-    future = table.get(key)
-    if future is None:
-        future = table[key] = asyncio.ensure_future(make())
-    try:
-        return await asyncio.shield(future)
-    except Exception:
-        if table.get(key) is future:
-            del table[key]
-        raise
+def read_frame(reader: BinaryIO) -> tuple[int, link.Message]:
+    """Read one frame from a buffered binary stream; raises ``EOFError`` at its end."""
+    header = reader.read(link.HEADER.size)
+    if len(header) < link.HEADER.size:
+        raise EOFError("end of stream")
+    cls, msg_id, body_len = link.decode_header(header)
+    body = reader.read(body_len)
+    if len(body) < body_len:
+        raise EOFError("end of stream inside a frame")
+    return msg_id, cls.decode_body(body)
 
 
-def _done(table: dict[object, asyncio.Future[T]]) -> list[tuple[object, asyncio.Future[T]]]:
-    return [(k, f) for k, f in list(table.items()) if f.done() and not f.cancelled() and f.exception() is None]
+_STOP = object()
 
 
 class _Link:
-    """One accepted device connection.
+    """One accepted device connection, served by the thread that calls ``run``.
 
-    At most ``credits`` requests are in flight (read, not yet answered and flushed); at the limit the
-    link stops reading. Inline requests run on the loop, serial ones on a worker in arrival order,
-    parallel ones on workers concurrently. A CANCEL arrives after its answer was sent or while its work
-    runs; the device drops that answer by msg_id, and the backend only notes it. With a ``recorder``,
-    every request and reset is traced (always from the loop thread).
+    Requests run in arrival order on that thread, except compute-bound ones, which run on the worker
+    pool and whose answers the link's writer thread sends when done. A CANCEL arrives after its answer
+    was sent or while its work runs; the device drops that answer by msg_id, and the backend only notes
+    it. With a ``recorder``, every request and reset is traced.
     """
 
-    def __init__(self, served: _Served, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 credits: int, run: Callable[..., Awaitable], recorder: Recorder | None = None) -> None:
+    def __init__(self, served: _Served, conn: socket.socket, reader: BinaryIO, credits: int,
+                 workers: concurrent.futures.Executor, recorder: Recorder | None = None) -> None:
         self._served = served
         self._recorder = recorder
         self._partition = served.partition
+        self._conn = conn
         self._reader = reader
-        self._writer = writer
-        self._run = run
-        self._slots = asyncio.Semaphore(credits)
-        self._running: set[asyncio.Task] = set()
+        self._workers = workers
+        self._credits = threading.BoundedSemaphore(credits)
+        self._send_lock = threading.Lock()
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
 
-    async def run(self) -> None:
+    def run(self) -> None:
+        writer = threading.Thread(target=self._write_parallel_answers, daemon=True, name="hsm-link-writer")
+        writer.start()
         try:
             while True:
-                await self._slots.acquire()
-                msg_id, message = await link.read_frame(self._reader)
+                self._credits.acquire()
+                msg_id, message = read_frame(self._reader)
                 match message:
                     case link.Request() if self._partition.runs_in_parallel(message):
-                        task = asyncio.create_task(self._parallel(msg_id, message))
-                        self._running.add(task)
-                        task.add_done_callback(self._running.discard)
-                    case link.Request() if self._partition.runs_inline(message):
-                        await self._send(msg_id, self._answer(msg_id, message, *self._execute(message)))
+                        self._workers.submit(self._parallel, msg_id, message)
                     case link.Request():
-                        answer = self._answer(msg_id, message, *await self._run(self._execute, message))
-                        await self._send(msg_id, answer)
+                        self._send(msg_id, self._answer(msg_id, message, *self._execute(message)))
                     case link.Reset(kind=kind):
-                        await self._run(self._partition.reset, _reset_kind(kind))
+                        self._partition.reset(_reset_kind(kind))
                         if self._recorder is not None:
                             self._recorder.reset(self._served.serial, self._served.index, kind)
-                        await self._send(msg_id, link.ResetAck(kind))
+                        self._send(msg_id, link.ResetAck(kind))
                     case link.Cancel(msg_id=cancelled):
                         log.debug("device no longer waits for message %d", cancelled)
-                        self._slots.release()
+                        self._credits.release()
                     case _:
                         raise link.LinkError(f"unexpected {type(message).__name__} from device")
         finally:
-            for task in self._running:
-                task.cancel()
+            self._closed = True
+            self._outbox.put(_STOP)
 
-    async def _send(self, msg_id: int, answer: link.Message) -> None:
-        """Write one answer and wait until it is flushed; then the request's credit is free again."""
+    def _send(self, msg_id: int, answer: link.Message) -> None:
+        """Write one answer (blocking until the socket took it); then its credit is free again."""
         try:
-            if not self._writer.is_closing():
-                self._writer.write(link.encode_frame(msg_id, answer))
-                await self._writer.drain()
+            if not self._closed:
+                frame = link.encode_frame(msg_id, answer)
+                with self._send_lock:
+                    self._conn.sendall(frame)
         finally:
-            self._slots.release()
+            self._credits.release()
 
-    async def _parallel(self, msg_id: int, request: link.Request) -> None:
-        response, latency = await self._run(self._execute, request)
-        await self._send(msg_id, self._answer(msg_id, request, response, latency))
+    def _parallel(self, msg_id: int, request: link.Request) -> None:
+        response, latency = self._execute(request)
+        self._outbox.put((msg_id, self._answer(msg_id, request, response, latency)))
+
+    def _write_parallel_answers(self) -> None:
+        while (item := self._outbox.get()) is not _STOP:
+            try:
+                self._send(*item)
+            except OSError:
+                self._closed = True
 
     def _execute(self, request: link.Request) -> tuple[link.Response, float]:
         """The partition's answer and how long it took; never raises."""
@@ -346,13 +425,15 @@ def device_dir(state_dir: Path, serial: str) -> Path:
 
 def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_CREDITS,
                     recorder: Recorder | None = None, allowed_uids: frozenset[int] | None = None,
-                    deterministic_silicon: bool = False) -> Backend:
-    """The production wiring: PUF/DICE root of trust and the DDI partition.
+                    deterministic_silicon: bool = False, device_kind: str = "physical") -> Backend:
+    """The production wiring: PUF/DICE root of trust and the DDI partition, whose partitions report
+    ``device_kind`` ("physical" or "virtual": docs/ddi.md, "Device profiles").
 
     The root of trust's numba kernels are loaded (or compiled) here, so that a device's first
     power-on does not pay for it.
     """
     from pyhsm.ddi.partition import Partition as DdiPartition
+    from pyhsm.ddi.types import DeviceKind
     from pyhsm.rot import kernels, power_on
 
     kernels.warm_up()
@@ -363,7 +444,8 @@ def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_
 
     def partition(serial: str, index: int, ident: DeviceIdentity) -> Partition:
         return DdiPartition(serial=serial, index=index,
-                            state_dir=device_dir(state_dir, serial) / f"partition-{index}", identity=ident)
+                            state_dir=device_dir(state_dir, serial) / f"partition-{index}", identity=ident,
+                            kind=DeviceKind[device_kind.capitalize()])
 
     return Backend(identity, partition, credits=credits, recorder=recorder, allowed_uids=allowed_uids)
 
@@ -400,6 +482,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="debugging only: on SIGUSR1 and at exit, write the HSM's secrets (root "
                         "keys, attestation key, masking keys, private key material) to FILE "
                         "(mode 0600) for `pyhsm inspect --scan-secrets`")
+    p.add_argument("--device-kind", choices=("physical", "virtual"), default="physical",
+                   help="the DDI device profile every partition reports and follows: physical (the "
+                        "V7 hardware, default) or virtual (the vendor simulator's formats and "
+                        "behaviour); docs/ddi.md, \"Device profiles\"")
     p.set_defaults(func=_serve_command)
 
 
@@ -423,23 +509,20 @@ def _serve_command(args: argparse.Namespace) -> int:
         recorder = Recorder(args.trace)
     allowed = frozenset({os.getuid(), 0, *args.allow_uid})
     backend = default_backend(args.state, args.firmware or default_firmware_dir(), args.credits,
-                              recorder, allowed, args.insecure_deterministic_silicon)
+                              recorder, allowed, args.insecure_deterministic_silicon, args.device_kind)
 
     def export_secrets() -> None:
         from pyhsm.inspect import secrets
         secrets.write(args.secrets_out, secrets.collect(backend.devices(), backend.partitions()))
 
-    async def main() -> None:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        if args.secrets_out:
-            loop.add_signal_handler(signal.SIGUSR1, export_secrets)
-        await backend.serve(args.socket, ready=lambda: print(f"ready {args.socket}", flush=True))
+    def stop(signum: int, frame: object) -> None:
+        backend.close()
 
-    with contextlib.suppress(asyncio.CancelledError):
-        asyncio.run(main())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    if args.secrets_out:
+        signal.signal(signal.SIGUSR1, lambda signum, frame: export_secrets())
+    backend.serve(args.socket, ready=lambda: print(f"ready {args.socket}", flush=True))
     if recorder:
         recorder.close()
     if args.secrets_out:

@@ -32,9 +32,6 @@ class RecordingPartition:
         self.read += 1
         return request.payload.startswith(b"slow")
 
-    def runs_inline(self, request: link.Request) -> bool:
-        return not request.payload.startswith(b"worker")
-
     def execute(self, request: link.Request) -> link.Response:
         self.started += 1
         if request.payload.startswith((b"slow", b"worker")):
@@ -366,7 +363,7 @@ def test_a_device_that_does_not_read_its_answers_stops_being_read(backend):
         except BlockingIOError:
             time.sleep(0.01)
     frames = sent // len(big)
-    assert frames > 50                       # the backend did read for a while ...
+    assert frames > 20                       # the backend did read for a while ...
     assert part.read < frames - 7            # ... then stopped: answers not flushed, credits used up
 
 
@@ -393,3 +390,11 @@ def test_serial_work_of_one_link_keeps_arrival_order(backend):
         payload = b"worker" if msg_id % 2 else b"inline"
         dev.send(msg_id, link.Request(1, msg_id, 0, 0, 0, 8192, payload))
     assert [dev.receive()[0] for _ in range(10)] == list(range(10))
+
+
+def test_a_device_reconnecting_at_once_is_not_refused_as_busy(backend):
+    path, _, _ = backend
+    for _ in range(20):
+        dev = Device(path)
+        assert dev.hello().result == link.HelloAck.ACCEPTED
+        dev.sock.close()

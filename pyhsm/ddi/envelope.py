@@ -6,6 +6,7 @@ message offset, as the spec's worked examples require.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +63,18 @@ class OpenedRequest:
 
 
 def open_request(payload: bytes) -> OpenedRequest:
-    """Decode the envelope and header; raises ``MborError``."""
-    return OpenedRequest(*_open(payload, REQ_HDR))
+    """Decode the envelope and header; raises ``MborError``. The header of a payload seen moments ago
+    is not decoded again (the link server asks where a request runs before the partition executes it)."""
+    header, data_offset = _request_header(payload)
+    reader = Reader(payload)
+    reader.pos = data_offset
+    return OpenedRequest(header, reader)
+
+
+@functools.lru_cache(maxsize=32)
+def _request_header(payload: bytes) -> tuple[Any, int]:
+    header, reader = _open(payload, REQ_HDR)
+    return header, reader.pos
 
 
 def encode_response(op: int, status: int, schema: Struct = EMPTY, data: Any = None, *,

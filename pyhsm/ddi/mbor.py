@@ -162,6 +162,7 @@ class Struct(MborType):
         self.name = name
         self.fields = fields
         self._keyed = [(f, f.key) for f in fields]
+        self._names = [f.name for f in fields]
         spec = [(f.name, Any, dataclasses.field(default=None)) if f.optional else (f.name, Any)
                 for f in fields]
         spec.sort(key=lambda item: len(item) == 3)  # required attributes first
@@ -177,11 +178,12 @@ class Struct(MborType):
     def encode(self, out: bytearray, value: Any) -> None:
         if not isinstance(value, self.cls):
             raise MborError(f"{self.name}: expected {self.cls.__name__}, got {type(value).__name__}")
-        present = [(f, key, getattr(value, f.name)) for f, key in self._keyed]
-        present = [item for item in present if item[2] is not None or not item[0].optional]
-        out.append(0xA0 | len(present))
-        for f, key, v in present:
+        values = [getattr(value, name) for name in self._names]
+        out.append(0xA0 | (len(values) - values.count(None)))
+        for (f, key), v in zip(self._keyed, values):
             if v is None:
+                if f.optional:
+                    continue
                 raise MborError(f"{self.name}.{f.name} is required")
             out += key
             f.type.encode(out, v)

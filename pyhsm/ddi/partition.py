@@ -37,13 +37,6 @@ _REOPEN = BY_NAME["ReopenSession"].code
 # (``Call.unlocked``): worth running on a worker thread so that sessions use every core.
 _PARALLEL_OPS = frozenset(BY_NAME[name].code for name in ("EccSign", "EcdhKeyExchange", "RsaModExp", "MlDsaSign"))
 
-# Operations cheap enough (well under 1 ms) to run on the link server's loop: they never write state
-# and do no public-key work. Everything else runs on a worker thread (docs/security.md, fairness).
-_INLINE_OPS = frozenset(BY_NAME[name].code for name in (
-    "GetApiRev", "GetDeviceInfo", "GetCertChainInfo", "GetCertificate", "OpenKey", "CloseSession",
-    "GetSealedBk3", "AesEncryptDecrypt", "Hmac", "MlDsaGetPublicKey", "MlKemGetPublicKey", "CvmGetNonce",
-    "CvmGetOwnerInfo"))
-
 
 class Partition:
     """The DDI state machine of partition ``index`` of device ``serial``, persisted in ``state_dir``."""
@@ -90,11 +83,6 @@ class Partition:
     def runs_in_parallel(self, request: link.Request) -> bool:
         """Whether ``request`` is a compute-bound operation that may run beside others."""
         return _op(request) in _PARALLEL_OPS
-
-    def runs_inline(self, request: link.Request) -> bool:
-        """Whether ``request`` is cheap enough to run on the link server's loop (malformed ones are)."""
-        op = _op(request)
-        return op is None or op in _INLINE_OPS
 
     def reset(self, kind: link.ResetKind) -> None:
         """NSSR: ddi.md 3.5 (persisted). Controller and function reset: close every session."""
@@ -244,5 +232,4 @@ def _op(request: link.Request) -> int | None:
 
 def _echo(request: link.Request) -> SessionFlags:
     """The side band a completion echoes by default: the request's session op and id_valid."""
-    flags = request.flags
-    return SessionFlags(flags.op, flags.id_valid)
+    return SessionFlags.from_byte(request.session_flags & 0b111)

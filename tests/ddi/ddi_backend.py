@@ -8,12 +8,10 @@ kept in STATE_DIR, so a restarted process reads the state its predecessor wrote.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -40,27 +38,23 @@ def make_backend(state_dir: Path, recorder: Recorder | None = None) -> Backend:
 
 @contextlib.contextmanager
 def serving(backend: Backend, socket_path: Path) -> Iterator[Backend]:
-    """``backend`` listening on ``socket_path`` on its own loop thread until the block ends."""
+    """``backend`` listening on ``socket_path`` on its own thread until the block ends."""
     ready = threading.Event()
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(backend.serve(socket_path, ready=ready.set))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread = threading.Thread(target=backend.serve, args=(socket_path, ready.set), daemon=True)
     thread.start()
     try:
         if not ready.wait(10):
             raise RuntimeError(f"backend did not listen on {socket_path}")
         yield backend
     finally:
-        loop.call_soon_threadsafe(task.cancel)
-        time.sleep(0.1)
-        loop.call_soon_threadsafe(loop.stop)
+        backend.close()
         thread.join(5)
 
 
 def main() -> None:
     socket_path, state_dir = Path(sys.argv[1]), Path(sys.argv[2])
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    asyncio.run(make_backend(state_dir).serve(socket_path, ready=lambda: print("ready", flush=True)))
+    make_backend(state_dir).serve(socket_path, ready=lambda: print("ready", flush=True))
 
 
 if __name__ == "__main__":

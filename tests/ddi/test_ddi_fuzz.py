@@ -196,6 +196,7 @@ class _Reordered(mbor.Struct):
     def __init__(self, schema: mbor.Struct, fields: list[mbor.Field]) -> None:
         self.name, self.fields, self.cls = schema.name, tuple(fields), schema.cls
         self._keyed = [(f, f.key) for f in fields]
+        self._names = [f.name for f in fields]
 
 
 def _minimal(t: mbor.MborType) -> Any:
