@@ -19,19 +19,23 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import load_der_x509_certificate
 
 from pyhsm.cvm import owner as cvm_owner
-from pyhsm.ddi import envelope, mbor
+from pyhsm.ddi import envelope, mbor, physical
 from pyhsm.ddi.credentials import seal
+from pyhsm.ddi.errors import DdiFailure
 from pyhsm.ddi.schemas import (BY_NAME, ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, KEY_METADATA, KEY_PROPERTIES, OPS,
                                PUBLIC_KEY, SESSION_CREDENTIAL, SessionKind)
 from pyhsm.ddi.schemas_vendor import EVIDENCE, OWNER_BODIES, RECIPIENT, VendorStatus
 from pyhsm.ddi.status import DdiStatus
-from pyhsm.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType, Usage
+from pyhsm.ddi.types import (AesKeySize, AesOp, DeviceKind, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType,
+                             Usage)
 from pyhsm.link import SessionFlags, SessionOp
 from pyhsm.transport import Transport
 
-__all__ = ["DdiError", "DeviceError", "HsmClient", "Usage", "cvm_evidence", "cvm_signed_command", "key_properties"]
+__all__ = ["DdiError", "DeviceError", "EncodeError", "HsmClient", "Usage", "cvm_evidence", "cvm_signed_command", "key_properties"]
 
 REV = (1, 0)
+_UNSET: Any = object()
+_DIGEST_ALGOS = {20: HashAlgorithm.Sha1, 32: HashAlgorithm.Sha256, 48: HashAlgorithm.Sha384, 64: HashAlgorithm.Sha512}
 _USAGE_BITS = {Usage.ENCRYPT_DECRYPT: (2, 3), Usage.SIGN_VERIFY: (4, 5), Usage.UNWRAP: (8,), Usage.DERIVE: (6,)}
 
 
@@ -43,6 +47,13 @@ class DdiError(Exception):
         self.status: DdiStatus | VendorStatus | int = known.get(status, status)
         self.name = getattr(self.status, "name", f"unknown status 0x{status:08x}")
         super().__init__(f"{op}: {self.name} (0x{status:08X})")
+
+
+class EncodeError(Exception):
+    """The request has no form in the device's field formats (Physical); nothing was sent."""
+
+    def __init__(self, op: str, reason: str) -> None:
+        super().__init__(f"{op}: cannot encode for a Physical device: {reason}")
 
 
 class DeviceError(Exception):
@@ -68,25 +79,51 @@ class OpenedSession:
 
 
 class HsmClient:
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, kind: DeviceKind | None = None) -> None:
+        """``kind``: the device's profile if known (else asked of the device when first needed)."""
         self.transport = transport
         self.session_id: int | None = None
+        self.kind = kind
 
     # -- the generic command path ----------------------------------------------------------------
 
     def call(self, op: str, /, **fields: Any) -> Any:
         """Send DDI op ``op`` with request ``fields``; returns the decoded response data."""
+        return self.request(op, fields)
+
+    def request(self, op: str, fields: dict[str, Any], *, sess_id: Any = _UNSET, rev: Any = _UNSET) -> Any:
+        """``call`` with the header's session id and revision overridable (None = absent), as a raw
+        DDI caller may set them. The file-handle rules of the vendor's driver apply first: a session
+        id on a NoSession or Open op is InvalidArg, Open with a session already open is
+        FileHandleSessionLimitReached, an in-session op without one FileHandleNoExistingSession and
+        with another id FileHandleSessionIdDoesNotMatch. Against a Physical device the request is
+        converted to the device's field formats (``EncodeError`` if it has none) and the response
+        back (``pyhsm.ddi.physical``)."""
         spec = BY_NAME[op]
         in_session = spec.kind in (SessionKind.IN_SESSION, SessionKind.CLOSE)
-        if in_session and self.session_id is None:
-            raise DdiError(op, DdiStatus.FileHandleNoExistingSession)
-        if spec.kind == SessionKind.OPEN and self.session_id is not None:
+        header_sess = (self.session_id if in_session else None) if sess_id is _UNSET else sess_id
+        if in_session:
+            if self.session_id is None:
+                raise DdiError(op, DdiStatus.FileHandleNoExistingSession)
+            if header_sess != self.session_id:
+                raise DdiError(op, DdiStatus.FileHandleSessionIdDoesNotMatch)
+        elif spec.kind == SessionKind.OPEN and self.session_id is not None:
             raise DdiError(op, DdiStatus.FileHandleSessionLimitReached)
-        sess_id = self.session_id if in_session else None
-        payload = envelope.encode_request(spec.code, spec.request, spec.request(**fields),
-                                          rev=None if op == "GetApiRev" else envelope.rev(*REV), sess_id=sess_id)
+        elif header_sess is not None:
+            raise DdiError(op, DdiStatus.InvalidArg)
+        data = spec.request(**fields)
+        converting = self._physical(op)
+        if converting:
+            try:
+                data = physical.to_device(op, "request", data)
+            except DdiFailure as failure:
+                raise EncodeError(op, failure.reason) from None
+        if rev is _UNSET:
+            rev = None if op == "GetApiRev" else REV
+        payload = envelope.encode_request(spec.code, spec.request, data,
+                                          rev=None if rev is None else envelope.rev(*rev), sess_id=header_sess)
         flags = SessionFlags(SessionOp(int(spec.kind)), in_session)
-        completion = self.transport.submit(payload, flags, sess_id or 0)
+        completion = self.transport.submit(payload, flags, header_sess or 0)
         if spec.kind == SessionKind.CLOSE and completion.flags.safe_to_close:
             self.session_id = None
         if completion.status:
@@ -98,7 +135,16 @@ class HsmClient:
             if not completion.flags.id_valid:
                 raise DeviceError(op, 0x703)
             self.session_id = completion.session_id
-        return data
+        return physical.from_device(op, "response", data) if converting else data
+
+    def _physical(self, op: str) -> bool:
+        """Whether ``op``'s messages take the Physical formats; learns the device kind (GetDeviceInfo)
+        the first time it matters, as the vendor's SDK does when it opens a device."""
+        if op in ("GetApiRev", "GetDeviceInfo"):
+            return False
+        if self.kind is None:
+            self.kind = DeviceKind(self.call("GetDeviceInfo").kind)
+        return self.kind is DeviceKind.Physical
 
     # -- information -----------------------------------------------------------------------------
 
@@ -209,8 +255,11 @@ class HsmClient:
     def rsa_mod_exp(self, key_id: int, y: bytes, op: RsaOpType) -> bytes:
         return self.call("RsaModExp", key_id=key_id, y=y, op_type=int(op)).x
 
-    def ecc_sign(self, key_id: int, digest: bytes, digest_algo: HashAlgorithm = HashAlgorithm.Sha384) -> bytes:
-        return self.call("EccSign", key_id=key_id, digest=digest, digest_algo=int(digest_algo)).signature
+    def ecc_sign(self, key_id: int, digest: bytes, digest_algo: HashAlgorithm | None = None) -> bytes:
+        """``digest_algo`` defaults to the hash whose output has the digest's length (a Physical device
+        reads as many digest bytes as the named hash produces)."""
+        algo = digest_algo or _DIGEST_ALGOS.get(len(digest), HashAlgorithm.Sha384)
+        return self.call("EccSign", key_id=key_id, digest=digest, digest_algo=int(algo)).signature
 
     def ecdh_key_exchange(self, key_id: int, peer_der: bytes, key_type: KeyType, *, tag: int | None = None,
                           session_only: bool = False) -> Any:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 from pyhsm.ddi.errors import DdiFailure
 from pyhsm.ddi.sessions import Session
 from pyhsm.ddi.status import DdiStatus
+from pyhsm.ddi.types import DeviceKind
 from pyhsm.ddi.vault import Provisioning, Vault
 from pyhsm.identity import DeviceIdentity
 
@@ -28,6 +29,12 @@ class Call:
     dirty: bool = False
     opened: Session | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    kind: DeviceKind = DeviceKind.Physical
+
+    @property
+    def physical(self) -> bool:
+        """Whether the partition follows the Physical profile (docs/ddi.md, "Device profiles")."""
+        return self.kind is DeviceKind.Physical
 
     @property
     def app_id(self) -> bytes:

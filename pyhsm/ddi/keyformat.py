@@ -12,7 +12,7 @@ import struct
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pyhsm.ddi.types import KINDS, Family, KeyType
+from pyhsm.ddi.types import KINDS, VAR_HMAC_LENGTHS, Family, KeyType
 
 RSA_MAGIC = 0x32415352
 _RSA_HEADER = struct.Struct("<6I")
@@ -74,7 +74,10 @@ def _rsa_from_blob(kind: KeyType, blob: bytes) -> rsa.RSAPrivateKey:
     d = pow(e, -1, (p - 1) * (q - 1))
     numbers = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
                                      rsa.RSAPublicNumbers(e, n))
-    return numbers.private_key()
+    # The blob is the device's own (from its state file or an authenticated masked blob) and its
+    # primes were checked against n above, so OpenSSL's costly key validation (~50 ms for RSA-2048)
+    # is skipped; keys from outside (RsaUnwrap) are parsed with validation in ops/rsa.py.
+    return numbers.private_key(unsafe_skip_rsa_key_validation=True)
 
 
 def spki(key: PrivateKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
@@ -83,7 +86,7 @@ def spki(key: PrivateKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> byte
 
 
 def expected_length(kind: KeyType) -> int | None:
-    """The exact serialized length of ``kind``, or None where it depends on the key (RSA)."""
+    """The exact serialized length of ``kind``, or None where it depends on the key (RSA, VarHmac)."""
     family = KINDS[kind].family
     if family is Family.ECC:
         return ECC_PKCS8_LENGTHS[kind]
@@ -91,5 +94,7 @@ def expected_length(kind: KeyType) -> int | None:
         return None
     if family is Family.BULK:
         return 32
+    if kind in VAR_HMAC_LENGTHS:
+        return None
     return {Family.SECRET: (KINDS[kind].bits + 7) // 8, Family.MLDSA: 32, Family.MLKEM: 64}.get(
         family, KINDS[kind].size)

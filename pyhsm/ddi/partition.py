@@ -14,6 +14,7 @@ import pathlib
 import threading
 from pyhsm import link
 from pyhsm.ddi import ops  # noqa: F401  (registers the handlers)
+from pyhsm.ddi import physical
 from pyhsm.ddi.call import HANDLERS, Call
 from pyhsm.ddi.envelope import encode_response, open_request
 from pyhsm.ddi.errors import DdiFailure
@@ -23,6 +24,7 @@ from pyhsm.ddi.ops.info import API_REV_MAX, API_REV_MIN
 from pyhsm.ddi.schemas import BY_NAME, OP_INVALID, OPS, OpSpec, SessionKind
 from pyhsm.ddi.status import DdiStatus
 from pyhsm.ddi.store import KEY_LABEL, StateError, Store
+from pyhsm.ddi.types import DeviceKind
 from pyhsm.ddi.vault import Vault
 from pyhsm.identity import DeviceIdentity
 from pyhsm.link import SessionFlags, SessionOp, Status
@@ -41,9 +43,11 @@ _PARALLEL_OPS = frozenset(BY_NAME[name].code for name in ("EccSign", "EcdhKeyExc
 class Partition:
     """The DDI state machine of partition ``index`` of device ``serial``, persisted in ``state_dir``."""
 
-    def __init__(self, *, serial: str, index: int, state_dir: pathlib.Path, identity: DeviceIdentity) -> None:
+    def __init__(self, *, serial: str, index: int, state_dir: pathlib.Path, identity: DeviceIdentity,
+                 kind: DeviceKind = DeviceKind.Physical) -> None:
         self.serial = serial
         self.index = index
+        self.kind = kind   # the device profile (docs/ddi.md, "Device profiles")
         self._identity = identity
         self._lock = threading.Lock()
         self._bk_boot = kbkdf384(identity.at_rest_key(b"ddi-bk-boot"), b"BK_BOOT", None, 80)
@@ -154,10 +158,14 @@ class Partition:
         except MborError as exc:
             log.warning("%s: undecodable request data: %s", spec.name, exc)
             return error(DdiStatus.DdiDecodeFailed)
-        call = Call(self.vault, self._identity, self._bk_boot, hdr, lock=self._lock)
+        call = Call(self.vault, self._identity, self._bk_boot, hdr, lock=self._lock, kind=self.kind)
         try:
             self._admit(spec, call)
+            if call.physical:
+                data = physical.from_device(spec.name, "request", data)
             result = HANDLERS[spec.name](call, data)
+            if call.physical:
+                result = physical.to_device(spec.name, "response", result)
         except DdiFailure as failure:
             log.info("%s: %s%s", spec.name, failure.status.name, f" ({failure.reason})" if failure.reason else "")
             if call.dirty:  # e.g. a counted failed login

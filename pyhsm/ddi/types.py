@@ -38,6 +38,9 @@ class KeyType(enum.IntEnum):
     HmacSha384 = 26
     HmacSha512 = 27
     AesCbc256Hmac384 = 28
+    VarHmac256 = 30
+    VarHmac384 = 31
+    VarHmac512 = 32
     # vendor kinds (docs/vendor-ops.md): material is the FIPS 203/204 seed
     MlDsa65Private = 32769
     MlDsa87Private = 32770
@@ -155,6 +158,10 @@ KINDS: dict[KeyType, KindInfo] = {
     KeyType.HmacSha384: KindInfo(Family.HMAC, 48, 384, frozenset({Usage.SIGN_VERIFY})),
     KeyType.HmacSha512: KindInfo(Family.HMAC, 64, 512, frozenset({Usage.SIGN_VERIFY})),
     KeyType.AesCbc256Hmac384: KindInfo(Family.MASKING, 80, 640, _NONE),
+    # VarHmac: size = the longest allowed key (VAR_HMAC_LENGTHS); bits = the hash's output size
+    KeyType.VarHmac256: KindInfo(Family.HMAC, 64, 256, frozenset({Usage.SIGN_VERIFY})),
+    KeyType.VarHmac384: KindInfo(Family.HMAC, 128, 384, frozenset({Usage.SIGN_VERIFY})),
+    KeyType.VarHmac512: KindInfo(Family.HMAC, 128, 512, frozenset({Usage.SIGN_VERIFY})),
     KeyType.MlDsa65Private: KindInfo(Family.MLDSA, 4032, 256, frozenset({Usage.SIGN_VERIFY})),
     KeyType.MlDsa87Private: KindInfo(Family.MLDSA, 4896, 256, frozenset({Usage.SIGN_VERIFY})),
     KeyType.MlKem768Private: KindInfo(Family.MLKEM, 2400, 512, frozenset({Usage.DERIVE})),
@@ -189,6 +196,11 @@ DERIVED_LENGTHS: dict[KeyType, int] = {
 }
 HMAC_HASHES: dict[KeyType, type[hashes.HashAlgorithm]] = {
     KeyType.HmacSha256: hashes.SHA256, KeyType.HmacSha384: hashes.SHA384, KeyType.HmacSha512: hashes.SHA512,
+    KeyType.VarHmac256: hashes.SHA256, KeyType.VarHmac384: hashes.SHA384, KeyType.VarHmac512: hashes.SHA512,
+}
+# Variable-length HMAC keys: the key lengths in bytes (inclusive) a derive may ask for (key_length).
+VAR_HMAC_LENGTHS: dict[KeyType, tuple[int, int]] = {
+    KeyType.VarHmac256: (32, 64), KeyType.VarHmac384: (48, 128), KeyType.VarHmac512: (64, 128),
 }
 
 

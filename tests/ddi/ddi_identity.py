@@ -27,20 +27,30 @@ class TestIdentity:
     __test__ = False
 
     def __init__(self, serial: str = "TEST-0001", seed: bytes = b"test-seed", *,
-                 nv_file: Path | None = None) -> None:
+                 nv_file: Path | None = None, chain_length: int = 1) -> None:
+        """``chain_length`` certificates: a self-signed root first, each next one issued by the one
+        before, the last certifying the attestation key (a Physical device's chain has at least 2)."""
         self.serial = serial
         self.counters = _counters(nv_file)
         self._seed = hashlib.sha256(seed + serial.encode()).digest()
-        scalar = int.from_bytes(hashlib.sha384(self._seed + b"attest").digest(), "big") % (2 ** 383)
-        self._key = ec.derive_private_key(scalar + 1, ec.SECP384R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"test attestation {serial}")])
+        keys = [self._derived_key(b"attest" if i == chain_length - 1 else b"ca%d" % i) for i in range(chain_length)]
+        self._key = keys[-1]
         start = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(self._key.public_key()).serial_number(1)
-                .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(self._key, hashes.SHA384()))
-        self._chain = [cert.public_bytes(serialization.Encoding.DER)]
+        names = [x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"test {role} {serial}")])
+                 for role in [f"ca {i}" for i in range(chain_length - 1)] + ["attestation"]]
+        self._chain = []
+        for i, key in enumerate(keys):
+            issuer = max(i - 1, 0)
+            cert = (x509.CertificateBuilder().subject_name(names[i]).issuer_name(names[issuer])
+                    .public_key(key.public_key()).serial_number(i + 1)
+                    .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
+                    .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                    .sign(keys[issuer], hashes.SHA384()))
+            self._chain.append(cert.public_bytes(serialization.Encoding.DER))
+
+    def _derived_key(self, label: bytes) -> ec.EllipticCurvePrivateKey:
+        scalar = int.from_bytes(hashlib.sha384(self._seed + label).digest(), "big") % (2 ** 383)
+        return ec.derive_private_key(scalar + 1, ec.SECP384R1())
 
     def at_rest_key(self, label: bytes) -> bytes:
         return hmac.new(self._seed, b"at-rest:" + label, hashlib.sha256).digest()

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_ds
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from pyhsm.client import DdiError, Usage, key_properties
+from pyhsm.client import DdiError, EncodeError, Usage, key_properties
 from pyhsm.ddi.status import DdiStatus as S
 from pyhsm.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType
 
@@ -46,7 +46,7 @@ def test_ecc_errors(hsm: Provisioned) -> None:
     aes = c.aes_generate_key(AesKeySize.Aes256)
     expect(S.InvalidKeyType, c.ecc_sign, aes.key_id, bytes(48))
     sign_key = c.ecc_generate_key_pair(EccCurve.P384)
-    expect(S.InvalidArg, c.ecc_sign, sign_key.private_key_id, bytes(17))
+    expect(S.InvalidArg, c.call, "EccSign", key_id=sign_key.private_key_id, digest=bytes(48), digest_algo=9)
     expect(S.KeyNotFound, c.ecc_sign, 0x00F0, bytes(48))
     expect(S.InvalidKeyNumber, c.ecc_sign, 0x3F00, bytes(48))
 
@@ -65,7 +65,8 @@ def test_ecdh_matches_host_side(hsm: Provisioned) -> None:
     mac.update(b"data")
     assert c.hmac(derived.key_id, b"data") == mac.finalize()
     expect(S.InvalidKeyType, c.ecdh_key_exchange, key.private_key_id, peer_der, KeyType.Secret256)
-    expect(S.KeyDecodeFailed, c.ecdh_key_exchange, key.private_key_id, b"\x30\x03junk", KeyType.Secret384)
+    with pytest.raises(EncodeError):  # not a point: no Physical (raw X || Y) form, nothing is sent
+        c.ecdh_key_exchange(key.private_key_id, b"\x30\x03junk", KeyType.Secret384)
     other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     expect(S.DerAndKeyTypeMismatch, c.ecdh_key_exchange, key.private_key_id, other, KeyType.Secret384)
@@ -111,7 +112,7 @@ def test_tags_open_key_and_delete(hsm: Provisioned) -> None:
     assert found.pub_key.der == key.pub_key.der
     expect(S.KeyTagAlreadyExists, c.ecc_generate_key_pair, EccCurve.P256, tag=0x77)
     expect(S.KeyNotFound, c.open_key, 0x78)
-    expect(S.InvalidArg, c.open_key, 0)
+    expect(S.KeyNotFound, c.open_key, 0)
     untagged = c.ecc_generate_key_pair(EccCurve.P256, tag=0)  # generate: tag 0 means "no tag"
     expect(S.InvalidArg, c.ecc_generate_key_pair, EccCurve.P256, tag=5, session_only=True)
     c.delete_key(key.private_key_id)
@@ -167,7 +168,7 @@ def test_rsa_unwrap_and_mod_exp(hsm: Provisioned) -> None:
     sig = c.rsa_mod_exp(signer.key_id, em, RsaOpType.Sign)
     target.public_key().verify(sig, b"hello", padding.PKCS1v15(), hashes.SHA256())
     expect(S.InvalidPermissions, c.rsa_mod_exp, signer.key_id, em, RsaOpType.Decrypt)
-    expect(S.RsaSignFailed, c.rsa_mod_exp, signer.key_id, b"\xff" * 256, RsaOpType.Sign)
+    expect(S.InvalidArg, c.rsa_mod_exp, signer.key_id, b"\xff" * 256, RsaOpType.Sign)  # Physical range check
     decryptor = c.rsa_unwrap(kek.key_id, rsa_aes_wrap(kek_public, pkcs8), KeyClass.RsaCrt, Usage.ENCRYPT_DECRYPT)
     assert decryptor.kind == KeyType.Rsa2kPrivateCrt
     ct = target.public_key().encrypt(b"secret", padding.PKCS1v15())
@@ -187,7 +188,8 @@ def test_rsa_unwrap_and_mod_exp(hsm: Provisioned) -> None:
     bulk = c.rsa_unwrap(kek.key_id, rsa_aes_wrap(kek_public, os.urandom(32)), KeyClass.AesXtsBulk,
                         Usage.ENCRYPT_DECRYPT)
     assert bulk.bulk_key_id == bulk.key_id and bulk.kind == KeyType.AesXtsBulk256
-    expect(S.RsaUnwrapInvalidRequest, c.rsa_unwrap, kek.key_id, bytes(100), KeyClass.Aes, Usage.ENCRYPT_DECRYPT)
+    with pytest.raises(EncodeError):  # shorter than the RSA-2048 head the Physical format reverses
+        c.rsa_unwrap(kek.key_id, bytes(100), KeyClass.Aes, Usage.ENCRYPT_DECRYPT)
     expect(S.RsaUnwrapOaepDecodeFailed, c.rsa_unwrap, kek.key_id, bytes(300), KeyClass.Aes, Usage.ENCRYPT_DECRYPT)
     bad_kwp = rsa_aes_wrap(kek_public, aes_key)[:256] + os.urandom(40)
     expect(S.RsaUnwrapAesUnwrapFailed, c.rsa_unwrap, kek.key_id, bad_kwp, KeyClass.Aes, Usage.ENCRYPT_DECRYPT)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ddi_helpers import expect
 
 from pyhsm import link
-from pyhsm.client import DdiError, DeviceError, HsmClient, Usage
+from pyhsm.client import DdiError, DeviceError, EncodeError, HsmClient, Usage
 from pyhsm.ddi import envelope
 from pyhsm.ddi.ops.credentials import MAX_FAILED_LOGINS
 from pyhsm.ddi.schemas import BY_NAME
@@ -26,7 +26,7 @@ def test_api_rev_and_device_info(client: HsmClient) -> None:
     rev = client.get_api_rev()
     assert (rev.min.major, rev.min.minor, rev.max.major, rev.max.minor) == (1, 0, 1, 0)
     info = client.get_device_info()
-    assert info.kind == DeviceKind.Virtual and info.tables == 4 and info.fips_approved is False
+    assert info.kind == DeviceKind.Physical and info.tables == 4 and info.fips_approved is False
 
 
 def test_establish_credential_once(client: HsmClient, partition) -> None:
@@ -85,8 +85,9 @@ def test_nonce_is_single_use(hsm: Provisioned) -> None:
                                  tag=bytes(48))
     expect(S.PinDecryptionFailed, other.call, "OpenSession", encrypted_credential=bad_tag,
            pub_key=PUBLIC_KEY(der=sealed.client_public_der, key_kind=23))
-    expect(S.DerAndKeyTypeMismatch, other.call, "OpenSession", encrypted_credential=bad_tag,
-           pub_key=PUBLIC_KEY(der=sealed.client_public_der, key_kind=22))
+    with pytest.raises(EncodeError):  # a P-384 key declared P-256 has no Physical (raw) form
+        other.call("OpenSession", encrypted_credential=bad_tag, pub_key=PUBLIC_KEY(der=sealed.client_public_der,
+                                                                                    key_kind=22))
 
 
 def test_eight_sessions_limit_and_side_band(hsm: Provisioned) -> None:
@@ -332,7 +333,7 @@ def test_a_handler_bug_becomes_internal_error(hsm: Provisioned, monkeypatch) -> 
 
     monkeypatch.setitem(call.HANDLERS, "Hmac", broken)
     expect(S.InternalError, hsm.client.hmac, 1, b"x")
-    assert hsm.client.get_device_info().kind == DeviceKind.Virtual  # still serving
+    assert hsm.client.get_device_info().kind == DeviceKind.Physical  # still serving
 
 
 def test_session_closed_while_crypto_runs_unlocked(hsm: Provisioned, monkeypatch) -> None:

@@ -145,7 +145,7 @@ def _run(transport: SocketTransport, partition, p: Planted) -> None:
     signer = c.rsa_unwrap(kek.key_id, p["wrapped RSA key"], KeyClass.RsaCrt, Usage.SIGN_VERIFY)
     p["masked RSA key"] = signer.masked_key
     p["RSA result"] = c.rsa_mod_exp(signer.key_id, p.new("RSA input", 256, prefix=b"\x00"), RsaOpType.Sign)
-    expect(S.RsaSignFailed, c.rsa_mod_exp, signer.key_id, p.new("RSA input too big", 256, prefix=b"\xff"),
+    expect(S.InvalidArg, c.rsa_mod_exp, signer.key_id, p.new("RSA input too big", 256, prefix=b"\xff"),
            RsaOpType.Sign)
     p["wrapped AES key"] = rsa_aes_wrap(kek_public, p.new("imported AES key", 32))
     p["masked imported AES key"] = c.rsa_unwrap(kek.key_id, p["wrapped AES key"], KeyClass.Aes,

@@ -14,9 +14,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from pyhsm.ddi import masking, provisioning
+from pyhsm.ddi import masking, physical, provisioning
 from pyhsm.ddi.call import Call, handler
 from pyhsm.ddi.credentials import open_sealed, parse_client_key
 from pyhsm.ddi.errors import DdiFailure
@@ -35,9 +35,18 @@ def _credential_key(call: Call, key_id: int | None, op: str) -> Any:
     if key_id is None:
         raise DdiFailure(DdiStatus.KeyNotFound, "the establish-credential key was already used")
     key = call.vault.device_private(key_id)
+    der = spki(key)
     return BY_NAME[op].response(
-        pub_key=PUBLIC_KEY(der=spki(key), key_kind=int(KeyType.Ecc384Public)), nonce=call.vault.nonce,
-        pub_key_signature=b"")
+        pub_key=PUBLIC_KEY(der=der, key_kind=int(KeyType.Ecc384Public)), nonce=call.vault.nonce,
+        pub_key_signature=_endorsement(call, der) if call.physical else b"")
+
+
+def _endorsement(call: Call, der: bytes) -> bytes:
+    """Physical: r || s (big-endian here) of ECDSA-SHA-384 by the partition-ID (attestation) key over
+    the key's raw little-endian X || Y (its Physical wire form)."""
+    signature = call.identity.attestation_key().sign(physical.ecc_public_to_raw(der), ec.ECDSA(hashes.SHA384()))
+    r, s = decode_dss_signature(signature)
+    return r.to_bytes(48, "big") + s.to_bytes(48, "big")
 
 
 @handler("GetEstablishCredEncryptionKey")

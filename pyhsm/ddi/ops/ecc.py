@@ -73,5 +73,5 @@ def ecdh_key_exchange(call: Call, req: Any) -> Any:
             secret = key.exchange(ec.ECDH(), peer)
     except ValueError:
         raise DdiFailure(DdiStatus.EccDeriveError, "ECDH failed") from None
-    key_id, masked = create(call, new_entry(call, secret_kind, secret, props, tag, local=False))
+    key_id, masked = create(call, new_entry(call, secret_kind, secret, props, tag, local=call.physical))
     return BY_NAME["EcdhKeyExchange"].response(key_id=key_id, masked_key=masked)

@@ -8,7 +8,6 @@ from pyhsm.ddi.call import Call, handler
 from pyhsm.ddi.envelope import rev
 from pyhsm.ddi.keys import TABLES
 from pyhsm.ddi.schemas import BY_NAME
-from pyhsm.ddi.types import DeviceKind
 
 API_REV_MIN = (1, 0)
 API_REV_MAX = (1, 0)
@@ -21,4 +20,4 @@ def get_api_rev(call: Call, req: Any) -> Any:
 
 @handler("GetDeviceInfo")
 def get_device_info(call: Call, req: Any) -> Any:
-    return BY_NAME["GetDeviceInfo"].response(kind=DeviceKind.Virtual, tables=TABLES, fips_approved=False)
+    return BY_NAME["GetDeviceInfo"].response(kind=call.kind, tables=TABLES, fips_approved=False)

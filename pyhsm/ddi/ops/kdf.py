@@ -12,7 +12,23 @@ from pyhsm.ddi.errors import DdiFailure
 from pyhsm.ddi.ops.common import TagRule, create, enum_value, new_entry, properties, require_family, tag_of
 from pyhsm.ddi.schemas import BY_NAME
 from pyhsm.ddi.status import DdiStatus
-from pyhsm.ddi.types import DERIVED_LENGTHS, HASHES, HMAC_HASHES, Family, Flag, HashAlgorithm, KeyType
+from pyhsm.ddi.types import (DERIVED_LENGTHS, HASHES, HMAC_HASHES, VAR_HMAC_LENGTHS, Family, Flag, HashAlgorithm,
+                             KeyType)
+
+
+def _target_length(kind: KeyType | None, requested: int, key_length: int | None) -> int:
+    """Bytes to derive: the fixed size of AES/HMAC kinds (key_length ignored), or for VarHmac the
+    requested key_length within VAR_HMAC_LENGTHS (InvalidArg if absent, InvalidKeyLength outside)."""
+    if kind in DERIVED_LENGTHS:
+        return DERIVED_LENGTHS[kind]
+    if kind not in VAR_HMAC_LENGTHS:
+        raise DdiFailure(DdiStatus.InvalidKeyType, f"cannot derive key type {requested}")
+    if key_length is None:
+        raise DdiFailure(DdiStatus.InvalidArg, f"{kind.name} needs key_length")
+    low, high = VAR_HMAC_LENGTHS[kind]
+    if not low <= key_length <= high:
+        raise DdiFailure(DdiStatus.InvalidKeyLength, f"{kind.name} key_length {key_length} outside {low}-{high}")
+    return key_length
 
 
 def _derive(call: Call, req: Any, op: str, fn: Callable[..., bytes], a: bytes | None, b: bytes | None) -> Any:
@@ -24,12 +40,11 @@ def _derive(call: Call, req: Any, op: str, fn: Callable[..., bytes], a: bytes | 
         kind = KeyType(req.key_type)
     except ValueError:
         kind = None
-    if kind not in DERIVED_LENGTHS:
-        raise DdiFailure(DdiStatus.InvalidKeyType, f"cannot derive key type {req.key_type}")
+    length = _target_length(kind, req.key_type, req.key_length)
     props = properties(req.key_properties, kind)
     tag = tag_of(req.key_tag, props, TagRule.ZERO_REJECTED)
-    material = fn(hash_cls, entry.material, a, b, DERIVED_LENGTHS[kind])
-    key_id, masked = create(call, new_entry(call, kind, material, props, tag, local=False))
+    material = fn(hash_cls, entry.material, a, b, length)
+    key_id, masked = create(call, new_entry(call, kind, material, props, tag, local=call.physical))
     return BY_NAME[op].response(key_id=key_id, masked_key=masked)
 
 

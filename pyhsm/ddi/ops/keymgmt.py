@@ -12,15 +12,13 @@ from pyhsm.ddi.keys import INTERNAL_APP, KeyEntry
 from pyhsm.ddi.ops.common import bulk_id, public_key_of
 from pyhsm.ddi.schemas import BY_NAME
 from pyhsm.ddi.status import DdiStatus
-from pyhsm.ddi.types import KINDS, Family, Flag, KeyType
+from pyhsm.ddi.types import KINDS, VAR_HMAC_LENGTHS, Family, Flag, KeyType
 
 
 @handler("OpenKey")
 def open_key(call: Call, req: Any) -> Any:
-    if req.key_tag == 0:
-        raise DdiFailure(DdiStatus.InvalidArg, "tag 0 names no key")
-    key_id = call.vault.keys.find_tag(call.app_id, req.key_tag)
-    if key_id is None:
+    key_id = call.vault.keys.find_tag(call.app_id, req.key_tag) if req.key_tag else None
+    if key_id is None:  # tag 0 names no key: KeyNotFound like any unknown tag (the vendor's search)
         raise DdiFailure(DdiStatus.KeyNotFound, f"no key with tag {req.key_tag}")
     entry = call.vault.keys.get(key_id)
     return BY_NAME["OpenKey"].response(key_id=key_id, key_kind=int(entry.kind), pub_key=public_key_of(entry),
@@ -46,6 +44,9 @@ def _restored_entry(call: Call, blob: bytes) -> KeyEntry:
         length = expected_length(kind)
         if length is not None and len(material) != length:
             raise masking.MaskError(f"{kind.name} material must be {length} bytes")
+        low, high = VAR_HMAC_LENGTHS.get(kind, (0, len(material)))
+        if not low <= len(material) <= high:
+            raise masking.MaskError(f"{kind.name} material must be {low}-{high} bytes")
         private = material_to_private(kind, material) if KINDS[kind].family in (Family.RSA, Family.ECC) else None
     except (masking.MaskError, KeyFormatError, ValueError) as exc:
         raise DdiFailure(DdiStatus.MaskedKeyDecodeFailed, str(exc)) from None

@@ -63,7 +63,10 @@ def rsa_mod_exp(call: Call, req: Any) -> Any:
     key: rsa.RSAPrivateKey = private_key(entry)
     size = key.key_size // 8
     y = int.from_bytes(req.y, "big")
-    if not req.y or len(req.y) > size or y >= key.public_key().public_numbers().n:
+    n = key.public_key().public_numbers().n
+    if call.physical and not 1 < y < n - 1:
+        raise DdiFailure(DdiStatus.InvalidArg, "input outside 1 < y < n - 1 (FIPS range check)")
+    if not req.y or len(req.y) > size or y >= n:
         raise DdiFailure(_OP_FAILURE[op], "input is empty or not below the modulus")
     with call.unlocked():
         x = private_op(key, y)

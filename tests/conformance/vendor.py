@@ -1,0 +1,208 @@
+"""The vendor suite's test set-up, re-expressed against our backend (Azure/azihsm-sdk,
+ddi/lib/tests/integration/common.rs): a device per test (one in-process partition of the chosen
+profile), "file handles" (clients holding at most one session each), the common set-up (credential
+established, one session open with a fixed seed) and the helpers the vendor tests share.
+
+The fixed values here are our own (an app id, PIN, seed, BK3 and POTA key of the same shapes as the
+vendor's); only their roles follow the vendor suite.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+
+from ddi_helpers import LocalTransport, expect, rsa_aes_wrap
+from ddi_identity import TestIdentity
+from pyhsm import link
+from pyhsm.client import HsmClient, Usage, key_properties
+from pyhsm.ddi.partition import Partition
+from pyhsm.ddi.status import DdiStatus as S
+from pyhsm.ddi.types import DeviceKind, EccCurve, HashAlgorithm, KeyClass, KeyType
+
+CRED_ID = bytes.fromhex("5a3c1e0f9b8d47a6b2c4d6e8f0a1b3c5")
+CRED_PIN = bytes.fromhex("c0ffee00112233445566778899aabbcc")
+SESSION_SEED = hashlib.sha384(b"conformance session seed").digest()
+BK3 = hashlib.sha384(b"conformance bk3").digest()
+MAX_SESSIONS = 8
+POTA_KEY = ec.derive_private_key(int.from_bytes(hashlib.sha384(b"conformance pota").digest(), "big"),
+                                 ec.SECP384R1())
+CHAIN_LENGTH = 3   # root, alias, partition-ID certificate
+_PREHASH = {20: hashes.SHA1(), 32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}
+
+FAST_PATH = "needs the AES fast path (GCM/XTS bulk data through the fast-path queue), not emulated yet"
+
+_PROVISIONED: dict[str, bytes] = {}
+
+
+@dataclass
+class Device:
+    """One emulated device (one partition) as the vendor tests see it through ``/dev/azihsm*``."""
+
+    partition: Partition
+    kind: DeviceKind
+    masked_bk3: bytes = b""
+
+    @property
+    def physical(self) -> bool:
+        return self.kind is DeviceKind.Physical
+
+    def open(self) -> HsmClient:
+        """A new file handle (no session), its device kind learnt as the vendor's SDK does."""
+        handle = HsmClient(LocalTransport(self.partition))
+        handle.kind = DeviceKind(handle.get_device_info().kind)
+        return handle
+
+    def nssr(self) -> None:
+        """The reset ioctl the vendor tests call before and after each test (live-migration reset)."""
+        self.partition.reset(link.ResetKind.NSSR)
+
+    def flush(self, handle: HsmClient) -> None:
+        """Closing a file handle: the driver flushes its session (queue opc 1)."""
+        if handle.session_id is not None:
+            flags = link.SessionFlags(link.SessionOp.CLOSE, True)
+            handle.transport.submit(b"", flags, handle.session_id, opc=1)
+            handle.session_id = None
+
+    # -- the common set-up -------------------------------------------------------------------
+
+    def bk3(self, handle: HsmClient) -> bytes:
+        """The masked BK3: sealed on the device once, re-read afterwards (helper_get_or_init_bk3)."""
+        if not self.masked_bk3:
+            self.masked_bk3 = handle.init_bk3(BK3)
+            handle.set_sealed_bk3(self.masked_bk3)
+        return self.masked_bk3
+
+    def establish(self, handle: HsmClient, cred_id: bytes = CRED_ID, pin: bytes = CRED_PIN) -> bytes:
+        """helper_common_establish_credential; returns the BMK. The first call of the run creates the
+        partition's BMK and unwrapping key; later ones restore those (the same BK3, POTA key and
+        identity make them valid on every test device), which spares an RSA key generation per test."""
+        if not _PROVISIONED:
+            bmk = handle.establish_credential(cred_id, pin, self.bk3(handle), POTA_KEY)
+            _PROVISIONED["bmk"] = bmk
+            _PROVISIONED["unwrapping"] = self.partition.vault.provisioning.masked_unwrapping_key
+            return bmk
+        return handle.establish_credential(cred_id, pin, self.bk3(handle), POTA_KEY, bmk=_PROVISIONED["bmk"],
+                                           masked_unwrapping_key=_PROVISIONED["unwrapping"])
+
+    def open_session(self, handle: HsmClient, cred_id: bytes = CRED_ID, pin: bytes = CRED_PIN,
+                     seed: bytes = SESSION_SEED) -> int:
+        return handle.open_session(cred_id, pin, seed).sess_id
+
+
+@dataclass
+class Setup:
+    """What ``common_setup`` hands a vendor test: the device, its handle and the open session."""
+
+    device: Device
+    dev: HsmClient
+    session_id: int
+
+    @property
+    def physical(self) -> bool:
+        return self.device.physical
+
+
+def make_device(tmp_path: Path, kind: DeviceKind) -> Device:
+    identity = TestIdentity(chain_length=CHAIN_LENGTH)
+    partition = Partition(serial=identity.serial, index=0, state_dir=tmp_path / "partition-0", identity=identity,
+                          kind=kind)
+    return Device(partition, kind)
+
+
+def common_setup(device: Device) -> Setup:
+    """Credential established (by another handle), a session opened on the test's handle."""
+    device.establish(device.open())
+    dev = device.open()
+    return Setup(device, dev, device.open_session(dev))
+
+
+def physical_only(setup: Setup | Device) -> None:
+    """The vendor test returns early unless the device reports Physical."""
+    if not setup.physical:
+        pytest.skip("Physical-only: the vendor test returns early on a Virtual device")
+
+
+# -- helpers the vendor tests share ---------------------------------------------------------------
+
+def ecc_key_pair(dev: HsmClient, curve: EccCurve, usage: Usage = Usage.DERIVE, **kw: Any) -> Any:
+    return dev.ecc_generate_key_pair(curve, usage, **kw)
+
+
+def ecdh_secret(dev: HsmClient, curve: EccCurve = EccCurve.P256, **kw: Any) -> Any:
+    """create_ecdh_secrets: two key pairs on ``curve``, ECDH of the first with the second's public key."""
+    secret_kind = {EccCurve.P256: KeyType.Secret256, EccCurve.P384: KeyType.Secret384,
+                   EccCurve.P521: KeyType.Secret521}[curve]
+    first, second = ecc_key_pair(dev, curve), ecc_key_pair(dev, curve)
+    return dev.ecdh_key_exchange(first.private_key_id, second.pub_key.der, secret_kind, **kw)
+
+
+@functools.cache
+def rsa_test_key(bits: int) -> rsa.RSAPrivateKey:
+    """The suite's RSA key of ``bits`` (the vendor uses fixed 2k/3k/4k test keys)."""
+    return rsa.generate_private_key(65537, bits)
+
+
+def rsa_wrapped(dev: HsmClient, bits: int) -> bytes:
+    """The suite's RSA key of ``bits`` (PKCS#8) wrapped for the partition's unwrapping key."""
+    kek = serialization.load_der_public_key(dev.get_unwrapping_key().pub_key.der)
+    pkcs8 = rsa_test_key(bits).private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption())
+    return rsa_aes_wrap(kek, pkcs8)
+
+
+def rsa_import(dev: HsmClient, bits: int, key_class: KeyClass = KeyClass.Rsa,
+               usage: Usage = Usage.ENCRYPT_DECRYPT, **kw: Any) -> Any:
+    """rsa_secure_import_key: the test key wrapped for the unwrapping key, then RsaUnwrap."""
+    return dev.rsa_unwrap(dev.get_unwrapping_key().key_id, rsa_wrapped(dev, bits), key_class, usage, **kw)
+
+
+def ecc_verify(signature: bytes, public_der: bytes, digest: bytes) -> None:
+    """ecc_verify_local_openssl: r || s (big-endian) over ``digest`` as given, with the public key."""
+    public = serialization.load_der_public_key(public_der)
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    half = len(signature) // 2
+    der = encode_dss_signature(int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big"))
+    public.verify(der, digest, ec.ECDSA(Prehashed(_PREHASH[len(digest)])))
+
+
+def key_signature_ok(dev: HsmClient, pub_der: bytes, signature: bytes) -> bool:
+    """helper_key_signature_verification: ``signature`` (r || s) is ECDSA-SHA-384 by the partition-ID
+    certificate's key over the little-endian X || Y (48 bytes each) of the P-384 key ``pub_der``."""
+    nums = serialization.load_der_public_key(pub_der).public_numbers()
+    raw = nums.x.to_bytes(48, "little") + nums.y.to_bytes(48, "little")
+    count = dev.get_cert_chain_info().num_certs
+    signer = x509.load_der_x509_certificate(dev.get_certificate(count - 1)).public_key()
+    der = encode_dss_signature(int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big"))
+    try:
+        signer.verify(der, raw, ec.ECDSA(hashes.SHA384()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def derive(dev: HsmClient, secret_id: int, kind: KeyType, key_length: int | None = None) -> Any:
+    """HKDF-SHA-256 (no salt, no info) of a secret to a session-only sign/verify key of ``kind``."""
+    return dev.call("HkdfDerive", key_id=secret_id, hash_algorithm=int(HashAlgorithm.Sha256), salt=None,
+                    info=None, key_type=int(kind), key_tag=None,
+                    key_properties=key_properties(Usage.SIGN_VERIFY, session_only=True), key_length=key_length)
+
+
+def hmac_key(dev: HsmClient, kind: KeyType, key_length: int | None = None) -> Any:
+    """create_hmac_key_ex: an ECDH secret, then ``derive``."""
+    return derive(dev, ecdh_secret(dev).key_id, kind, key_length)
+
+
+__all__ = ["BK3", "CRED_ID", "CRED_PIN", "FAST_PATH", "MAX_SESSIONS", "POTA_KEY", "S", "SESSION_SEED", "Device",
+           "Setup", "common_setup", "derive", "ecc_key_pair", "ecc_verify", "ecdh_secret", "expect", "hmac_key",
+           "key_signature_ok", "make_device", "physical_only", "rsa_import", "rsa_test_key", "rsa_wrapped"]
