@@ -13,6 +13,7 @@ turns a decoded message of an op into the device form, ``from_device`` back. Bot
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -228,11 +229,17 @@ def _convert(op: str, direction: str, message: Any, outgoing: bool) -> Any:
         value = getattr(message, rule.field)
         if value is not None:
             changes[rule.field] = (rule.to_device if outgoing else rule.from_device)(value, message)
-    for f in dataclasses.fields(message):
-        value = getattr(message, f.name)
-        if isinstance(value, PUBLIC_KEY.cls):
-            changes[f.name] = _public_to_device(value) if outgoing else _public_from_device(value)
+    for name in _public_key_fields(type(message)):
+        value = getattr(message, name)
+        if value is not None:
+            changes[name] = _public_to_device(value) if outgoing else _public_from_device(value)
     return dataclasses.replace(message, **changes) if changes else message
+
+
+@functools.lru_cache(maxsize=None)
+def _public_key_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a message class that hold a DER public key (the schema says so once per class)."""
+    return tuple(f.name for f in cls.SCHEMA.fields if f.type is PUBLIC_KEY)
 
 
 def to_device(op: str, direction: str, message: Any) -> Any:
