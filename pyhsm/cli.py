@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "pyhsm.inspect.commands",
     "pyhsm.qmp",
     "pyhsm.cvm.commands",
+    "pyhsm.serialbus.commands",
 )
 
 

@@ -28,6 +28,14 @@ class ResetKind(enum.IntEnum):
     CONTROLLER = 1  # CC.EN 1 -> 0
     NSSR = 2
     FUNCTION = 3  # QEMU device reset or power-on
+    MAILBOX = 4  # serial mailbox only: the host aborted (CTRL.ABORT, docs/serial-mailbox.md)
+
+
+class Channel(enum.IntEnum):
+    """Which of a device's two mailboxes a connection serves (HELLO bytes 6-7)."""
+
+    PCIE = 0  # the PCIe function: one partition, REQUEST/RESPONSE
+    SERIAL = 1  # the serial-bus mailbox: the device's management endpoint, MAILBOX_PACKET/ANSWER
 
 
 class SessionOp(enum.IntEnum):
@@ -100,20 +108,34 @@ class Message:
 @dataclass(frozen=True)
 class Hello(Message):
     TYPE = 0x01
-    LAYOUT = struct.Struct("<HHHxx32sI")
+    LAYOUT = struct.Struct("<HHHH32sI")
     major: int
     minor: int
     max_inflight: int
     serial_raw: bytes
     partition: int
+    channel: int = Channel.PCIE  # bytes 6-7, after max_inflight on the wire
+
+    def encode_body(self) -> bytes:
+        return self.LAYOUT.pack(self.major, self.minor, self.max_inflight, self.channel, self.serial_raw,
+                                self.partition)
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Hello:
+        if len(body) != cls.LAYOUT.size:
+            raise LinkError(f"Hello: body of {len(body)} bytes, expected {cls.LAYOUT.size}")
+        major, minor, max_inflight, channel, serial_raw, partition = cls.LAYOUT.unpack(body)
+        return cls(major, minor, max_inflight, serial_raw, partition, channel)
 
     @property
     def serial(self) -> str:
         return self.serial_raw.rstrip(b"\0").decode("ascii", "replace")
 
     @classmethod
-    def make(cls, serial: str, partition: int = 0, max_inflight: int = 64) -> Hello:
-        return cls(VERSION, MINOR, max_inflight, serial.encode("ascii")[:32].ljust(32, b"\0"), partition)
+    def make(cls, serial: str, partition: int = 0, max_inflight: int = 64,
+             channel: Channel = Channel.PCIE) -> Hello:
+        return cls(VERSION, MINOR, max_inflight, serial.encode("ascii")[:32].ljust(32, b"\0"), partition,
+                   channel)
 
 
 @dataclass(frozen=True)
@@ -184,8 +206,35 @@ class Cancel(Message):
     msg_id: int
 
 
+@dataclass(frozen=True)
+class MailboxPacket(Message):
+    """One packet the host committed to the serial mailbox, and the 7-bit bus address it was sent to."""
+
+    TYPE = 0x05
+    LAYOUT = struct.Struct("<BxxxI")
+    HAS_PAYLOAD = True
+    address: int
+    payload: bytes = field(default=b"")
+
+
+@dataclass(frozen=True)
+class MailboxAnswer(Message):
+    """Backend to serial mailbox: a packet for the host (may be empty), a status (0, or why the host's
+    packet was dropped) and flags (bit 0 END: the last answer to the MailboxPacket with this msg_id)."""
+
+    TYPE = 0x85
+    LAYOUT = struct.Struct("<BBxxI")
+    HAS_PAYLOAD = True
+    status: int
+    flags: int
+    payload: bytes = field(default=b"")
+
+    END: ClassVar[int] = 1
+
+
 MESSAGES: dict[int, type[Message]] = {
-    m.TYPE: m for m in (Hello, HelloAck, Request, Response, Reset, ResetAck, Cancel)
+    m.TYPE: m for m in (Hello, HelloAck, Request, Response, Reset, ResetAck, Cancel, MailboxPacket,
+                        MailboxAnswer)
 }
 
 

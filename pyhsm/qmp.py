@@ -59,7 +59,8 @@ def connect(target: Path, timeout: float = CONNECT_TIMEOUT_S) -> QEMUMonitorProt
 
 
 def device_state(qmp: QEMUMonitorProtocol, path: str = HSM_PATH) -> dict[str, Any]:
-    """The device's QOM properties (``queues`` as its text; see ``pyhsm.inspect.rings``)."""
+    """The device's QOM properties (``queues`` is a list of objects, schema in docs/device.md;
+    see ``pyhsm.inspect.rings``)."""
     return {name: qmp.cmd("qom-get", path=path, property=name) for name in HSM_PROPERTIES}
 
 

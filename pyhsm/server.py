@@ -39,6 +39,7 @@ from pyhsm.identity import DeviceIdentity
 from pyhsm.privfile import UnsafePath, private_dir
 
 if TYPE_CHECKING:
+    from pyhsm.serialbus.endpoint import Endpoint
     from pyhsm.trace.record import Recorder
 
 log = logging.getLogger("pyhsm.server")
@@ -47,6 +48,7 @@ HELLO_TIMEOUT_S = 5.0
 DEFAULT_CREDITS = 32
 MAX_SERIAL = 32          # bytes of printable ASCII (docs/device.md, the serial property)
 MAX_PARTITIONS = 64      # partition indices 0..63: the real device's number of functions
+GIL_SWITCH_S = 0.0002
 _PEERCRED = struct.Struct("3i")
 T = TypeVar("T")
 
@@ -59,6 +61,7 @@ class Partition(Protocol):
 
 PowerOn = Callable[[str], DeviceIdentity]
 PartitionFactory = Callable[[str, int, DeviceIdentity], Partition]
+EndpointFactory = Callable[[DeviceIdentity], "Endpoint"]
 
 
 class _Refused(Exception):
@@ -74,10 +77,11 @@ class _Refused(Exception):
 class _Served:
     """A partition, whose it is, and the connection of the device using it (None: none)."""
 
-    partition: Partition
+    partition: Partition | None
     serial: str
     index: int
     owner: socket.socket | None = None
+    endpoint: Endpoint | None = None   # instead of a partition: the serial mailbox (docs/serial-mailbox.md)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def claim(self, conn: socket.socket) -> bool:
@@ -156,8 +160,11 @@ class Backend:
 
     def __init__(self, power_on: PowerOn, make_partition: PartitionFactory, *,
                  credits: int = DEFAULT_CREDITS, recorder: Recorder | None = None,
-                 allowed_uids: frozenset[int] | None = None) -> None:
+                 allowed_uids: frozenset[int] | None = None,
+                 make_endpoint: EndpointFactory | None = None) -> None:
         self._power_on = power_on
+        self._make_endpoint = make_endpoint
+        self._endpoints = _Once()
         self._recorder = recorder
         self._workers = concurrent.futures.ThreadPoolExecutor(
             max_workers=os.cpu_count() or 2, thread_name_prefix="hsm-crypto")
@@ -178,7 +185,12 @@ class Backend:
         return [(serial, index, s.partition) for (serial, index), s in self._served.done()]  # type: ignore[misc]
 
     def serve(self, socket_path: Path, ready: Callable[[], None] | None = None) -> None:
-        """Listen on ``socket_path`` (mode 0600) until ``close``; each connection gets its own thread."""
+        """Listen on ``socket_path`` (mode 0600) until ``close``; each connection gets its own thread.
+
+        Sets the interpreter's thread switch interval to ``GIL_SWITCH_S``: a connection whose command
+        is quick then waits at most that long for a thread busy in Python code (key generation,
+        state encoding) to hand over the interpreter, instead of the default 5 ms."""
+        sys.setswitchinterval(GIL_SWITCH_S)
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -209,8 +221,8 @@ class Backend:
             with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)
 
-    def _partition(self, serial: str, index: int) -> _Served:
-        """The served partition, powering its device on first. Raises ``_Refused``."""
+    def _identity(self, serial: str) -> DeviceIdentity:
+        """The device's identity, powering it on once. Raises ``_Refused``."""
         def power_on() -> DeviceIdentity:
             try:
                 return self._power_on(serial)
@@ -218,8 +230,22 @@ class Backend:
                 raise _Refused(link.HelloAck.ROOT_OF_TRUST_FAILURE,
                                f"device {serial}: root of trust failure: {exc}") from exc
 
+        return self._identities.get(serial, power_on)
+
+    def _endpoint(self, serial: str) -> _Served:
+        """The device's serial-mailbox endpoint: its identity, no partition. Raises ``_Refused``."""
         def load() -> _Served:
-            identity = self._identities.get(serial, power_on)
+            identity = self._identity(serial)
+            if self._make_endpoint is None:
+                raise _Refused(link.HelloAck.INVALID_DEVICE, f"device {serial}: no serial mailbox here")
+            return _Served(None, serial, -1, endpoint=self._make_endpoint(identity))
+
+        return self._endpoints.get(serial, load)
+
+    def _partition(self, serial: str, index: int) -> _Served:
+        """The served partition, powering its device on first. Raises ``_Refused``."""
+        def load() -> _Served:
+            identity = self._identity(serial)
             try:
                 partition = self._make_partition(serial, index, identity)
             except Exception as exc:
@@ -235,7 +261,10 @@ class Backend:
         try:
             if self._peer_allowed(conn):
                 served = self._handshake(conn, reader)
-            if served:
+            if served and served.endpoint is not None:
+                from pyhsm.serialbus.link import serve_mailbox
+                serve_mailbox(served.endpoint, conn, lambda: read_frame(reader))
+            elif served:
                 _Link(served, conn, reader, self._credits, self._workers, self._recorder).run()
         except (ConnectionError, EOFError):
             log.info("device disconnected")
@@ -282,7 +311,10 @@ class Backend:
             answer(link.HelloAck.INVALID_DEVICE)
             return None
         try:
-            served = self._partition(hello.serial, hello.partition)
+            if hello.channel == link.Channel.SERIAL:
+                served = self._endpoint(hello.serial)
+            else:
+                served = self._partition(hello.serial, hello.partition)
         except _Refused as refusal:
             log.error("%s", refusal.reason)
             answer(refusal.result)
@@ -447,7 +479,14 @@ def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_
                             state_dir=device_dir(state_dir, serial) / f"partition-{index}", identity=ident,
                             kind=DeviceKind[device_kind.capitalize()])
 
-    return Backend(identity, partition, credits=credits, recorder=recorder, allowed_uids=allowed_uids)
+    from pyhsm.serialbus.endpoint import Endpoint
+    from pyhsm.serialbus.vdm import Management
+
+    def endpoint(ident: DeviceIdentity) -> Endpoint:
+        return Endpoint(ident, Management(ident, DeviceKind[device_kind.capitalize()]))
+
+    return Backend(identity, partition, credits=credits, recorder=recorder, allowed_uids=allowed_uids,
+                   make_endpoint=endpoint)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -11,8 +11,13 @@
  * its answer is DMAed back and completed.  AES commands complete with
  * "not supported".
  *
- * Specifications: /work/shared/spec/azihsm-device.md (guest interface),
- * docs/link-protocol.md (backend link), docs/device.md (design choices).
+ * This file is the PCI function: registers, BARs, MSI-X, queues and
+ * completions, HSM and AES commands, DMA/PRP, QOM properties, lifecycle.
+ * The admin commands are in azihsm-admin.c, the backend link in
+ * azihsm-link.c, and what they share in azihsm.h.
+ *
+ * Specifications: docs/device.md (the function as emulated),
+ * docs/link-protocol.md (backend link).
  *
  * Usage:
  *   -chardev socket,id=hsm0,path=SOCK,reconnect-ms=500
@@ -26,36 +31,19 @@
 #include "qemu/log.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
-#include "qemu/timer.h"
-#include "qemu/units.h"
 #include "qapi/error.h"
-#include "hw/pci/pci_device.h"
+#include "qapi/visitor.h"
 #include "hw/pci/pcie.h"
 #include "hw/pci/msix.h"
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
-#include "chardev/char-fe.h"
 #include "migration/vmstate.h"
 #include "system/dma.h"
 #include "exec/memory.h"
-#include "qom/object.h"
+#include "azihsm.h"
 #include "trace.h"
 
-#define TYPE_AZIHSM "azihsm"
-OBJECT_DECLARE_SIMPLE_TYPE(AzihsmState, AZIHSM)
-
-/* PCI identity and resources (azihsm-device.md 1) */
-#define AZIHSM_VENDOR_ID        0x1414
-#define AZIHSM_DEVICE_ID        0xC003
-#define AZIHSM_CLASS            0x1080      /* encryption controller, other */
-#define AZIHSM_BAR_SIZE         (4 * KiB)
-#define AZIHSM_MSIX_VECTORS     32
-#define AZIHSM_MSIX_TABLE_OFF   0x000
-#define AZIHSM_MSIX_PBA_OFF     0x800
-#define AZIHSM_PAGE_SIZE        4096
-#define AZIHSM_DEFAULT_SERIAL   "AZIHSM-0000000000000001"
-
-/* BAR0 register offsets (azihsm-device.md 2) */
+/* BAR0 register offsets (docs/device.md, PCI function) */
 enum {
     REG_CAP     = 0x00,
     REG_VS      = 0x08,
@@ -67,9 +55,6 @@ enum {
     REG_ACQ     = 0x30,
 };
 
-#define AZIHSM_VERSION          0x00010400
-#define AZIHSM_MQES             4095        /* 0-based: 4096 entries */
-#define AZIHSM_MAX_QSIZE        (AZIHSM_MQES + 1)
 #define AZIHSM_CAP_VALUE        (AZIHSM_MQES | 1ULL << 16 /* CQR */ | \
                                  0x0FULL << 24 /* TO */ | 1ULL << 36 /* NSSRS */ | \
                                  1ULL << 37 /* CSS: NVM */)
@@ -82,44 +67,6 @@ enum {
 #define AZIHSM_CSTS_NSSRO       16u
 #define AZIHSM_NSSR_MAGIC       0x4E564D65  /* "NVMe" */
 
-/* Status values of the 11-bit CQE status field (docs/link-protocol.md) */
-enum {
-    ST_SUCCESS              = 0x000,
-    ST_INVALID_OPCODE       = 0x001,
-    ST_INVALID_FIELD        = 0x002,
-    ST_DATA_TRANSFER        = 0x004,
-    ST_INTERNAL             = 0x006,
-    ST_ABORTED_SQ_DELETED   = 0x008,
-    ST_CQ_INVALID           = 0x100,
-    ST_INVALID_QID          = 0x101,
-    ST_INVALID_QSIZE        = 0x102,
-    ST_INVALID_VECTOR       = 0x108,
-    ST_INVALID_DELETION     = 0x10C,
-    ST_BACKEND_UNAVAILABLE  = 0x701,
-    ST_BACKEND_TIMEOUT      = 0x702,
-    ST_BACKEND_PROTOCOL     = 0x703,
-    ST_NOT_SUPPORTED        = 0x704,
-};
-
-/* Admin opcodes and feature ids (azihsm-device.md 5) */
-enum {
-    ADM_DELETE_SQ       = 0x00,
-    ADM_CREATE_SQ       = 0x01,
-    ADM_DELETE_CQ       = 0x04,
-    ADM_CREATE_CQ       = 0x05,
-    ADM_IDENTIFY        = 0x06,
-    ADM_SET_FEATURES    = 0x09,
-    ADM_GET_FEATURES    = 0x0A,
-    ADM_SET_RES_CNT     = 0xC3,
-    ADM_GET_RES_CNT     = 0xC4,
-};
-#define FID_HSM_QUEUES          0x07
-#define FID_AES_QUEUES          0xC1
-#define FID_FW_CAPS             0xC2
-#define IDENTIFY_CNS_CTRL       0x01
-#define AZIHSM_MAX_RES_CNT      64
-#define AZIHSM_CTRL_ID          0
-
 /* Session side band: SQE byte 44 / CQE byte 2 */
 #define SESS_OP_MASK            3
 #define SESS_OP_CLOSE           2
@@ -130,253 +77,15 @@ enum {
 #define AZIHSM_MAX_XFER         8192
 #define AZIHSM_HSM_OPC_MAX      1           /* 0 = MBOR request, 1 = flush */
 
-/* Link protocol (docs/link-protocol.md) */
-#define LINK_MAGIC              "AZHL"
-#define LINK_VERSION            1
-#define LINK_MINOR              0
-#define LINK_HDR_SIZE           16
-#define LINK_MAX_BODY           16384
-#define LINK_MAX_INFLIGHT       64
-#define LINK_SERIAL_LEN         32
-#define LINK_OUTBUF_LIMIT       (4 * MiB)   /* a backend this far behind is dead */
-#define LINK_REQ_FIXED          20
-#define LINK_RSP_FIXED          12
-enum {
-    MSG_HELLO       = 0x01,
-    MSG_REQUEST     = 0x02,
-    MSG_RESET       = 0x03,
-    MSG_CANCEL      = 0x04,
-    MSG_HELLO_ACK   = 0x81,
-    MSG_RESPONSE    = 0x82,
-    MSG_RESET_ACK   = 0x83,
-};
-enum {
-    RESET_CONTROLLER    = 1,
-    RESET_NSSR          = 2,
-    RESET_FUNCTION      = 3,
-};
-#define HELLO_ACCEPTED          0
-#define HELLO_ROT_FAILURE       3
-
-typedef enum AzihsmLinkState {
-    LINK_DOWN,          /* no connection */
-    LINK_HANDSHAKE,     /* HELLO sent, waiting for HELLO_ACK */
-    LINK_UP,            /* HELLO_ACK result 0: commands are forwarded */
-    LINK_REFUSED,       /* HELLO_ACK with a nonzero result */
-} AzihsmLinkState;
-
-static const char *const azihsm_link_state_names[] = {
-    [LINK_DOWN] = "down",
-    [LINK_HANDSHAKE] = "handshake",
-    [LINK_UP] = "up",
-    [LINK_REFUSED] = "refused",
-};
-
-/*
- * Queue kinds.  The entry format of a queue follows from its qid range
- * (azihsm-device.md 3.1); the CQE field offsets differ between formats.
- */
-typedef enum AzihsmQueueKind {
-    QK_ADMIN,
-    QK_HSM,
-    QK_AES,
-} AzihsmQueueKind;
-
-typedef struct AzihsmQueueFormat {
-    const char *name;
-    uint8_t sqe_size;
-    uint8_t cqe_size;
-    uint8_t cqe_sqhd;       /* offsets of the fields the device owns */
-    uint8_t cqe_sqid;
-    uint8_t cqe_cid;
-    uint8_t cqe_status;     /* u16: bit 0 phase, status from bit 1 */
-} AzihsmQueueFormat;
-
-static const AzihsmQueueFormat azihsm_formats[] = {
+const AzihsmQueueFormat azihsm_formats[] = {
     [QK_ADMIN] = { "admin", 64, 16, 8, 10, 12, 14 },
     [QK_HSM]   = { "hsm",   64, 16, 8, 10, 12, 14 },
     [QK_AES]   = { "aes",  128, 64, 56, 58, 2, 62 },
 };
 
-#define AZIHSM_MAX_SQE          128
-#define AZIHSM_MAX_CQE          64
-#define AZIHSM_HSM_QID_FIRST    1
-#define AZIHSM_AES_QID_FIRST    256
-#define AZIHSM_MAX_HSM_QUEUES   AZIHSM_MAX_RES_CNT
-#define AZIHSM_MAX_AES_QUEUES   (2 * AZIHSM_MAX_RES_CNT)
-/* Queue slots: 0 admin, 1..64 HSM, 65..192 AES */
-#define AZIHSM_NUM_SLOTS        (1 + AZIHSM_MAX_HSM_QUEUES + AZIHSM_MAX_AES_QUEUES)
-#define AZIHSM_NUM_DOORBELLS    (AZIHSM_BAR_SIZE / 8)
-
-/* A completion waiting for room in its CQ. */
-typedef struct AzihsmCompletion {
-    QSIMPLEQ_ENTRY(AzihsmCompletion) next;
-    uint16_t sqid;
-    uint32_t sq_gen;        /* SQ incarnation the command came from */
-    uint16_t sqhd;          /* SQ head when completed, if that SQ is gone */
-    uint16_t status;
-    uint8_t cqe[AZIHSM_MAX_CQE];
-} AzihsmCompletion;
-
-typedef struct AzihsmCQ {
-    bool created;
-    uint16_t qid;
-    uint64_t base;
-    uint32_t size;
-    uint32_t head;
-    uint32_t tail;
-    bool phase;
-    bool ien;
-    uint16_t vector;
-    uint32_t sq_refs;       /* SQs completing into this CQ */
-    uint32_t held_count;
-    QSIMPLEQ_HEAD(, AzihsmCompletion) held;
-} AzihsmCQ;
-
-typedef struct AzihsmSQ {
-    bool created;
-    uint16_t qid;
-    uint16_t cqid;
-    uint64_t base;
-    uint32_t size;
-    uint32_t head;
-    uint32_t tail;
-    uint32_t gen;
-} AzihsmSQ;
-
-/* An HSM command forwarded to the backend and not yet answered. */
-typedef struct AzihsmRequest {
-    struct AzihsmState *s;
-    bool in_use;
-    uint32_t msg_id;
-    uint16_t sqid;
-    uint32_t sq_gen;
-    uint16_t cid;
-    uint8_t session_flags;
-    uint16_t session_id;
-    uint32_t dst_len;
-    uint64_t dst_prp[2];
-    QEMUTimer timer;
-} AzihsmRequest;
-
-struct AzihsmState {
-    PCIDevice parent_obj;
-
-    MemoryRegion bar0;
-    MemoryRegion bar2;
-    MemoryRegion bar4;
-
-    /* properties */
-    CharBackend chr;
-    char *serial;
-    uint32_t partition;
-    uint32_t res_cnt_default;
-    uint32_t backend_timeout_ms;
-    uint32_t ready_timeout_ms;
-
-    /* controller registers */
-    uint32_t cc;
-    uint32_t aqa;
-    uint64_t asq;
-    uint64_t acq;
-    bool fatal;             /* CSTS.CFS from a guest error */
-    bool nssro;
-    bool ready;             /* CSTS.RDY: enabled, and the link settled */
-    int64_t enable_ms;      /* QEMU_CLOCK_VIRTUAL time of CC.EN 0->1 */
-    QEMUTimer ready_timer;  /* ready-timeout-ms after CC.EN 0->1 */
-    uint32_t res_cnt;
-
-    AzihsmSQ sq[AZIHSM_NUM_SLOTS];
-    AzihsmCQ cq[AZIHSM_NUM_SLOTS];
-    QEMUBH *process_bh;
-
-    /* backend link */
-    AzihsmLinkState link;
-    bool rot_failed;        /* HELLO_ACK result 3: CSTS.CFS until accepted */
-    bool rx_broken;         /* protocol error seen: disconnect pending */
-    uint16_t credits;
-    uint32_t next_msg_id;
-    uint32_t inflight;
-    AzihsmRequest req[LINK_MAX_INFLIGHT];
-    GByteArray *txbuf;
-    guint tx_watch;
-    QEMUBH *link_bh;
-    uint8_t rx_hdr[LINK_HDR_SIZE];
-    uint8_t rx_body[LINK_MAX_BODY];
-    uint32_t rx_have;
-    uint32_t rx_body_len;
-    bool rx_in_body;
-
-    /* introspection */
-    uint64_t commands_completed;
-    uint64_t commands_failed;
-};
-
-static void azihsm_kick(AzihsmState *s);
-static void azihsm_link_protocol_error(AzihsmState *s, const char *why);
-
 /* ------------------------------------------------------------------------
  * Queue bookkeeping
  * ------------------------------------------------------------------------ */
-
-static AzihsmQueueKind azihsm_qid_kind(uint16_t qid)
-{
-    if (qid == 0) {
-        return QK_ADMIN;
-    }
-    return qid < AZIHSM_AES_QID_FIRST ? QK_HSM : QK_AES;
-}
-
-static uint32_t azihsm_hsm_queue_count(AzihsmState *s)
-{
-    return s->res_cnt;
-}
-
-static uint32_t azihsm_aes_queue_count(AzihsmState *s)
-{
-    return 2 * s->res_cnt;
-}
-
-/* Slot of @qid in the queue arrays, or -1 if no queue can have that qid. */
-static int azihsm_slot(uint16_t qid)
-{
-    switch (azihsm_qid_kind(qid)) {
-    case QK_ADMIN:
-        return 0;
-    case QK_HSM:
-        return qid <= AZIHSM_MAX_HSM_QUEUES ? qid : -1;
-    default:
-        return qid - AZIHSM_AES_QID_FIRST < AZIHSM_MAX_AES_QUEUES ?
-               1 + AZIHSM_MAX_HSM_QUEUES + qid - AZIHSM_AES_QID_FIRST : -1;
-    }
-}
-
-/* True if Create may use I/O qid @qid under the current resource count. */
-static bool azihsm_qid_creatable(AzihsmState *s, uint16_t qid)
-{
-    switch (azihsm_qid_kind(qid)) {
-    case QK_HSM:
-        return qid - AZIHSM_HSM_QID_FIRST < azihsm_hsm_queue_count(s);
-    case QK_AES:
-        return qid - AZIHSM_AES_QID_FIRST < azihsm_aes_queue_count(s);
-    default:
-        return false;
-    }
-}
-
-static AzihsmSQ *azihsm_find_sq(AzihsmState *s, uint16_t qid)
-{
-    int slot = azihsm_slot(qid);
-
-    return slot >= 0 && s->sq[slot].created ? &s->sq[slot] : NULL;
-}
-
-static AzihsmCQ *azihsm_find_cq(AzihsmState *s, uint16_t qid)
-{
-    int slot = azihsm_slot(qid);
-
-    return slot >= 0 && s->cq[slot].created ? &s->cq[slot] : NULL;
-}
 
 static bool azihsm_enabled(AzihsmState *s)
 {
@@ -423,7 +132,7 @@ static bool azihsm_is_ram(AzihsmState *s, uint64_t addr, uint64_t len)
 }
 
 /* A PRP must be page aligned and its page(s) inside guest RAM. */
-static bool azihsm_prp_ok(AzihsmState *s, uint64_t prp, uint32_t len)
+bool azihsm_prp_ok(AzihsmState *s, uint64_t prp, uint32_t len)
 {
     return (prp & (AZIHSM_PAGE_SIZE - 1)) == 0 && azihsm_is_ram(s, prp, len);
 }
@@ -489,8 +198,8 @@ static void azihsm_cq_post(AzihsmState *s, AzihsmCQ *cq)
  * Complete one command of SQ @sq with @status.  @cqe holds the
  * command-specific CQE bytes; the queue fields are filled when posted.
  */
-static void azihsm_complete(AzihsmState *s, AzihsmSQ *sq, uint16_t status,
-                            const uint8_t *cqe)
+void azihsm_complete(AzihsmState *s, AzihsmSQ *sq, uint16_t status,
+                     const uint8_t *cqe)
 {
     const AzihsmQueueFormat *fmt = &azihsm_formats[azihsm_qid_kind(sq->qid)];
     AzihsmCQ *cq = azihsm_find_cq(s, sq->cqid);
@@ -517,7 +226,7 @@ static void azihsm_complete(AzihsmState *s, AzihsmSQ *sq, uint16_t status,
     azihsm_cq_post(s, cq);
 }
 
-static void azihsm_cq_drop_held(AzihsmCQ *cq)
+void azihsm_cq_drop_held(AzihsmCQ *cq)
 {
     AzihsmCompletion *c;
 
@@ -526,144 +235,6 @@ static void azihsm_cq_drop_held(AzihsmCQ *cq)
         g_free(c);
     }
     cq->held_count = 0;
-}
-
-/* ------------------------------------------------------------------------
- * Backend link: output
- * ------------------------------------------------------------------------ */
-
-static const char *azihsm_link_state_name(AzihsmState *s)
-{
-    return azihsm_link_state_names[s->link];
-}
-
-static void azihsm_link_set_state(AzihsmState *s, AzihsmLinkState state)
-{
-    s->link = state;
-    trace_azihsm_link_state(azihsm_link_state_name(s));
-}
-
-/* Queue one frame; it is written by the link bottom half, never here. */
-static void azihsm_link_send(AzihsmState *s, uint8_t type, uint32_t msg_id,
-                             const void *body, uint32_t body_len,
-                             const void *payload, uint32_t payload_len)
-{
-    uint8_t hdr[LINK_HDR_SIZE];
-
-    memcpy(hdr, LINK_MAGIC, 4);
-    hdr[4] = LINK_VERSION;
-    hdr[5] = type;
-    stw_le_p(hdr + 6, 0);
-    stl_le_p(hdr + 8, msg_id);
-    stl_le_p(hdr + 12, body_len + payload_len);
-    g_byte_array_append(s->txbuf, hdr, sizeof(hdr));
-    g_byte_array_append(s->txbuf, body, body_len);
-    if (payload_len) {
-        g_byte_array_append(s->txbuf, payload, payload_len);
-    }
-    trace_azihsm_link_tx(type, msg_id, body_len + payload_len);
-    if (s->txbuf->len > LINK_OUTBUF_LIMIT) {
-        azihsm_link_protocol_error(s, "backend does not read its socket");
-        return;
-    }
-    qemu_bh_schedule(s->link_bh);
-}
-
-static void azihsm_link_send_u32(AzihsmState *s, uint8_t type,
-                                 uint32_t msg_id, uint32_t value)
-{
-    uint8_t body[4];
-
-    if (s->link != LINK_UP) {
-        return;
-    }
-    stl_le_p(body, value);
-    azihsm_link_send(s, type, msg_id, body, sizeof(body), NULL, 0);
-}
-
-static void azihsm_link_send_hello(AzihsmState *s)
-{
-    uint8_t body[8 + LINK_SERIAL_LEN + 4] = { 0 };
-
-    stw_le_p(body + 0, LINK_VERSION);
-    stw_le_p(body + 2, LINK_MINOR);
-    stw_le_p(body + 4, LINK_MAX_INFLIGHT);
-    memcpy(body + 8, s->serial, strlen(s->serial));
-    stl_le_p(body + 8 + LINK_SERIAL_LEN, s->partition);
-    azihsm_link_send(s, MSG_HELLO, 0, body, sizeof(body), NULL, 0);
-}
-
-static void azihsm_link_send_reset(AzihsmState *s, uint32_t kind)
-{
-    azihsm_link_send_u32(s, MSG_RESET, 0, kind);
-}
-
-static void azihsm_link_send_cancel(AzihsmState *s, uint32_t msg_id)
-{
-    azihsm_link_send_u32(s, MSG_CANCEL, 0, msg_id);
-}
-
-static gboolean azihsm_link_writable(void *do_not_use, GIOCondition cond,
-                                     void *opaque);
-
-/* Write what the socket takes now; wait for G_IO_OUT for the rest. */
-static void azihsm_link_flush(AzihsmState *s)
-{
-    int n;
-
-    if (!s->txbuf->len || s->tx_watch) {
-        return;
-    }
-    n = qemu_chr_fe_write(&s->chr, s->txbuf->data, s->txbuf->len);
-    if (n < 0 && errno != EAGAIN) {
-        /* The chardev reports the loss with CHR_EVENT_CLOSED. */
-        return;
-    }
-    if (n > 0) {
-        g_byte_array_remove_range(s->txbuf, 0, n);
-    }
-    trace_azihsm_link_flush(MAX(n, 0), s->txbuf->len);
-    if (s->txbuf->len) {
-        s->tx_watch = qemu_chr_fe_add_watch(&s->chr, G_IO_OUT | G_IO_HUP,
-                                            azihsm_link_writable, s);
-        if (!s->tx_watch) {
-            azihsm_link_protocol_error(s, "chardev cannot wait for output");
-        }
-    }
-}
-
-static gboolean azihsm_link_writable(void *do_not_use, GIOCondition cond,
-                                     void *opaque)
-{
-    AzihsmState *s = opaque;
-
-    s->tx_watch = 0;
-    azihsm_link_flush(s);
-    return G_SOURCE_REMOVE;
-}
-
-static void azihsm_link_bh(void *opaque)
-{
-    AzihsmState *s = opaque;
-
-    if (s->rx_broken) {
-        s->rx_broken = false;
-        qemu_chr_fe_disconnect(&s->chr);
-        return;
-    }
-    azihsm_link_flush(s);
-}
-
-static void azihsm_link_clear_io(AzihsmState *s)
-{
-    if (s->tx_watch) {
-        g_source_remove(s->tx_watch);
-        s->tx_watch = 0;
-    }
-    g_byte_array_set_size(s->txbuf, 0);
-    s->rx_have = 0;
-    s->rx_body_len = 0;
-    s->rx_in_body = false;
 }
 
 /* ------------------------------------------------------------------------
@@ -739,7 +310,7 @@ static void azihsm_req_fail(AzihsmState *s, AzihsmRequest *r, uint16_t status)
 }
 
 /* Every outstanding request fails with @status (link loss). */
-static void azihsm_req_fail_all(AzihsmState *s, uint16_t status)
+void azihsm_req_fail_all(AzihsmState *s, uint16_t status)
 {
     for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
         if (s->req[i].in_use) {
@@ -808,7 +379,7 @@ static bool azihsm_prps_ok(AzihsmState *s, const uint64_t prp[2],
            (len <= first || azihsm_prp_ok(s, prp[1], len - first));
 }
 
-/* Decoded HSM SQE (azihsm-device.md 3.6). */
+/* Decoded HSM SQE (docs/device.md, HSM queues). */
 typedef struct AzihsmHsmCmd {
     uint16_t opc;
     uint8_t cmdset;
@@ -933,8 +504,8 @@ static void azihsm_hsm_submit(AzihsmState *s, AzihsmSQ *sq,
 }
 
 /* A RESPONSE frame arrived: finish its request. */
-static void azihsm_hsm_response(AzihsmState *s, uint32_t msg_id,
-                                uint8_t *body, uint32_t len)
+void azihsm_hsm_response(AzihsmState *s, uint32_t msg_id,
+                         uint8_t *body, uint32_t len)
 {
     AzihsmRequest *r = azihsm_req_find(s, msg_id);
     AzihsmSQ *sq;
@@ -983,15 +554,21 @@ static void azihsm_hsm_response(AzihsmState *s, uint32_t msg_id,
     azihsm_req_release(s, r);
 }
 
+/* True if @r is an outstanding command of this incarnation of @sq. */
+static bool azihsm_req_of_sq(AzihsmRequest *r, AzihsmSQ *sq)
+{
+    return r->in_use && r->sqid == sq->qid && r->sq_gen == sq->gen;
+}
+
 /* Level-1 abort: the outstanding commands of @sq end with 0x008. */
-static unsigned azihsm_hsm_abort_sq(AzihsmState *s, AzihsmSQ *sq)
+unsigned azihsm_hsm_abort_sq(AzihsmState *s, AzihsmSQ *sq)
 {
     unsigned aborted = 0;
 
     for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
         AzihsmRequest *r = &s->req[i];
 
-        if (r->in_use && r->sqid == sq->qid && r->sq_gen == sq->gen) {
+        if (azihsm_req_of_sq(r, sq)) {
             uint32_t msg_id = r->msg_id;
 
             azihsm_req_fail(s, r, ST_ABORTED_SQ_DELETED);
@@ -1017,262 +594,6 @@ static void azihsm_aes_submit(AzihsmState *s, AzihsmSQ *sq,
     stw_le_p(cqe + 60, ST_NOT_SUPPORTED);           /* err */
     trace_azihsm_aes_complete(sq->qid, cid);
     azihsm_complete(s, sq, ST_NOT_SUPPORTED, cqe);
-}
-
-/* ------------------------------------------------------------------------
- * Admin commands
- * ------------------------------------------------------------------------ */
-
-typedef struct AzihsmAdminCmd {
-    uint8_t opc;
-    uint8_t psdt;
-    uint16_t cid;
-    uint64_t prp1;
-    uint32_t dw10;
-    uint32_t dw11;
-    uint32_t result;        /* CQE DW0 */
-} AzihsmAdminCmd;
-
-static uint16_t azihsm_adm_identify(AzihsmState *s, AzihsmAdminCmd *cmd)
-{
-    uint8_t page[AZIHSM_PAGE_SIZE] = { 0 };
-    static const char fw_rev[] = "qemu-azihsm-1.0";
-
-    if ((cmd->dw10 & 0xff) != IDENTIFY_CNS_CTRL) {
-        return ST_INVALID_FIELD;
-    }
-    if (!azihsm_prp_ok(s, cmd->prp1, AZIHSM_PAGE_SIZE)) {
-        return ST_DATA_TRANSFER;
-    }
-    stw_le_p(page + 0, AZIHSM_VENDOR_ID);           /* VID */
-    stw_le_p(page + 2, AZIHSM_VENDOR_ID);           /* SSVID */
-    memcpy(page + 4, s->serial, strlen(s->serial)); /* NUL padded */
-    memcpy(page + 36, fw_rev, sizeof(fw_rev) - 1);
-    page[72] = 13;                                  /* CP MDTS: 8 KiB */
-    stw_le_p(page + 74, AZIHSM_CTRL_ID);
-    page[77] = 0x66;                                /* CP SQES */
-    page[78] = 0x44;                                /* CP CQES */
-    stw_le_p(page + 80, 2);                         /* CP MAXCMD */
-    page[82] = 13;                                  /* FP MDTS */
-    page[83] = 0x77;                                /* FP SQES */
-    page[84] = 0x66;                                /* FP CQES */
-    stw_le_p(page + 86, 4);                         /* FP MAXCMD */
-    stl_le_p(page + 96, AZIHSM_VERSION);
-    page[100] = 1;                                  /* controller type */
-    if (pci_dma_write(PCI_DEVICE(s), cmd->prp1, page, sizeof(page))) {
-        return ST_DATA_TRANSFER;
-    }
-    return ST_SUCCESS;
-}
-
-static uint32_t azihsm_queue_count_dw0(uint32_t n)
-{
-    return (n - 1) << 16 | (n - 1);
-}
-
-static uint16_t azihsm_adm_features(AzihsmState *s, AzihsmAdminCmd *cmd)
-{
-    uint8_t fid = cmd->dw10 & 0xff;
-
-    /* The grant follows the resource count, whatever was asked for. */
-    switch (fid) {
-    case FID_HSM_QUEUES:
-        cmd->result = azihsm_queue_count_dw0(azihsm_hsm_queue_count(s));
-        return ST_SUCCESS;
-    case FID_AES_QUEUES:
-        cmd->result = azihsm_queue_count_dw0(azihsm_aes_queue_count(s));
-        return ST_SUCCESS;
-    case FID_FW_CAPS:
-        if (cmd->opc == ADM_GET_FEATURES) {
-            cmd->result = 0;    /* no AES-GCM alignment workaround */
-            return ST_SUCCESS;
-        }
-        break;
-    }
-    return ST_INVALID_FIELD;
-}
-
-static uint16_t azihsm_adm_res_cnt(AzihsmState *s, AzihsmAdminCmd *cmd)
-{
-    if (cmd->dw10 != AZIHSM_CTRL_ID) {
-        return ST_INVALID_FIELD;
-    }
-    if (cmd->opc == ADM_GET_RES_CNT) {
-        cmd->result = s->res_cnt;
-        return ST_SUCCESS;
-    }
-    if (cmd->dw11 < 1 || cmd->dw11 > AZIHSM_MAX_RES_CNT) {
-        return ST_INVALID_FIELD;
-    }
-    s->res_cnt = cmd->dw11;
-    return ST_SUCCESS;
-}
-
-/* Checks shared by Create CQ and Create SQ; returns the slot or -status. */
-static int azihsm_create_checks(AzihsmState *s, AzihsmAdminCmd *cmd,
-                                bool is_cq, uint32_t *size)
-{
-    uint16_t qid = cmd->dw10 & 0xffff;
-    uint32_t qsize = cmd->dw10 >> 16;          /* 0-based */
-    int slot = azihsm_slot(qid);
-    const AzihsmQueueFormat *fmt;
-    uint32_t entry;
-
-    if (!azihsm_qid_creatable(s, qid) ||
-        (is_cq ? s->cq[slot].created : s->sq[slot].created)) {
-        return -ST_INVALID_QID;
-    }
-    if (qsize == 0 || qsize + 1 > AZIHSM_MAX_QSIZE) {
-        return -ST_INVALID_QSIZE;
-    }
-    if (!(cmd->dw11 & 1)) {                     /* PC: CAP.CQR is 1 */
-        return -ST_INVALID_FIELD;
-    }
-    fmt = &azihsm_formats[azihsm_qid_kind(qid)];
-    entry = is_cq ? fmt->cqe_size : fmt->sqe_size;
-    *size = qsize + 1;
-    if (!azihsm_prp_ok(s, cmd->prp1, *size * entry)) {
-        return -ST_DATA_TRANSFER;
-    }
-    return slot;
-}
-
-static uint16_t azihsm_adm_create_cq(AzihsmState *s, AzihsmAdminCmd *cmd)
-{
-    uint16_t iv = cmd->dw11 >> 16;
-    bool ien = cmd->dw11 & 2;
-    uint32_t size;
-    int slot = azihsm_create_checks(s, cmd, true, &size);
-    AzihsmCQ *cq;
-
-    if (slot < 0) {
-        return -slot;
-    }
-    if (iv >= AZIHSM_MSIX_VECTORS) {
-        return ST_INVALID_VECTOR;
-    }
-    cq = &s->cq[slot];
-    *cq = (AzihsmCQ) {
-        .created = true, .qid = cmd->dw10 & 0xffff, .base = cmd->prp1,
-        .size = size, .phase = true, .ien = ien, .vector = iv,
-    };
-    QSIMPLEQ_INIT(&cq->held);
-    trace_azihsm_create_cq(cq->qid, size, cq->base, iv, ien);
-    return ST_SUCCESS;
-}
-
-static uint16_t azihsm_adm_create_sq(AzihsmState *s, AzihsmAdminCmd *cmd)
-{
-    uint16_t qid = cmd->dw10 & 0xffff;
-    uint16_t cqid = cmd->dw11 >> 16;
-    uint32_t size;
-    int slot = azihsm_create_checks(s, cmd, false, &size);
-    AzihsmCQ *cq;
-    AzihsmSQ *sq;
-
-    if (slot < 0) {
-        return -slot;
-    }
-    /* The CQ must exist and use the entry format of this SQ's kind. */
-    cq = azihsm_find_cq(s, cqid);
-    if (!cq || cqid == 0 || azihsm_qid_kind(cqid) != azihsm_qid_kind(qid)) {
-        return ST_CQ_INVALID;
-    }
-    sq = &s->sq[slot];
-    *sq = (AzihsmSQ) {
-        .created = true, .qid = qid, .cqid = cqid, .base = cmd->prp1,
-        .size = size, .gen = sq->gen + 1,
-    };
-    cq->sq_refs++;
-    trace_azihsm_create_sq(qid, size, sq->base, cqid);
-    return ST_SUCCESS;
-}
-
-static uint16_t azihsm_adm_delete_sq(AzihsmState *s, AzihsmAdminCmd *cmd)
-{
-    uint16_t qid = cmd->dw10 & 0xffff;
-    AzihsmSQ *sq = qid ? azihsm_find_sq(s, qid) : NULL;
-    unsigned aborted;
-
-    if (!sq) {
-        return ST_INVALID_QID;
-    }
-    aborted = azihsm_hsm_abort_sq(s, sq);
-    trace_azihsm_delete_sq(qid, aborted);
-    azihsm_find_cq(s, sq->cqid)->sq_refs--;
-    sq->created = false;
-    return ST_SUCCESS;
-}
-
-static uint16_t azihsm_adm_delete_cq(AzihsmState *s, AzihsmAdminCmd *cmd)
-{
-    uint16_t qid = cmd->dw10 & 0xffff;
-    AzihsmCQ *cq = qid ? azihsm_find_cq(s, qid) : NULL;
-
-    if (!cq) {
-        return ST_INVALID_QID;
-    }
-    if (cq->sq_refs) {
-        return ST_INVALID_DELETION;
-    }
-    trace_azihsm_delete_cq(qid);
-    azihsm_cq_drop_held(cq);
-    cq->created = false;
-    return ST_SUCCESS;
-}
-
-static uint16_t azihsm_admin_exec(AzihsmState *s, AzihsmAdminCmd *cmd)
-{
-    if (cmd->psdt) {
-        return ST_INVALID_FIELD;
-    }
-    switch (cmd->opc) {
-    case ADM_IDENTIFY:
-        return azihsm_adm_identify(s, cmd);
-    case ADM_SET_FEATURES:
-    case ADM_GET_FEATURES:
-        return azihsm_adm_features(s, cmd);
-    case ADM_SET_RES_CNT:
-    case ADM_GET_RES_CNT:
-        return azihsm_adm_res_cnt(s, cmd);
-    case ADM_CREATE_CQ:
-        return azihsm_adm_create_cq(s, cmd);
-    case ADM_CREATE_SQ:
-        return azihsm_adm_create_sq(s, cmd);
-    case ADM_DELETE_SQ:
-        return azihsm_adm_delete_sq(s, cmd);
-    case ADM_DELETE_CQ:
-        return azihsm_adm_delete_cq(s, cmd);
-    default:
-        return ST_INVALID_OPCODE;
-    }
-}
-
-static void azihsm_admin_submit(AzihsmState *s, AzihsmSQ *sq,
-                                const uint8_t *sqe)
-{
-    AzihsmAdminCmd cmd = {
-        .opc = sqe[0],
-        .psdt = sqe[1] >> 6,
-        .cid = lduw_le_p(sqe + 2),
-        .prp1 = ldq_le_p(sqe + 24),
-        .dw10 = ldl_le_p(sqe + 40),
-        .dw11 = ldl_le_p(sqe + 44),
-    };
-    uint8_t cqe[AZIHSM_MAX_CQE] = { 0 };
-    uint16_t status;
-
-    trace_azihsm_admin_cmd(cmd.cid, cmd.opc, cmd.dw10, cmd.dw11);
-    status = azihsm_admin_exec(s, &cmd);
-    if (status != ST_SUCCESS) {
-        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: admin opcode 0x%02x "
-                      "(dw10 0x%x dw11 0x%x) failed with status 0x%03x\n",
-                      cmd.opc, cmd.dw10, cmd.dw11, status);
-    }
-    trace_azihsm_admin_done(cmd.cid, cmd.opc, status, cmd.result);
-    stl_le_p(cqe + 0, cmd.result);
-    stw_le_p(cqe + 12, cmd.cid);
-    azihsm_complete(s, sq, status, cqe);
 }
 
 /* ------------------------------------------------------------------------
@@ -1336,7 +657,7 @@ static void azihsm_process_bh(void *opaque)
     }
 }
 
-static void azihsm_kick(AzihsmState *s)
+void azihsm_kick(AzihsmState *s)
 {
     qemu_bh_schedule(s->process_bh);
 }
@@ -1413,7 +734,7 @@ static void azihsm_ctrl_enable(AzihsmState *s)
  * HELLO_ACK (accepted or refused), or ready-timeout-ms after CC.EN with no
  * answer (backend absent), after which HSM commands complete with 0x701.
  */
-static void azihsm_set_ready(AzihsmState *s)
+void azihsm_set_ready(AzihsmState *s)
 {
     if (!azihsm_enabled(s) || s->ready) {
         return;
@@ -1628,173 +949,6 @@ static const MemoryRegionOps azihsm_bar2_ops = {
 };
 
 /* ------------------------------------------------------------------------
- * Backend link: input and connection events
- * ------------------------------------------------------------------------ */
-
-/* Fatal link error: fail everything now, drop the connection from a BH. */
-static void azihsm_link_protocol_error(AzihsmState *s, const char *why)
-{
-    warn_report("azihsm: backend link error: %s; disconnecting", why);
-    trace_azihsm_link_error(why);
-    azihsm_link_set_state(s, LINK_DOWN);
-    azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
-    azihsm_link_clear_io(s);
-    s->rx_broken = true;
-    qemu_bh_schedule(s->link_bh);
-}
-
-static void azihsm_link_hello_ack(AzihsmState *s, const uint8_t *body,
-                                  uint32_t len)
-{
-    uint16_t major, credits, result;
-
-    if (s->link != LINK_HANDSHAKE || len != 8) {
-        azihsm_link_protocol_error(s, "unexpected or malformed HELLO_ACK");
-        return;
-    }
-    major = lduw_le_p(body);
-    credits = lduw_le_p(body + 4);
-    result = lduw_le_p(body + 6);
-    trace_azihsm_link_hello_ack(major, lduw_le_p(body + 2), credits, result);
-    if (result == HELLO_ACCEPTED && major == LINK_VERSION) {
-        if (!credits) {
-            azihsm_link_protocol_error(s, "HELLO_ACK grants no credits");
-            return;
-        }
-        s->credits = credits;
-        s->rot_failed = false;
-        azihsm_link_set_state(s, LINK_UP);
-        azihsm_set_ready(s);
-        azihsm_kick(s);
-        return;
-    }
-    warn_report("azihsm: backend refused serial '%s' partition %u "
-                "(result %u, version %u)", s->serial, s->partition,
-                result, major);
-    s->rot_failed = result == HELLO_ROT_FAILURE;
-    azihsm_link_set_state(s, LINK_REFUSED);
-    azihsm_set_ready(s);
-}
-
-static void azihsm_link_dispatch(AzihsmState *s)
-{
-    uint8_t type = s->rx_hdr[5];
-    uint32_t msg_id = ldl_le_p(s->rx_hdr + 8);
-    uint32_t len = s->rx_body_len;
-
-    trace_azihsm_link_rx(type, msg_id, len);
-    switch (type) {
-    case MSG_HELLO_ACK:
-        azihsm_link_hello_ack(s, s->rx_body, len);
-        break;
-    case MSG_RESPONSE:
-        if (s->link != LINK_UP) {
-            azihsm_link_protocol_error(s, "RESPONSE before HELLO_ACK");
-        } else {
-            azihsm_hsm_response(s, msg_id, s->rx_body, len);
-        }
-        break;
-    case MSG_RESET_ACK:
-        if (len != 4) {
-            azihsm_link_protocol_error(s, "malformed RESET_ACK");
-        }
-        break;
-    }
-}
-
-/* Validate a complete header; false after a protocol error. */
-static bool azihsm_link_check_header(AzihsmState *s)
-{
-    const uint8_t *h = s->rx_hdr;
-    uint8_t type = h[5];
-
-    if (memcmp(h, LINK_MAGIC, 4)) {
-        azihsm_link_protocol_error(s, "bad frame magic");
-    } else if (h[4] != LINK_VERSION) {
-        azihsm_link_protocol_error(s, "unsupported frame version");
-    } else if (lduw_le_p(h + 6)) {
-        azihsm_link_protocol_error(s, "nonzero frame flags");
-    } else if (type != MSG_HELLO_ACK && type != MSG_RESPONSE &&
-               type != MSG_RESET_ACK) {
-        azihsm_link_protocol_error(s, "unknown or misdirected frame type");
-    } else if (ldl_le_p(h + 12) > LINK_MAX_BODY) {
-        azihsm_link_protocol_error(s, "frame body too long");
-    } else {
-        s->rx_body_len = ldl_le_p(h + 12);
-        return true;
-    }
-    return false;
-}
-
-static int azihsm_link_can_read(void *opaque)
-{
-    AzihsmState *s = opaque;
-
-    if (s->rx_broken) {
-        return 0;
-    }
-    return s->rx_in_body ? s->rx_body_len - s->rx_have
-                         : LINK_HDR_SIZE - s->rx_have;
-}
-
-static void azihsm_link_read(void *opaque, const uint8_t *buf, int size)
-{
-    AzihsmState *s = opaque;
-
-    /* can_read never offers more than the current header or body needs */
-    while (size > 0 && !s->rx_broken) {
-        uint32_t want = s->rx_in_body ? s->rx_body_len - s->rx_have
-                                      : LINK_HDR_SIZE - s->rx_have;
-        uint32_t n = MIN(want, (uint32_t)size);
-
-        memcpy((s->rx_in_body ? s->rx_body : s->rx_hdr) + s->rx_have, buf, n);
-        s->rx_have += n;
-        buf += n;
-        size -= n;
-        if (s->rx_have < (s->rx_in_body ? s->rx_body_len : LINK_HDR_SIZE)) {
-            continue;
-        }
-        s->rx_have = 0;
-        if (!s->rx_in_body) {
-            if (!azihsm_link_check_header(s)) {
-                return;
-            }
-            s->rx_in_body = s->rx_body_len > 0;
-            if (s->rx_in_body) {
-                continue;
-            }
-        }
-        s->rx_in_body = false;
-        azihsm_link_dispatch(s);
-    }
-}
-
-static void azihsm_link_event(void *opaque, QEMUChrEvent event)
-{
-    AzihsmState *s = opaque;
-
-    switch (event) {
-    case CHR_EVENT_OPENED:
-        trace_azihsm_link_event("opened");
-        azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
-        azihsm_link_clear_io(s);
-        s->rx_broken = false;
-        azihsm_link_set_state(s, LINK_HANDSHAKE);
-        azihsm_link_send_hello(s);
-        break;
-    case CHR_EVENT_CLOSED:
-        trace_azihsm_link_event("closed");
-        azihsm_link_set_state(s, LINK_DOWN);
-        azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
-        azihsm_link_clear_io(s);
-        s->rx_broken = false;
-        break;
-    default:
-        break;
-    }
-}
-
-/* ------------------------------------------------------------------------
  * QOM introspection properties
  * ------------------------------------------------------------------------ */
 
@@ -1803,30 +957,96 @@ static char *azihsm_get_link_state(Object *obj, Error **errp)
     return g_strdup(azihsm_link_state_name(AZIHSM(obj)));
 }
 
-static char *azihsm_get_queues(Object *obj, Error **errp)
+/* Commands of @sq waiting for the backend. */
+static uint32_t azihsm_sq_inflight(AzihsmState *s, AzihsmSQ *sq)
+{
+    uint32_t n = 0;
+
+    for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
+        n += azihsm_req_of_sq(&s->req[i], sq);
+    }
+    return n;
+}
+
+/*
+ * The "queues" property: a list of one object per existing queue, each CQ
+ * before the SQ of the same slot, in slot order (admin, HSM, AES).  Every
+ * field is documented in docs/device.md (Properties); qom-get returns it
+ * as JSON.
+ */
+static bool azihsm_visit_ring(Visitor *v, const char *kind, uint16_t qid,
+                              uint64_t base, uint32_t size, uint32_t head,
+                              uint32_t tail, Error **errp)
+{
+    char *kind_str = (char *)kind;
+    char *format = (char *)azihsm_formats[azihsm_qid_kind(qid)].name;
+
+    return visit_type_str(v, "kind", &kind_str, errp) &&
+           visit_type_uint16(v, "qid", &qid, errp) &&
+           visit_type_str(v, "format", &format, errp) &&
+           visit_type_uint64(v, "base", &base, errp) &&
+           visit_type_uint32(v, "size", &size, errp) &&
+           visit_type_uint32(v, "head", &head, errp) &&
+           visit_type_uint32(v, "tail", &tail, errp);
+}
+
+static bool azihsm_visit_cq(Visitor *v, AzihsmCQ *cq, Error **errp)
+{
+    uint8_t phase = cq->phase;
+    bool ok;
+
+    if (!visit_start_struct(v, NULL, NULL, 0, errp)) {
+        return false;
+    }
+    ok = azihsm_visit_ring(v, "cq", cq->qid, cq->base, cq->size, cq->head,
+                           cq->tail, errp) &&
+         visit_type_uint8(v, "phase", &phase, errp) &&
+         visit_type_bool(v, "ien", &cq->ien, errp) &&
+         visit_type_uint16(v, "vector", &cq->vector, errp) &&
+         visit_type_uint32(v, "held", &cq->held_count, errp) &&
+         visit_check_struct(v, errp);
+    visit_end_struct(v, NULL);
+    return ok;
+}
+
+static bool azihsm_visit_sq(AzihsmState *s, Visitor *v, AzihsmSQ *sq,
+                            Error **errp)
+{
+    uint32_t inflight = azihsm_sq_inflight(s, sq);
+    bool ok;
+
+    if (!visit_start_struct(v, NULL, NULL, 0, errp)) {
+        return false;
+    }
+    ok = azihsm_visit_ring(v, "sq", sq->qid, sq->base, sq->size, sq->head,
+                           sq->tail, errp) &&
+         visit_type_uint16(v, "cqid", &sq->cqid, errp) &&
+         visit_type_uint32(v, "inflight", &inflight, errp) &&
+         visit_check_struct(v, errp);
+    visit_end_struct(v, NULL);
+    return ok;
+}
+
+static void azihsm_get_queues(Object *obj, Visitor *v, const char *name,
+                              void *opaque, Error **errp)
 {
     AzihsmState *s = AZIHSM(obj);
-    GString *out = g_string_new(NULL);
+    bool ok = true;
 
-    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+    if (!visit_start_list(v, name, NULL, 0, errp)) {
+        return;
+    }
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS && ok; slot++) {
         AzihsmCQ *cq = &s->cq[slot];
         AzihsmSQ *sq = &s->sq[slot];
 
-        if (cq->created) {
-            g_string_append_printf(out, "cq %u: base=0x%" PRIx64 " size=%u "
-                                   "head=%u tail=%u phase=%u vector=%u "
-                                   "held=%u\n", cq->qid, cq->base, cq->size,
-                                   cq->head, cq->tail, cq->phase, cq->vector,
-                                   cq->held_count);
-        }
-        if (sq->created) {
-            g_string_append_printf(out, "sq %u: base=0x%" PRIx64 " size=%u "
-                                   "head=%u tail=%u cq=%u\n", sq->qid,
-                                   sq->base, sq->size, sq->head, sq->tail,
-                                   sq->cqid);
-        }
+        ok = (!cq->created || azihsm_visit_cq(v, cq, errp)) &&
+             (!sq->created || azihsm_visit_sq(s, v, sq, errp));
     }
-    return g_string_free(out, false);
+    if (ok) {
+        visit_check_list(v, errp);
+    }
+    visit_end_list(v, NULL);
 }
 
 static void azihsm_instance_init(Object *obj)
@@ -1834,7 +1054,8 @@ static void azihsm_instance_init(Object *obj)
     AzihsmState *s = AZIHSM(obj);
 
     object_property_add_str(obj, "link-state", azihsm_get_link_state, NULL);
-    object_property_add_str(obj, "queues", azihsm_get_queues, NULL);
+    object_property_add(obj, "queues", "AzihsmQueueList", azihsm_get_queues,
+                        NULL, NULL, NULL);
     object_property_add_uint64_ptr(obj, "commands-completed",
                                    &s->commands_completed, OBJ_PROP_FLAG_READ);
     object_property_add_uint64_ptr(obj, "commands-failed",
@@ -1919,9 +1140,6 @@ static void azihsm_realize(PCIDevice *pci_dev, Error **errp)
 
     s->process_bh = qemu_bh_new_guarded(azihsm_process_bh, s,
                                         &dev->mem_reentrancy_guard);
-    s->link_bh = qemu_bh_new_guarded(azihsm_link_bh, s,
-                                     &dev->mem_reentrancy_guard);
-    s->txbuf = g_byte_array_new();
     for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
         s->req[i].s = s;
         timer_init_ms(&s->req[i].timer, QEMU_CLOCK_VIRTUAL,
@@ -1929,15 +1147,14 @@ static void azihsm_realize(PCIDevice *pci_dev, Error **errp)
     }
     timer_init_ms(&s->ready_timer, QEMU_CLOCK_VIRTUAL, azihsm_ready_timeout, s);
     s->res_cnt = s->res_cnt_default;
-    qemu_chr_fe_set_handlers(&s->chr, azihsm_link_can_read, azihsm_link_read,
-                             azihsm_link_event, NULL, s, NULL, true);
+    azihsm_link_realize(s);
 }
 
 static void azihsm_exit(PCIDevice *pci_dev)
 {
     AzihsmState *s = AZIHSM(pci_dev);
 
-    qemu_chr_fe_deinit(&s->chr, false);
+    azihsm_link_unrealize(s);
     azihsm_req_forget_all(s);
     for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
         if (s->cq[slot].created) {
@@ -1948,10 +1165,7 @@ static void azihsm_exit(PCIDevice *pci_dev)
         timer_del(&s->req[i].timer);
     }
     timer_del(&s->ready_timer);
-    azihsm_link_clear_io(s);
-    g_byte_array_free(s->txbuf, true);
     qemu_bh_delete(s->process_bh);
-    qemu_bh_delete(s->link_bh);
     msix_unuse_all_vectors(pci_dev);
     msix_uninit(pci_dev, &s->bar4, &s->bar4);
 }

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Add the azihsm device to a QEMU 10.0 source tree: hw/azihsm/ holds symlinks to this directory,
-# and three one-line additions hook it into hw/meson.build, hw/Kconfig and the trace-event list.
+# Add the azihsm device to a QEMU 10.0 source tree: hw/azihsm/ holds symlinks to this directory's
+# sources (every .c and .h) and build files, and three one-line additions hook it into
+# hw/meson.build, hw/Kconfig and the trace-event list.
 # Idempotent; safe to run on every build.
 set -euo pipefail
 SRC=${1:?usage: wire.sh QEMU_SOURCE_TREE}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 mkdir -p "$SRC/hw/azihsm"
-for f in azihsm.c meson.build Kconfig trace-events trace.h; do
-  [ -e "$HERE/$f" ] && ln -sfn "$HERE/$f" "$SRC/hw/azihsm/$f"
+for path in "$HERE"/*.c "$HERE"/*.h "$HERE"/meson.build "$HERE"/Kconfig "$HERE"/trace-events; do
+  ln -sfn "$path" "$SRC/hw/azihsm/$(basename "$path")"
 done
 
 add_line() {  # add_line FILE ANCHOR LINE: insert LINE after the first line that is exactly ANCHOR

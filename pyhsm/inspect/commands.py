@@ -83,8 +83,7 @@ def _inspect(args: argparse.Namespace) -> int:
                 results["dmesg"] = list(kernel.dmesg())
         if args.rings:
             state = device_state(args.target, path, args.qmp)
-            results["rings"] = rings.decode_rings(memory, rings.parse_queues(state["queues"]),
-                                                  int(state["inflight"]))
+            results["rings"] = rings.decode_rings(memory, rings.load_queues(state["queues"]))
         secrets = [scan.Secret(f"hex:{h[:8]}..", bytes.fromhex(h)) for h in args.scan_hex]
         if args.scan_secrets:
             secrets += scan.load_secrets(args.scan_secrets)

@@ -1,26 +1,31 @@
 """The driver's submission and completion rings, decoded straight out of guest-physical memory.
 
-Queue bases, sizes, heads and tails come from the device (QOM property ``queues``, see
-``pyhsm.qmp.device_state``). Entry layouts: azihsm-device.md 3.4-3.7. A submission between head and
-tail has not been fetched by the device yet; a fetched one with no completion after it is in flight
-(a hung command shows up there, with its MBOR request decoded from its source pages).
+Queue bases, sizes, heads, tails and in-flight counts come from the device: its QOM property
+``queues``, a list of objects whose schema is in docs/device.md (*Properties*), read with
+``pyhsm.qmp.device_state``. Entry sizes follow the queue's ``format`` (``pyhsm.qtest.layout``). A
+submission between head and tail has not been fetched by the device yet; a fetched one with no
+completion after it is in flight (a hung command shows up there, with its MBOR request decoded from
+its source pages).
 """
 
 from __future__ import annotations
 
-import re
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 from pyhsm.inspect.memory import UnmappedAddress, PhysicalMemory
 from pyhsm.link import SessionFlags
+from pyhsm.qtest import layout
 from pyhsm.trace.decode import decode_request
 
-SQE_SIZE, CQE_SIZE = 64, 16
-AES_FIRST_QID = 256
+AES_FIRST_QID = layout.AES_FIRST_QID
 PAGE = 4096
-_QUEUE_LINE = re.compile(r"^(sq|cq) (\d+): (.*)$")
+ENTRY_SIZES = {   # the device's queue ``format`` -> (SQE size, CQE size)
+    "admin": (layout.AdminSqe.LAYOUT.size, layout.AdminCqe.LAYOUT.size),
+    "hsm": (layout.HsmSqe.LAYOUT.size, layout.HsmCqe.LAYOUT.size),
+    "aes": (layout.AesSqe.LAYOUT.size, layout.AesCqe.LAYOUT.size),
+}
 
 
 @dataclass(frozen=True)
@@ -31,20 +36,24 @@ class Queue:
     size: int
     head: int
     tail: int
-    extra: dict[str, int]   # cq: phase, vector, held; sq: cq
+    extra: dict[str, Any]   # every other field: format; cq: phase, ien, vector, held; sq: cqid, inflight
+
+    @property
+    def entry_size(self) -> int:
+        sqe, cqe = ENTRY_SIZES[self.extra["format"]]
+        return sqe if self.kind == "sq" else cqe
 
 
-def parse_queues(text: str) -> list[Queue]:
-    """The device's ``queues`` property (``sq 1: base=0x... size=64 head=3 tail=3 cq=1`` lines)."""
-    queues = []
-    for line in text.splitlines():
-        match = _QUEUE_LINE.match(line.strip())
-        if not match:
-            continue
-        fields = {k: int(v, 0) for k, v in (item.split("=") for item in match[3].split())}
-        queues.append(Queue(match[1], int(match[2]), fields.pop("base"), fields.pop("size"),
-                            fields.pop("head"), fields.pop("tail"), fields))
-    return queues
+def load_queues(items: Any) -> list[Queue]:
+    """The device's ``queues`` property as ``qom-get`` returns it: a list of objects (docs/device.md,
+    *Properties*). Raises ``ValueError`` for anything else, such as the text of an older device."""
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ValueError("the device's queues property is not a list of queue objects: this QEMU "
+                         "or device-state file predates the structured property (make qemu)")
+    return [Queue(item["kind"], item["qid"], item["base"], item["size"], item["head"], item["tail"],
+                  {k: v for k, v in item.items()
+                   if k not in ("kind", "qid", "base", "size", "head", "tail")})
+            for item in items]
 
 
 def decode_sqe(qid: int, raw: bytes) -> dict[str, Any]:
@@ -64,6 +73,8 @@ def decode_sqe(qid: int, raw: bytes) -> dict[str, Any]:
 
 
 def decode_cqe(qid: int, raw: bytes) -> dict[str, Any]:
+    if qid >= AES_FIRST_QID:
+        return {"raw": raw.hex()}
     sq_head, sq_id, cid, status_phase = struct.unpack_from("<HHHH", raw, 8)
     out: dict[str, Any] = {"cid": cid, "sq_id": sq_id, "sq_head": sq_head,
                            "status": (status_phase >> 1) & 0x7FF, "phase": status_phase & 1}
@@ -90,18 +101,18 @@ def _request(memory: PhysicalMemory, sqe: dict[str, Any]) -> dict[str, Any]:
     return decode_request(data)
 
 
-def decode_rings(memory: PhysicalMemory, queues: list[Queue], inflight: int = 0) -> list[dict[str, Any]]:
+def decode_rings(memory: PhysicalMemory, queues: list[Queue]) -> list[dict[str, Any]]:
     """Per queue: its state and its used entries, oldest first; SQ entries carry ``state``
-    (``submitted``: not fetched yet; ``in flight``: among the last ``inflight`` fetched HSM commands,
-    the device's count of commands waiting for the backend, which answers in order; ``done``) and,
-    on HSM queues, the decoded request. With several busy HSM queues ``in flight`` is an upper bound."""
+    (``submitted``: not fetched yet; ``in flight``: among the last ``inflight`` fetched commands of
+    that HSM SQ, the device's count of its commands waiting for the backend, which answers in order;
+    ``done``) and, on HSM queues, the decoded request. AES entries are shown raw."""
     out = []
     for q in sorted(queues, key=lambda q: (q.kind != "cq", q.qid)):
         entry = {"kind": q.kind, "qid": q.qid, "base": hex(q.base), "size": q.size,
                  "head": q.head, "tail": q.tail, **q.extra, "entries": []}
         if q.kind == "cq":
             for slot in _oldest_first(q):
-                raw = memory.read(q.base + slot * CQE_SIZE, CQE_SIZE)
+                raw = memory.read(q.base + slot * q.entry_size, q.entry_size)
                 if not any(raw):   # never written (a written HSM CQE carries its SQ id, never 0)
                     continue       # (phase, CID and status can all be 0 on an even lap)
                 cqe = decode_cqe(q.qid, raw)
@@ -109,8 +120,9 @@ def decode_rings(memory: PhysicalMemory, queues: list[Queue], inflight: int = 0)
                 entry["entries"].append(cqe)
         else:
             pending = {(q.head + i) % q.size for i in range((q.tail - q.head) % q.size)}
+            inflight = q.extra["inflight"]
             for slot in _oldest_first(q):
-                raw = memory.read(q.base + slot * SQE_SIZE, SQE_SIZE)
+                raw = memory.read(q.base + slot * q.entry_size, q.entry_size)
                 if not any(raw):
                     continue
                 sqe = decode_sqe(q.qid, raw)

@@ -50,6 +50,21 @@ def hsm_device_args(backend_socket: Path | str, *, serial: str | None = None, re
             "-device", "azihsm," + ",".join(props)]
 
 
+MAILBOX_ID = "mbx"
+MAILBOX_QOM_PATH = f"/machine/peripheral/{MAILBOX_ID}"
+
+
+def mailbox_device_args(backend_socket: Path | str, *, serial: str | None = None, address: int = 0x41,
+                        timeout_ms: int | None = None) -> list[str]:
+    """QEMU arguments for one azihsm-i2c serial mailbox (QOM id ``mbx``) on q35's ICH9 SMBus."""
+    props = [f"bus=i2c,address=0x{address:02x},chardev=mbx0,id={MAILBOX_ID}"]
+    for name, value in (("serial", serial), ("backend-timeout-ms", timeout_ms)):
+        if value is not None:
+            props.append(f"{name}={value}")
+    return ["-chardev", f"socket,id=mbx0,path={backend_socket},reconnect-ms=200",
+            "-device", "azihsm-i2c," + ",".join(props)]
+
+
 class Machine:
     """One QEMU process. Use as a context manager; ``qtest`` and ``qmp`` are live inside it."""
 

@@ -51,6 +51,9 @@ class Qtest:
     def inl(self, port: int) -> int:
         return int(self.command(f"inl 0x{port:x}")[0], 0)
 
+    def inb(self, port: int) -> int:
+        return int(self.command(f"inb 0x{port:x}")[0], 0)
+
     # Memory-mapped accesses of one width (MMIO or RAM)
     def readb(self, addr: int) -> int:
         return int(self.command(f"readb 0x{addr:x}")[0], 0)

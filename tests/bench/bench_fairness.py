@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
 from bench_ddi import APP_ID, PIN, backend_socket, provisioned_clients  # noqa: E402
+from bench_roundtrip import p99  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
 from pyhsm import link  # noqa: E402
@@ -30,10 +31,6 @@ from pyhsm.client.socket_transport import SocketTransport  # noqa: E402
 
 GOAL = 2.0
 SLICES = 5
-
-
-def percentile(samples: list[float], q: float) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if q < 100 else max(samples)
 
 
 def latencies(client: HsmClient, count: int) -> list[float]:
@@ -83,8 +80,8 @@ def main() -> int:
             heavy.running.clear()
             time.sleep(0.2)
     load = os.getloadavg()[0]
-    q50, q99 = percentile(quiet, 50) * 1e3, percentile(quiet, 99) * 1e3
-    b50, b99 = percentile(busy, 50) * 1e3, percentile(busy, 99) * 1e3
+    q50, q99 = statistics.median(quiet) * 1e3, p99(quiet) * 1e3
+    b50, b99 = statistics.median(busy) * 1e3, p99(busy) * 1e3
     print(f"machine load (1 min): {load:.2f}; heavy neighbour loops (NSSR + EstablishCredential): {heavy.loops}")
     print(f"{'neighbour GetApiRev':24} {'p50 ms':>8} {'p99 ms':>8}")
     print(f"{'quiet backend':24} {q50:8.3f} {q99:8.3f}")

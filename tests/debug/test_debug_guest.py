@@ -165,7 +165,7 @@ def _quiescent_state(client: Any) -> dict[str, Any]:
     while True:
         state = qmp.device_state(client)
         settled = not state["inflight"] and all(
-            q.head == q.tail for q in rings.parse_queues(state["queues"]) if q.kind == "sq")
+            q.head == q.tail for q in rings.load_queues(state["queues"]) if q.kind == "sq")
         if settled and state == previous:
             return state
         assert time.monotonic() < deadline, state
@@ -179,13 +179,14 @@ def test_rings_match_what_the_driver_submitted(guest: dict[str, Any]) -> None:
     try:
         state = _quiescent_state(client)
         with PhysicalMemory(guest["memory"]) as memory:
-            decoded = rings.decode_rings(memory, rings.parse_queues(state["queues"]), 0)
+            decoded = rings.decode_rings(memory, rings.load_queues(state["queues"]))
         traced = [json.loads(line) for line in
                   (guest["run"] / BACKEND_TRACE).read_text().splitlines()]
     finally:
         client.cmd("cont")
         client.close()
     assert state["link-state"] == "up"
+    assert {q["format"] for q in decoded} == {"admin", "hsm", "aes"}, decoded
     sq1 = next(q for q in decoded if q["kind"] == "sq" and q["qid"] == 1)
     cq1 = next(q for q in decoded if q["kind"] == "cq" and q["qid"] == 1)
     commands = [r for r in traced if r["event"] == "command"]
@@ -264,13 +265,12 @@ def test_hung_command_is_seen_in_place(guest: dict[str, Any]) -> None:
         client.cmd("stop")
         state = qmp.device_state(client)
         with PhysicalMemory(guest["memory"]) as memory:
-            decoded = rings.decode_rings(memory, rings.parse_queues(state["queues"]),
-                                         state["inflight"])
+            decoded = rings.decode_rings(memory, rings.load_queues(state["queues"]))
     finally:
         client.cmd("cont")
         client.close()
         os.kill(pid, signal.SIGCONT)
     sq1 = next(q for q in decoded if q["kind"] == "sq" and q["qid"] == 1)
     hung = [e for e in sq1["entries"] if e["state"] == "in flight"]
-    assert state["inflight"] == 1 and len(hung) == 1, sq1
+    assert state["inflight"] == 1 and sq1["inflight"] == 1 and len(hung) == 1, sq1
     assert hung[0]["request"]["op"] == "GetApiRev" and hung[0]["session_op"] == "NONE"

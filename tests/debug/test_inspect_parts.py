@@ -1,5 +1,6 @@
 """Introspection parts without a guest: the kernel profile from the real guest vmlinuz (export table
-and BTF), queue parsing, SQE/CQE decoding and ring states over a synthetic memory image."""
+and BTF), the device's queue objects, SQE/CQE decoding and ring states over a synthetic memory
+image."""
 
 from __future__ import annotations
 
@@ -30,12 +31,20 @@ def test_profile_from_the_guest_kernel_image() -> None:
     assert prof["sizes"]["prb_desc"] == 24
 
 
-def test_parse_queues() -> None:
-    text = ("cq 1: base=0x6b71000 size=16 head=14 tail=14 phase=1 vector=1 held=0\n"
-            "sq 1: base=0x6b72000 size=16 head=3 tail=5 cq=1\n")
-    cq, sq = rings.parse_queues(text)
-    assert (cq.kind, cq.qid, cq.base, cq.extra["phase"]) == ("cq", 1, 0x6B71000, 1)
-    assert (sq.kind, sq.head, sq.tail, sq.extra["cq"]) == ("sq", 3, 5, 1)
+def test_load_queues() -> None:
+    """The ``queues`` property as qom-get returns it (schema: docs/device.md, Properties)."""
+    items = [{"kind": "cq", "qid": 1, "format": "hsm", "base": 0x6B71000, "size": 16, "head": 14,
+              "tail": 14, "phase": 1, "ien": True, "vector": 1, "held": 0},
+             {"kind": "sq", "qid": 1, "format": "hsm", "base": 0x6B72000, "size": 16, "head": 3,
+              "tail": 5, "cqid": 1, "inflight": 2},
+             {"kind": "cq", "qid": 256, "format": "aes", "base": 0x6B73000, "size": 8, "head": 0,
+              "tail": 0, "phase": 1, "ien": True, "vector": 16, "held": 0}]
+    cq, sq, aes = rings.load_queues(items)
+    assert (cq.kind, cq.qid, cq.base, cq.extra["phase"], cq.entry_size) == ("cq", 1, 0x6B71000, 1, 16)
+    assert (sq.kind, sq.head, sq.tail, sq.extra["cqid"], sq.extra["inflight"]) == ("sq", 3, 5, 1, 2)
+    assert sq.entry_size == 64 and aes.entry_size == 64 and aes.extra["format"] == "aes"
+    with pytest.raises(ValueError, match="predates"):   # the text property of older devices
+        rings.load_queues("sq 1: base=0x6b72000 size=16 head=3 tail=5 cq=1\n")
 
 
 def _sqe(cid: int, src_len: int, src: int, flags: int, session: int) -> bytes:
@@ -63,10 +72,10 @@ def test_ring_states_and_request_decode(tmp_path: Path) -> None:
         image[cq_base + 16 * slot:cq_base + 16 * slot + 16] = cqe
     path = tmp_path / "ram.raw"
     path.write_bytes(image)
-    queues = [rings.Queue("sq", 1, sq_base, 8, 3, 4, {"cq": 1}),
-              rings.Queue("cq", 1, cq_base, 8, 2, 2, {"phase": 1})]
+    queues = [rings.Queue("sq", 1, sq_base, 8, 3, 4, {"format": "hsm", "cqid": 1, "inflight": 1}),
+              rings.Queue("cq", 1, cq_base, 8, 2, 2, {"format": "hsm", "phase": 1})]
     with PhysicalMemory(path) as memory:
-        cq, sq = rings.decode_rings(memory, queues, inflight=1)
+        cq, sq = rings.decode_rings(memory, queues)
     assert [e["state"] for e in sq["entries"]] == ["done", "done", "in flight", "submitted"]
     waiting = sq["entries"][2]
     assert waiting["cid"] == 2 and waiting["session_op"] == "IN_SESSION" and waiting["session_id"] == 5
@@ -86,8 +95,27 @@ def test_second_lap_completions_with_phase_0_and_cid_0_are_entries(tmp_path: Pat
     path = tmp_path / "ram.raw"
     path.write_bytes(image)
     with PhysicalMemory(path) as memory:
-        (cq,) = rings.decode_rings(memory, [rings.Queue("cq", 1, cq_base, size, 2, 2, {"phase": 0})])
+        (cq,) = rings.decode_rings(memory, [rings.Queue("cq", 1, cq_base, size, 2, 2,
+                                                        {"format": "hsm", "phase": 0})])
     assert [e["byte_count"] for e in cq["entries"]] == [12, 13, 10, 11]   # oldest first
+
+
+def test_aes_rings_use_their_own_entry_sizes(tmp_path: Path) -> None:
+    """AES queues hold 128-byte SQEs and 64-byte CQEs: each entry is read whole and shown raw."""
+    image = bytearray(8 << 10)
+    sq_base, cq_base = 0x1000, 0x1800
+    for slot in range(2):
+        image[sq_base + 128 * slot + 6] = slot + 1          # CID (SQE bytes 6-7)
+        image[cq_base + 64 * slot + 2] = slot + 1           # CID (CQE bytes 2-3)
+    path = tmp_path / "ram.raw"
+    path.write_bytes(image)
+    queues = [rings.Queue("sq", 256, sq_base, 4, 2, 2, {"format": "aes", "cqid": 256, "inflight": 0}),
+              rings.Queue("cq", 256, cq_base, 4, 2, 2, {"format": "aes", "phase": 1})]
+    with PhysicalMemory(path) as memory:
+        cq, sq = rings.decode_rings(memory, queues)
+    assert [len(bytes.fromhex(e["raw"])) for e in sq["entries"]] == [128, 128]
+    assert [len(bytes.fromhex(e["raw"])) for e in cq["entries"]] == [64, 64]
+    assert [e["state"] for e in sq["entries"]] == ["done", "done"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -146,4 +146,44 @@ def test_qom_introspection(rig):
     rig.ctrl.hsm(b"count me")
     assert rig.machine.qom_get("commands-completed") == completed + 1
     assert isinstance(rig.machine.qom_get("link-state"), str)
-    assert isinstance(rig.machine.qom_get("queues"), str)
+    assert isinstance(rig.machine.qom_get("queues"), list)
+
+
+CQ_FIELDS = {"kind", "qid", "format", "base", "size", "head", "tail", "phase", "ien", "vector", "held"}
+SQ_FIELDS = {"kind", "qid", "format", "base", "size", "head", "tail", "cqid", "inflight"}
+
+
+def test_queues_property_is_structured(rig):
+    """``queues`` is a list of objects with the fields of docs/device.md (Properties), in slot order,
+    agreeing with what the driver created, with the commands waiting for the backend counted per SQ."""
+    ctrl, backend = rig.ctrl, rig.backend
+    backend.hold()
+    cids = [ctrl.submit_hsm(1, b"one"), ctrl.submit_hsm(1, b"two")]
+    assert backend.wait_for(lambda: len(backend.held) == 2)
+    items = rig.machine.qom_get("queues")
+    assert rig.machine.qom_get("inflight") == 2
+    backend.release()
+    assert [ctrl.wait_hsm(1, cid).cqe.status for cid in cids] == [0, 0]
+
+    created = sorted(ctrl.queues)   # HSM qids, then AES qids: the device's slot order
+    assert [(q["kind"], q["qid"]) for q in items] == \
+        [("cq", 0), ("sq", 0)] + [(kind, qid) for qid in created for kind in ("cq", "sq")]
+    for q in items:
+        assert set(q) == (CQ_FIELDS if q["kind"] == "cq" else SQ_FIELDS), q
+        assert all(isinstance(q[k], str) for k in ("kind", "format"))
+        assert all(isinstance(v, int) for k, v in q.items() if k not in ("kind", "format")), q
+        assert q["format"] == ("admin" if q["qid"] == 0 else "hsm" if q["qid"] < L.AES_FIRST_QID
+                               else "aes")
+    by = {(q["kind"], q["qid"]): q for q in items}
+    assert (by["sq", 0]["base"], by["cq", 0]["base"]) == (ctrl.admin.sq_base, ctrl.admin.cq_base)
+    assert by["cq", 0]["vector"] == 0 and by["cq", 0]["ien"] is True
+    for qid in created:
+        queue, sq, cq = ctrl.queues[qid], by["sq", qid], by["cq", qid]
+        assert (sq["base"], sq["size"], sq["cqid"]) == (queue.sq_base, queue.size, qid)
+        assert (cq["base"], cq["size"], cq["vector"], cq["ien"]) == \
+            (queue.cq_base, queue.size, queue.vector, True)
+        assert cq["held"] == 0 and cq["phase"] in (0, 1)
+        assert sq["inflight"] == (2 if qid == 1 else 0)
+    sq1 = by["sq", 1]
+    assert sq1["head"] == sq1["tail"] == ctrl.queues[1].sq_tail   # both fetched, neither answered
+    assert all(q["inflight"] == 0 for q in rig.machine.qom_get("queues") if q["kind"] == "sq")

@@ -60,6 +60,14 @@ def concurrent_first_hellos(sock: Path, serial: str) -> list[bool]:
     return accepted
 
 
+def provisioned_device(device: Path, firmware_dir: Path, serial: str) -> None:
+    """Power device ``serial`` on in ``device`` and give its partition 0 a credential (persisted)."""
+    identity = power_on(device, firmware_dir, serial=serial)
+    client = HsmClient(LocalTransport(Partition(serial=serial, index=0, state_dir=device / "partition-0",
+                                                identity=identity)))
+    client.establish_credential(APP_ID, PIN, client.init_bk3(BK3), ec.generate_private_key(ec.SECP384R1()))
+
+
 def test_concurrent_first_power_ons_and_restarts_lose_nothing(tmp_path: Path, firmware_dir: Path,
                                                               reliability) -> None:
     """Every round: a new device gets concurrent first HELLOs for several partitions, which are
@@ -88,10 +96,7 @@ def test_concurrent_first_power_ons_and_restarts_lose_nothing(tmp_path: Path, fi
 
 def test_state_files_are_private(tmp_path: Path, firmware_dir: Path) -> None:
     state = tmp_path / "state"
-    identity = power_on(state / "dev", firmware_dir, serial="SN-PRIVATE")
-    client = HsmClient(LocalTransport(Partition(serial="SN-PRIVATE", index=0,
-                                                state_dir=state / "dev" / "partition-0", identity=identity)))
-    client.establish_credential(APP_ID, PIN, client.init_bk3(BK3), ec.generate_private_key(ec.SECP384R1()))
+    provisioned_device(state / "dev", firmware_dir, "SN-PRIVATE")
     assert (state / "dev" / "partition-0" / "partition.state").exists()
     for path in (state / "dev").rglob("*"):
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -104,10 +109,7 @@ def test_a_copy_without_the_chip_recovers_nothing(tmp_path: Path, firmware_dir: 
     chip's secret is random, so the PUF answers differently and the helper data fails its check."""
     serial = "SN-VICTIM"
     device = tmp_path / "victim"
-    identity = power_on(device, firmware_dir, serial=serial)
-    client = HsmClient(LocalTransport(Partition(serial=serial, index=0, state_dir=device / "partition-0",
-                                                identity=identity)))
-    client.establish_credential(APP_ID, PIN, client.init_bk3(BK3), ec.generate_private_key(ec.SECP384R1()))
+    provisioned_device(device, firmware_dir, serial)
     copy = tmp_path / "copy"
     shutil.copytree(device, copy, ignore=shutil.ignore_patterns(SILICON_FILE))
     manufacture(serial, seed=deterministic_seed(serial)).save(copy / SILICON_FILE)
@@ -124,10 +126,7 @@ def test_a_foreign_chip_cannot_read_the_partitions(tmp_path: Path, firmware_dir:
     """Even a chip that powers on (a fresh one, re-enrolled) cannot decrypt the copied partition state."""
     serial = "SN-VICTIM"
     device = tmp_path / "victim"
-    identity = power_on(device, firmware_dir, serial=serial)
-    client = HsmClient(LocalTransport(Partition(serial=serial, index=0, state_dir=device / "partition-0",
-                                                identity=identity)))
-    client.establish_credential(APP_ID, PIN, client.init_bk3(BK3), ec.generate_private_key(ec.SECP384R1()))
+    provisioned_device(device, firmware_dir, serial)
     attacker = power_on(tmp_path / "attacker", firmware_dir, serial=serial, deterministic_silicon=True)
     with pytest.raises(StateError, match="foreign state"):
         Partition(serial=serial, index=0, state_dir=device / "partition-0", identity=attacker)

@@ -1,0 +1,129 @@
+"""MCTP control messages (DSP0236 section 12), the responder side.
+
+Message type 0x00. After the type byte: byte 0 = Rq (bit 7), D (bit 6), instance id (bits 4:0); byte 1 =
+command code; a response adds a completion code. Supported: Set Endpoint ID, Get Endpoint ID, Get MCTP
+Version Support, Get Message Type Support, Get Vendor Defined Message Support.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Callable
+
+MESSAGE_TYPE = 0x00
+SPDM_TYPE = 0x05
+VENDOR_PCI_TYPE = 0x7E
+MSFT_VENDOR_ID = 0x1414
+SUPPORTED_TYPES = (MESSAGE_TYPE, SPDM_TYPE, VENDOR_PCI_TYPE)
+# Version entries (major, minor, update, alpha; 0xF0 | n encodes n) per message type; 0xFF = base spec
+VERSIONS: dict[int, tuple[bytes, ...]] = {
+    0xFF: (bytes([0xF1, 0xF3, 0xF1, 0x00]),),          # DSP0236 1.3.1
+    MESSAGE_TYPE: (bytes([0xF1, 0xF3, 0xF1, 0x00]),),
+    SPDM_TYPE: (bytes([0xF1, 0xF2, 0xF0, 0x00]),),     # SPDM 1.2.0 over DSP0275
+    VENDOR_PCI_TYPE: (bytes([0xF1, 0xF0, 0xFF, 0x00]),),
+}
+CERBERUS_PROTOCOL_VERSION = 0x0004
+
+
+class Command(enum.IntEnum):
+    SET_ENDPOINT_ID = 0x01
+    GET_ENDPOINT_ID = 0x02
+    GET_VERSION_SUPPORT = 0x04
+    GET_MESSAGE_TYPE_SUPPORT = 0x05
+    GET_VENDOR_MESSAGE_SUPPORT = 0x06
+
+
+class Completion(enum.IntEnum):
+    SUCCESS = 0x00
+    ERROR = 0x01
+    INVALID_DATA = 0x02
+    INVALID_LENGTH = 0x03
+    NOT_READY = 0x04
+    UNSUPPORTED_CMD = 0x05
+    MESSAGE_TYPE_UNSUPPORTED = 0x80   # Get MCTP Version Support only
+
+
+@dataclass
+class EndpointId:
+    """The endpoint's EID: 0 (unassigned) until a bus owner sets one; volatile."""
+
+    value: int = 0
+
+
+def _valid_eid(eid: int) -> bool:
+    return 0x08 <= eid <= 0xFE
+
+
+class _Failure(Exception):
+    def __init__(self, code: Completion) -> None:
+        self.code = code
+
+
+def _set_eid(state: EndpointId, data: bytes) -> bytes:
+    if len(data) != 2:
+        raise _Failure(Completion.INVALID_LENGTH)
+    operation, eid = data[0] & 3, data[1]
+    if operation in (0, 1):                      # set / force
+        if not _valid_eid(eid):
+            raise _Failure(Completion.INVALID_DATA)
+        state.value = eid
+    elif operation == 2:                         # reset: static EIDs only
+        raise _Failure(Completion.INVALID_DATA)
+    return bytes([0x00, state.value, 0x00])      # accepted, no EID pool; EID setting; pool size 0
+
+
+def _get_eid(state: EndpointId, data: bytes) -> bytes:
+    if data:
+        raise _Failure(Completion.INVALID_LENGTH)
+    return bytes([state.value, 0x00, 0x00])      # simple endpoint, dynamic EID; no medium info
+
+
+def _get_version(state: EndpointId, data: bytes) -> bytes:
+    if len(data) != 1:
+        raise _Failure(Completion.INVALID_LENGTH)
+    entries = VERSIONS.get(data[0])
+    if entries is None:
+        raise _Failure(Completion.MESSAGE_TYPE_UNSUPPORTED)
+    return bytes([len(entries)]) + b"".join(entries)
+
+
+def _get_types(state: EndpointId, data: bytes) -> bytes:
+    if data:
+        raise _Failure(Completion.INVALID_LENGTH)
+    return bytes([len(SUPPORTED_TYPES), *SUPPORTED_TYPES])
+
+
+def _get_vendor(state: EndpointId, data: bytes) -> bytes:
+    if len(data) != 1:
+        raise _Failure(Completion.INVALID_LENGTH)
+    if data[0] != 0:
+        raise _Failure(Completion.INVALID_DATA)
+    # next selector 0xFF (no more); PCI vendor id format; vendor id and command set version, big endian
+    return bytes([0xFF, 0x00]) + struct.pack(">HH", MSFT_VENDOR_ID, CERBERUS_PROTOCOL_VERSION)
+
+
+HANDLERS: dict[int, Callable[[EndpointId, bytes], bytes]] = {
+    Command.SET_ENDPOINT_ID: _set_eid,
+    Command.GET_ENDPOINT_ID: _get_eid,
+    Command.GET_VERSION_SUPPORT: _get_version,
+    Command.GET_MESSAGE_TYPE_SUPPORT: _get_types,
+    Command.GET_VENDOR_MESSAGE_SUPPORT: _get_vendor,
+}
+
+
+def respond(state: EndpointId, body: bytes) -> bytes | None:
+    """The response message (type byte first) to a control request ``body`` (type byte first); None for
+    a control *response* or a header too short to answer (DSP0236: such messages are discarded)."""
+    if len(body) < 3 or not body[1] & 0x80:
+        return None
+    header, command, data = body[1], body[2], body[3:]
+    handler = HANDLERS.get(command)
+    try:
+        if handler is None:
+            raise _Failure(Completion.UNSUPPORTED_CMD)
+        answer = bytes([Completion.SUCCESS]) + handler(state, data)
+    except _Failure as failure:
+        answer = bytes([failure.code])
+    return bytes([MESSAGE_TYPE, header & 0x1F, command]) + answer

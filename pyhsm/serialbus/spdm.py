@@ -1,0 +1,400 @@
+"""SPDM 1.2 responder (DSP0274 1.2.x) over MCTP (DSP0275): version, capabilities, algorithms (ECDSA
+P-384 with SHA-384 only), digests and certificate of slot 0 (the device's DICE chain), challenge, and
+measurements of the HSM firmware stages, signed with the attestation key (the chain's leaf).
+
+Every request is declared once in ``REQUESTS``: its body record, the connection state it needs, and
+its handler. A malformed request, one out of order, or one this responder does not support is
+answered with an SPDM ERROR (``ErrorCode``); nothing is ever silently dropped.
+
+Signatures follow DSP0274 1.2 section 15: ECDSA-P384 over SHA-384 of
+``"dmtf-spdm-v1.2.*" x 4 || zero padding || context || SHA-384(transcript)`` (a 100-byte prefix),
+encoded as r || s (48 bytes each). Transcripts: CHALLENGE_AUTH signs M1 = A || B || C (A: the VCA
+messages, B: digests and certificate exchanges since, C: CHALLENGE and CHALLENGE_AUTH without the
+signature); MEASUREMENTS signs L1 = A || every GET_MEASUREMENTS and MEASUREMENTS since the last signed
+one (the last without its signature).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Sequence
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from pyhsm.serialbus.record import Record, RecordError
+
+VERSION_10 = 0x10
+VERSION_12 = 0x12
+HASH_SIZE = 48
+SIGNATURE_SIZE = 96
+NONCE_SIZE = 32
+MIN_DATA_TRANSFER = 42
+DATA_TRANSFER_SIZE = 4096     # our largest message: nothing is chunked
+ASYM_ECDSA_P384 = 1 << 7
+HASH_SHA384 = 1 << 1
+MEAS_HASH_SHA384 = 1 << 2
+MEAS_SPEC_DMTF = 1
+# CERT_CAP, CHAL_CAP, MEAS_CAP = 2 (measurements with signature)
+RESPONDER_FLAGS = 1 << 1 | 1 << 2 | 2 << 3
+CT_EXPONENT = 12              # 2^12 us: the crypto time the responder may take
+
+
+class Code(enum.IntEnum):
+    DIGESTS = 0x01
+    CERTIFICATE = 0x02
+    CHALLENGE_AUTH = 0x03
+    VERSION = 0x04
+    MEASUREMENTS = 0x60
+    CAPABILITIES = 0x61
+    ALGORITHMS = 0x63
+    ERROR = 0x7F
+    GET_DIGESTS = 0x81
+    GET_CERTIFICATE = 0x82
+    CHALLENGE = 0x83
+    GET_VERSION = 0x84
+    GET_MEASUREMENTS = 0xE0
+    GET_CAPABILITIES = 0xE1
+    NEGOTIATE_ALGORITHMS = 0xE3
+
+
+class ErrorCode(enum.IntEnum):
+    INVALID_REQUEST = 0x01
+    UNEXPECTED_REQUEST = 0x04
+    UNSPECIFIED = 0x05
+    UNSUPPORTED_REQUEST = 0x07
+    RESPONSE_TOO_LARGE = 0x0D
+    VERSION_MISMATCH = 0x41
+
+
+class State(enum.IntEnum):
+    """How far the connection has come (each request needs a minimum)."""
+
+    NONE = 0
+    VERSION = 1
+    CAPABILITIES = 2
+    NEGOTIATED = 3
+
+
+@dataclass(frozen=True)
+class Header(Record):
+    LAYOUT: ClassVar = struct.Struct("<BBBB")
+    HAS_REST: ClassVar = True
+    version: int
+    code: int
+    param1: int
+    param2: int
+    rest: bytes = b""
+
+
+@dataclass(frozen=True)
+class Empty(Record):
+    LAYOUT: ClassVar = struct.Struct("")
+
+
+@dataclass(frozen=True)
+class Capabilities(Record):
+    """GET_CAPABILITIES and CAPABILITIES body (1.2)."""
+    LAYOUT: ClassVar = struct.Struct("<xBxxIII")
+    ct_exponent: int
+    flags: int
+    data_transfer_size: int
+    max_message_size: int
+
+
+@dataclass(frozen=True)
+class Algorithms(Record):
+    """NEGOTIATE_ALGORITHMS body up to the extended and structured tables (``rest``)."""
+    LAYOUT: ClassVar = struct.Struct("<HBBII12xBBxx")
+    HAS_REST: ClassVar = True
+    length: int
+    measurement_spec: int
+    other_params: int
+    base_asym: int
+    base_hash: int
+    ext_asym_count: int
+    ext_hash_count: int
+    rest: bytes = b""
+
+
+@dataclass(frozen=True)
+class AlgorithmsResponse(Record):
+    LAYOUT: ClassVar = struct.Struct("<HBBIII12xBBxx")
+    HAS_REST: ClassVar = True
+    length: int
+    measurement_spec: int
+    other_params: int
+    measurement_hash: int
+    base_asym: int
+    base_hash: int
+    ext_asym_count: int
+    ext_hash_count: int
+    rest: bytes = b""
+
+
+@dataclass(frozen=True)
+class GetCertificate(Record):
+    LAYOUT: ClassVar = struct.Struct("<HH")
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Challenge(Record):
+    LAYOUT: ClassVar = struct.Struct("<32s")
+    nonce: bytes
+
+
+@dataclass(frozen=True)
+class GetMeasurements(Record):
+    """Body when a signature is requested (param1 bit 0); without one the body is empty."""
+    LAYOUT: ClassVar = struct.Struct("<32sB")
+    nonce: bytes
+    slot: int
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement block: ``index`` 1..0xFE, DMTF value ``kind`` (0 immutable ROM, 1 mutable
+    firmware, ...), and a SHA-384 ``digest``."""
+    index: int
+    kind: int
+    digest: bytes
+
+    def block(self) -> bytes:
+        value = struct.pack("<BH", self.kind, len(self.digest)) + self.digest
+        return struct.pack("<BBH", self.index, MEAS_SPEC_DMTF, len(value)) + value
+
+
+class SpdmError(Exception):
+    """A request answered with ERROR(code, data)."""
+
+    def __init__(self, code: ErrorCode, data: int = 0, why: str = "") -> None:
+        super().__init__(f"{code.name}: {why}" if why else code.name)
+        self.code = code
+        self.data = data
+
+
+def sign_prefix(context: bytes) -> bytes:
+    """The 100-byte combined SPDM prefix of DSP0274 1.2 for a signing ``context``."""
+    return b"dmtf-spdm-v1.2.*" * 4 + bytes(36 - len(context)) + context
+
+
+CHALLENGE_CONTEXT = b"responder-challenge_auth signing"
+MEASUREMENTS_CONTEXT = b"responder-measurements signing"
+
+
+def spdm_cert_chain(chain: Sequence[bytes]) -> bytes:
+    """The SPDM certificate chain of a slot: length, reserved, SHA-384 of the root, DER certificates."""
+    certs = b"".join(chain)
+    return struct.pack("<HH", 4 + HASH_SIZE + len(certs), 0) + hashlib.sha384(chain[0]).digest() + certs
+
+
+def raw_signature(der: bytes) -> bytes:
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(48, "big") + s.to_bytes(48, "big")
+
+
+@dataclass
+class Responder:
+    """One SPDM responder: slot 0 holds ``chain`` (root first), ``key`` certifies the leaf's key."""
+
+    chain: Sequence[bytes]
+    key: ec.EllipticCurvePrivateKey
+    measurements: Sequence[Measurement]
+    nonce: Callable[[int], bytes] = os.urandom
+    state: State = State.NONE
+    _vca: bytearray = field(default_factory=bytearray)
+    _b: bytearray = field(default_factory=bytearray)
+    _l: bytearray = field(default_factory=bytearray)
+    _peer_transfer_size: int = DATA_TRANSFER_SIZE
+
+    def __post_init__(self) -> None:
+        self._slot_chain = spdm_cert_chain(self.chain)
+
+    def reset(self) -> None:
+        self.state = State.NONE
+        self._vca.clear()
+        self._b.clear()
+        self._l.clear()
+
+    def respond(self, request: bytes) -> bytes:
+        """The response to one SPDM request message (MCTP type byte removed). Never raises."""
+        try:
+            header = Header.decode(request)
+        except RecordError:
+            return self._error(VERSION_10, ErrorCode.INVALID_REQUEST, 0)
+        version = VERSION_10 if header.code == Code.GET_VERSION else VERSION_12
+        try:
+            spec = REQUESTS.get(header.code)
+            if spec is None:
+                raise SpdmError(ErrorCode.UNSUPPORTED_REQUEST, header.code)
+            if header.version != version:
+                raise SpdmError(ErrorCode.VERSION_MISMATCH)
+            if self.state < spec.needs:
+                raise SpdmError(ErrorCode.UNEXPECTED_REQUEST, 0, f"{Code(header.code).name} needs {spec.needs.name}")
+            if header.code != Code.GET_MEASUREMENTS:
+                self._l.clear()
+            response = spec.handler(self, header, request)
+        except SpdmError as exc:
+            return self._error(version, exc.code, exc.data)
+        except RecordError:
+            return self._error(version, ErrorCode.INVALID_REQUEST, 0)
+        if len(response) > self._peer_transfer_size:
+            return self._error(version, ErrorCode.RESPONSE_TOO_LARGE, 0)
+        return response
+
+    @staticmethod
+    def _error(version: int, code: ErrorCode, data: int) -> bytes:
+        return bytes([version, Code.ERROR, code, data & 0xFF])
+
+    def _sign(self, context: bytes, transcript: bytes) -> bytes:
+        digest = hashlib.sha384(transcript).digest()
+        return raw_signature(self.key.sign(sign_prefix(context) + digest, ec.ECDSA(hashes.SHA384())))
+
+    # -- handlers -----------------------------------------------------------------------------
+
+    def _version(self, header: Header, request: bytes) -> bytes:
+        Empty.decode(header.rest)
+        self.reset()
+        response = bytes([VERSION_10, Code.VERSION, 0, 0, 0, 1]) + struct.pack("<H", VERSION_12 << 8)
+        self._vca += request + response
+        self.state = State.VERSION
+        return response
+
+    def _capabilities(self, header: Header, request: bytes) -> bytes:
+        if self.state != State.VERSION:
+            raise SpdmError(ErrorCode.UNEXPECTED_REQUEST)
+        caps = Capabilities.decode(header.rest)
+        if caps.data_transfer_size < MIN_DATA_TRANSFER or caps.max_message_size < caps.data_transfer_size:
+            raise SpdmError(ErrorCode.INVALID_REQUEST)
+        self._peer_transfer_size = min(caps.data_transfer_size, DATA_TRANSFER_SIZE)
+        body = Capabilities(CT_EXPONENT, RESPONDER_FLAGS, DATA_TRANSFER_SIZE, DATA_TRANSFER_SIZE).encode()
+        response = bytes([VERSION_12, Code.CAPABILITIES, 0, 0]) + body
+        self._vca += request + response
+        self.state = State.CAPABILITIES
+        return response
+
+    def _algorithms(self, header: Header, request: bytes) -> bytes:
+        if self.state != State.CAPABILITIES:
+            raise SpdmError(ErrorCode.UNEXPECTED_REQUEST)
+        algs = Algorithms.decode(header.rest)
+        tables = _alg_structs(algs, header.param1)
+        if algs.length != len(request) or algs.length > 128:
+            raise SpdmError(ErrorCode.INVALID_REQUEST)
+        if not algs.base_asym & ASYM_ECDSA_P384 or not algs.base_hash & HASH_SHA384 \
+                or not algs.measurement_spec & MEAS_SPEC_DMTF:
+            raise SpdmError(ErrorCode.INVALID_REQUEST, 0, "ECDSA P-384, SHA-384 and DMTF measurements required")
+        selected = b"".join(bytes([kind, 0x20, 0, 0]) for kind in tables)  # nothing selected for any
+        body = AlgorithmsResponse(36 + len(selected), MEAS_SPEC_DMTF, 0, MEAS_HASH_SHA384, ASYM_ECDSA_P384,
+                                  HASH_SHA384, 0, 0, selected)
+        response = bytes([VERSION_12, Code.ALGORITHMS, len(tables), 0]) + body.encode()
+        self._vca += request + response
+        self.state = State.NEGOTIATED
+        return response
+
+    def _digests(self, header: Header, request: bytes) -> bytes:
+        Empty.decode(header.rest)
+        response = bytes([VERSION_12, Code.DIGESTS, 0, 0x01]) + hashlib.sha384(self._slot_chain).digest()
+        self._b += request + response
+        return response
+
+    def _certificate(self, header: Header, request: bytes) -> bytes:
+        ask = GetCertificate.decode(header.rest)
+        if header.param1 & 0x0F != 0:
+            raise SpdmError(ErrorCode.INVALID_REQUEST, 0, "only slot 0 is provisioned")
+        if ask.offset >= len(self._slot_chain):
+            raise SpdmError(ErrorCode.INVALID_REQUEST, 0, "offset beyond the chain")
+        room = self._peer_transfer_size - 8
+        portion = self._slot_chain[ask.offset:ask.offset + min(ask.length, room)]
+        remainder = len(self._slot_chain) - ask.offset - len(portion)
+        response = bytes([VERSION_12, Code.CERTIFICATE, 0, 0]) + struct.pack("<HH", len(portion), remainder) + portion
+        self._b += request + response
+        return response
+
+    def _challenge(self, header: Header, request: bytes) -> bytes:
+        ask = Challenge.decode(header.rest)
+        if header.param1 != 0 or header.param2 not in (0, 1, 0xFF):
+            raise SpdmError(ErrorCode.INVALID_REQUEST)
+        summary = self._summary() if header.param2 else b""
+        body = (hashlib.sha384(self._slot_chain).digest() + self.nonce(NONCE_SIZE) + summary
+                + struct.pack("<H", 0))
+        response = bytes([VERSION_12, Code.CHALLENGE_AUTH, 0, 0x01]) + body
+        signature = self._sign(CHALLENGE_CONTEXT, bytes(self._vca + self._b) + request + response)
+        self._b.clear()
+        return response + signature
+
+    def _summary(self) -> bytes:
+        return hashlib.sha384(b"".join(m.block() for m in self.measurements)).digest()
+
+    def _measurements(self, header: Header, request: bytes) -> bytes:
+        signed = bool(header.param1 & 1)
+        if header.param1 & ~1:
+            raise SpdmError(ErrorCode.INVALID_REQUEST, 0, "raw bit streams are not offered")
+        if signed:
+            ask = GetMeasurements.decode(header.rest)
+            if ask.slot != 0:
+                raise SpdmError(ErrorCode.INVALID_REQUEST, 0, "only slot 0 is provisioned")
+        else:
+            Empty.decode(header.rest)
+        op = header.param2
+        if op == 0:
+            param1, blocks = len(self.measurements), []
+        elif op == 0xFF:
+            param1, blocks = 0, list(self.measurements)
+        else:
+            blocks = [m for m in self.measurements if m.index == op]
+            if not blocks:
+                raise SpdmError(ErrorCode.INVALID_REQUEST, 0, f"no measurement {op}")
+            param1 = 0
+        record = b"".join(m.block() for m in blocks)
+        response = (bytes([VERSION_12, Code.MEASUREMENTS, param1, 0, len(blocks)])
+                    + len(record).to_bytes(3, "little") + record + self.nonce(NONCE_SIZE) + struct.pack("<H", 0))
+        self._l += request + response
+        if not signed:
+            return response
+        signature = self._sign(MEASUREMENTS_CONTEXT, bytes(self._vca + self._l))
+        self._l.clear()
+        return response + signature
+
+
+def _alg_structs(algs: Algorithms, count: int) -> list[int]:
+    """The AlgType of each ReqAlgStruct after the extended algorithms; RecordError if malformed."""
+    rest = algs.rest[4 * (algs.ext_asym_count + algs.ext_hash_count):]
+    if len(algs.rest) < 4 * (algs.ext_asym_count + algs.ext_hash_count):
+        raise RecordError("extended algorithm lists run past the message")
+    kinds = []
+    for _ in range(count):
+        if len(rest) < 2:
+            raise RecordError("algorithm structure table runs past the message")
+        kind, alg_count = rest[0], rest[1]
+        size = 2 + (alg_count >> 4) + 4 * (alg_count & 0x0F)
+        if kind not in (2, 3, 4, 5) or (kinds and kind <= kinds[-1]) or len(rest) < size:
+            raise RecordError("bad algorithm structure table")
+        kinds.append(kind)
+        rest = rest[size:]
+    if rest:
+        raise RecordError("bytes after the algorithm structure tables")
+    return kinds
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    needs: State
+    handler: Callable[[Responder, Header, bytes], bytes]
+
+
+REQUESTS: dict[int, RequestSpec] = {
+    Code.GET_VERSION: RequestSpec(State.NONE, Responder._version),
+    Code.GET_CAPABILITIES: RequestSpec(State.VERSION, Responder._capabilities),
+    Code.NEGOTIATE_ALGORITHMS: RequestSpec(State.CAPABILITIES, Responder._algorithms),
+    Code.GET_DIGESTS: RequestSpec(State.NEGOTIATED, Responder._digests),
+    Code.GET_CERTIFICATE: RequestSpec(State.NEGOTIATED, Responder._certificate),
+    Code.CHALLENGE: RequestSpec(State.NEGOTIATED, Responder._challenge),
+    Code.GET_MEASUREMENTS: RequestSpec(State.NEGOTIATED, Responder._measurements),
+}

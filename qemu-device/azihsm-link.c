@@ -1,0 +1,356 @@
+/*
+ * Azure Integrated HSM PCIe function (1414:C003): the link to the backend
+ *
+ * Every HSM-queue command goes to an out-of-process backend over a chardev
+ * and comes back as a RESPONSE (docs/link-protocol.md).  This file holds the
+ * conversation itself: frame output (buffered, never blocking), HELLO and
+ * HELLO_ACK, the frame parser, protocol errors and connection events.  The
+ * commands behind the frames live in azihsm.c (docs/device.md, Backend link).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "azihsm.h"
+#include "trace.h"
+
+static const char *const azihsm_link_state_names[] = {
+    [LINK_DOWN] = "down",
+    [LINK_HANDSHAKE] = "handshake",
+    [LINK_UP] = "up",
+    [LINK_REFUSED] = "refused",
+};
+
+static void azihsm_link_protocol_error(AzihsmState *s, const char *why);
+
+/* ------------------------------------------------------------------------
+ * Backend link: output
+ * ------------------------------------------------------------------------ */
+
+const char *azihsm_link_state_name(AzihsmState *s)
+{
+    return azihsm_link_state_names[s->link];
+}
+
+static void azihsm_link_set_state(AzihsmState *s, AzihsmLinkState state)
+{
+    s->link = state;
+    trace_azihsm_link_state(azihsm_link_state_name(s));
+}
+
+/* Queue one frame; it is written by the link bottom half, never here. */
+void azihsm_link_send(AzihsmState *s, uint8_t type, uint32_t msg_id,
+                      const void *body, uint32_t body_len,
+                      const void *payload, uint32_t payload_len)
+{
+    uint8_t hdr[LINK_HDR_SIZE];
+
+    memcpy(hdr, LINK_MAGIC, 4);
+    hdr[4] = LINK_VERSION;
+    hdr[5] = type;
+    stw_le_p(hdr + 6, 0);
+    stl_le_p(hdr + 8, msg_id);
+    stl_le_p(hdr + 12, body_len + payload_len);
+    g_byte_array_append(s->txbuf, hdr, sizeof(hdr));
+    g_byte_array_append(s->txbuf, body, body_len);
+    if (payload_len) {
+        g_byte_array_append(s->txbuf, payload, payload_len);
+    }
+    trace_azihsm_link_tx(type, msg_id, body_len + payload_len);
+    if (s->txbuf->len > LINK_OUTBUF_LIMIT) {
+        azihsm_link_protocol_error(s, "backend does not read its socket");
+        return;
+    }
+    qemu_bh_schedule(s->link_bh);
+}
+
+static void azihsm_link_send_u32(AzihsmState *s, uint8_t type,
+                                 uint32_t msg_id, uint32_t value)
+{
+    uint8_t body[4];
+
+    if (s->link != LINK_UP) {
+        return;
+    }
+    stl_le_p(body, value);
+    azihsm_link_send(s, type, msg_id, body, sizeof(body), NULL, 0);
+}
+
+static void azihsm_link_send_hello(AzihsmState *s)
+{
+    uint8_t body[8 + LINK_SERIAL_LEN + 4] = { 0 };
+
+    stw_le_p(body + 0, LINK_VERSION);
+    stw_le_p(body + 2, LINK_MINOR);
+    stw_le_p(body + 4, LINK_MAX_INFLIGHT);
+    memcpy(body + 8, s->serial, strlen(s->serial));
+    stl_le_p(body + 8 + LINK_SERIAL_LEN, s->partition);
+    azihsm_link_send(s, MSG_HELLO, 0, body, sizeof(body), NULL, 0);
+}
+
+void azihsm_link_send_reset(AzihsmState *s, uint32_t kind)
+{
+    azihsm_link_send_u32(s, MSG_RESET, 0, kind);
+}
+
+void azihsm_link_send_cancel(AzihsmState *s, uint32_t msg_id)
+{
+    azihsm_link_send_u32(s, MSG_CANCEL, 0, msg_id);
+}
+
+static gboolean azihsm_link_writable(void *do_not_use, GIOCondition cond,
+                                     void *opaque);
+
+/* Write what the socket takes now; wait for G_IO_OUT for the rest. */
+static void azihsm_link_flush(AzihsmState *s)
+{
+    int n;
+
+    if (!s->txbuf->len || s->tx_watch) {
+        return;
+    }
+    n = qemu_chr_fe_write(&s->chr, s->txbuf->data, s->txbuf->len);
+    if (n < 0 && errno != EAGAIN) {
+        /* The chardev reports the loss with CHR_EVENT_CLOSED. */
+        return;
+    }
+    if (n > 0) {
+        g_byte_array_remove_range(s->txbuf, 0, n);
+    }
+    trace_azihsm_link_flush(MAX(n, 0), s->txbuf->len);
+    if (s->txbuf->len) {
+        s->tx_watch = qemu_chr_fe_add_watch(&s->chr, G_IO_OUT | G_IO_HUP,
+                                            azihsm_link_writable, s);
+        if (!s->tx_watch) {
+            azihsm_link_protocol_error(s, "chardev cannot wait for output");
+        }
+    }
+}
+
+static gboolean azihsm_link_writable(void *do_not_use, GIOCondition cond,
+                                     void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    s->tx_watch = 0;
+    azihsm_link_flush(s);
+    return G_SOURCE_REMOVE;
+}
+
+static void azihsm_link_bh(void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    if (s->rx_broken) {
+        s->rx_broken = false;
+        qemu_chr_fe_disconnect(&s->chr);
+        return;
+    }
+    azihsm_link_flush(s);
+}
+
+static void azihsm_link_clear_io(AzihsmState *s)
+{
+    if (s->tx_watch) {
+        g_source_remove(s->tx_watch);
+        s->tx_watch = 0;
+    }
+    g_byte_array_set_size(s->txbuf, 0);
+    s->rx_have = 0;
+    s->rx_body_len = 0;
+    s->rx_in_body = false;
+}
+
+/* ------------------------------------------------------------------------
+ * Backend link: input and connection events
+ * ------------------------------------------------------------------------ */
+
+/* Fatal link error: fail everything now, drop the connection from a BH. */
+static void azihsm_link_protocol_error(AzihsmState *s, const char *why)
+{
+    warn_report("azihsm: backend link error: %s; disconnecting", why);
+    trace_azihsm_link_error(why);
+    azihsm_link_set_state(s, LINK_DOWN);
+    azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
+    azihsm_link_clear_io(s);
+    s->rx_broken = true;
+    qemu_bh_schedule(s->link_bh);
+}
+
+static void azihsm_link_hello_ack(AzihsmState *s, const uint8_t *body,
+                                  uint32_t len)
+{
+    uint16_t major, credits, result;
+
+    if (s->link != LINK_HANDSHAKE || len != 8) {
+        azihsm_link_protocol_error(s, "unexpected or malformed HELLO_ACK");
+        return;
+    }
+    major = lduw_le_p(body);
+    credits = lduw_le_p(body + 4);
+    result = lduw_le_p(body + 6);
+    trace_azihsm_link_hello_ack(major, lduw_le_p(body + 2), credits, result);
+    if (result == HELLO_ACCEPTED && major == LINK_VERSION) {
+        if (!credits) {
+            azihsm_link_protocol_error(s, "HELLO_ACK grants no credits");
+            return;
+        }
+        s->credits = credits;
+        s->rot_failed = false;
+        azihsm_link_set_state(s, LINK_UP);
+        azihsm_set_ready(s);
+        azihsm_kick(s);
+        return;
+    }
+    warn_report("azihsm: backend refused serial '%s' partition %u "
+                "(result %u, version %u)", s->serial, s->partition,
+                result, major);
+    s->rot_failed = result == HELLO_ROT_FAILURE;
+    azihsm_link_set_state(s, LINK_REFUSED);
+    azihsm_set_ready(s);
+}
+
+static void azihsm_link_dispatch(AzihsmState *s)
+{
+    uint8_t type = s->rx_hdr[5];
+    uint32_t msg_id = ldl_le_p(s->rx_hdr + 8);
+    uint32_t len = s->rx_body_len;
+
+    trace_azihsm_link_rx(type, msg_id, len);
+    switch (type) {
+    case MSG_HELLO_ACK:
+        azihsm_link_hello_ack(s, s->rx_body, len);
+        break;
+    case MSG_RESPONSE:
+        if (s->link != LINK_UP) {
+            azihsm_link_protocol_error(s, "RESPONSE before HELLO_ACK");
+        } else {
+            azihsm_hsm_response(s, msg_id, s->rx_body, len);
+        }
+        break;
+    case MSG_RESET_ACK:
+        if (len != 4) {
+            azihsm_link_protocol_error(s, "malformed RESET_ACK");
+        }
+        break;
+    }
+}
+
+/* Validate a complete header; false after a protocol error. */
+static bool azihsm_link_check_header(AzihsmState *s)
+{
+    const uint8_t *h = s->rx_hdr;
+    uint8_t type = h[5];
+
+    if (memcmp(h, LINK_MAGIC, 4)) {
+        azihsm_link_protocol_error(s, "bad frame magic");
+    } else if (h[4] != LINK_VERSION) {
+        azihsm_link_protocol_error(s, "unsupported frame version");
+    } else if (lduw_le_p(h + 6)) {
+        azihsm_link_protocol_error(s, "nonzero frame flags");
+    } else if (type != MSG_HELLO_ACK && type != MSG_RESPONSE &&
+               type != MSG_RESET_ACK) {
+        azihsm_link_protocol_error(s, "unknown or misdirected frame type");
+    } else if (ldl_le_p(h + 12) > LINK_MAX_BODY) {
+        azihsm_link_protocol_error(s, "frame body too long");
+    } else {
+        s->rx_body_len = ldl_le_p(h + 12);
+        return true;
+    }
+    return false;
+}
+
+static int azihsm_link_can_read(void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    if (s->rx_broken) {
+        return 0;
+    }
+    return s->rx_in_body ? s->rx_body_len - s->rx_have
+                         : LINK_HDR_SIZE - s->rx_have;
+}
+
+static void azihsm_link_read(void *opaque, const uint8_t *buf, int size)
+{
+    AzihsmState *s = opaque;
+
+    /* can_read never offers more than the current header or body needs */
+    while (size > 0 && !s->rx_broken) {
+        uint32_t want = s->rx_in_body ? s->rx_body_len - s->rx_have
+                                      : LINK_HDR_SIZE - s->rx_have;
+        uint32_t n = MIN(want, (uint32_t)size);
+
+        memcpy((s->rx_in_body ? s->rx_body : s->rx_hdr) + s->rx_have, buf, n);
+        s->rx_have += n;
+        buf += n;
+        size -= n;
+        if (s->rx_have < (s->rx_in_body ? s->rx_body_len : LINK_HDR_SIZE)) {
+            continue;
+        }
+        s->rx_have = 0;
+        if (!s->rx_in_body) {
+            if (!azihsm_link_check_header(s)) {
+                return;
+            }
+            s->rx_in_body = s->rx_body_len > 0;
+            if (s->rx_in_body) {
+                continue;
+            }
+        }
+        s->rx_in_body = false;
+        azihsm_link_dispatch(s);
+    }
+}
+
+static void azihsm_link_event(void *opaque, QEMUChrEvent event)
+{
+    AzihsmState *s = opaque;
+
+    switch (event) {
+    case CHR_EVENT_OPENED:
+        trace_azihsm_link_event("opened");
+        azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
+        azihsm_link_clear_io(s);
+        s->rx_broken = false;
+        azihsm_link_set_state(s, LINK_HANDSHAKE);
+        azihsm_link_send_hello(s);
+        break;
+    case CHR_EVENT_CLOSED:
+        trace_azihsm_link_event("closed");
+        azihsm_link_set_state(s, LINK_DOWN);
+        azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
+        azihsm_link_clear_io(s);
+        s->rx_broken = false;
+        break;
+    default:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Backend link: set-up and tear-down
+ * ------------------------------------------------------------------------ */
+
+/* Last step of realize: once the handlers are set, events may arrive. */
+void azihsm_link_realize(AzihsmState *s)
+{
+    DeviceState *dev = DEVICE(s);
+
+    s->link_bh = qemu_bh_new_guarded(azihsm_link_bh, s,
+                                     &dev->mem_reentrancy_guard);
+    s->txbuf = g_byte_array_new();
+    qemu_chr_fe_set_handlers(&s->chr, azihsm_link_can_read, azihsm_link_read,
+                             azihsm_link_event, NULL, s, NULL, true);
+}
+
+/* First step of exit: no event arrives after this. */
+void azihsm_link_unrealize(AzihsmState *s)
+{
+    qemu_chr_fe_deinit(&s->chr, false);
+    azihsm_link_clear_io(s);
+    g_byte_array_free(s->txbuf, true);
+    qemu_bh_delete(s->link_bh);
+}

@@ -1,0 +1,312 @@
+/*
+ * Azure Integrated HSM PCIe function (1414:C003): shared declarations
+ *
+ * The device is split like QEMU's own multi-file devices (hw/nvme):
+ *   azihsm.h        the state, constants and prototypes the files share
+ *   azihsm.c        the PCI function: registers, BARs, MSI-X, queues,
+ *                   completions, HSM and AES commands, DMA/PRP, QOM, lifecycle
+ *   azihsm-admin.c  the admin queue's commands
+ *   azihsm-link.c   the chardev link to the backend: framing, HELLO,
+ *                   output buffering, input parser, connection events
+ *
+ * Specifications: docs/device.md (the function as emulated),
+ * docs/link-protocol.md (backend link).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_AZIHSM_H
+#define HW_AZIHSM_H
+
+#include "qemu/queue.h"
+#include "qemu/timer.h"
+#include "qemu/units.h"
+#include "hw/pci/pci_device.h"
+#include "chardev/char-fe.h"
+#include "qom/object.h"
+
+#define TYPE_AZIHSM "azihsm"
+OBJECT_DECLARE_SIMPLE_TYPE(AzihsmState, AZIHSM)
+
+/* PCI identity and resources (docs/device.md, PCI function) */
+#define AZIHSM_VENDOR_ID        0x1414
+#define AZIHSM_DEVICE_ID        0xC003
+#define AZIHSM_CLASS            0x1080      /* encryption controller, other */
+#define AZIHSM_BAR_SIZE         (4 * KiB)
+#define AZIHSM_MSIX_VECTORS     32
+#define AZIHSM_MSIX_TABLE_OFF   0x000
+#define AZIHSM_MSIX_PBA_OFF     0x800
+#define AZIHSM_PAGE_SIZE        4096
+#define AZIHSM_DEFAULT_SERIAL   "AZIHSM-0000000000000001"
+
+#define AZIHSM_VERSION          0x00010400
+#define AZIHSM_MQES             4095        /* 0-based: 4096 entries */
+#define AZIHSM_MAX_QSIZE        (AZIHSM_MQES + 1)
+
+/* Status values of the 11-bit CQE status field (docs/link-protocol.md) */
+enum {
+    ST_SUCCESS              = 0x000,
+    ST_INVALID_OPCODE       = 0x001,
+    ST_INVALID_FIELD        = 0x002,
+    ST_DATA_TRANSFER        = 0x004,
+    ST_INTERNAL             = 0x006,
+    ST_ABORTED_SQ_DELETED   = 0x008,
+    ST_CQ_INVALID           = 0x100,
+    ST_INVALID_QID          = 0x101,
+    ST_INVALID_QSIZE        = 0x102,
+    ST_INVALID_VECTOR       = 0x108,
+    ST_INVALID_DELETION     = 0x10C,
+    ST_BACKEND_UNAVAILABLE  = 0x701,
+    ST_BACKEND_TIMEOUT      = 0x702,
+    ST_BACKEND_PROTOCOL     = 0x703,
+    ST_NOT_SUPPORTED        = 0x704,
+};
+
+#define AZIHSM_MAX_RES_CNT      64
+
+/* Link protocol (docs/link-protocol.md) */
+#define LINK_MAGIC              "AZHL"
+#define LINK_VERSION            1
+#define LINK_MINOR              0
+#define LINK_HDR_SIZE           16
+#define LINK_MAX_BODY           16384
+#define LINK_MAX_INFLIGHT       64
+#define LINK_SERIAL_LEN         32
+#define LINK_OUTBUF_LIMIT       (4 * MiB)   /* a backend this far behind is dead */
+#define LINK_REQ_FIXED          20
+#define LINK_RSP_FIXED          12
+enum {
+    MSG_HELLO       = 0x01,
+    MSG_REQUEST     = 0x02,
+    MSG_RESET       = 0x03,
+    MSG_CANCEL      = 0x04,
+    MSG_HELLO_ACK   = 0x81,
+    MSG_RESPONSE    = 0x82,
+    MSG_RESET_ACK   = 0x83,
+};
+enum {
+    RESET_CONTROLLER    = 1,
+    RESET_NSSR          = 2,
+    RESET_FUNCTION      = 3,
+};
+#define HELLO_ACCEPTED          0
+#define HELLO_ROT_FAILURE       3
+
+typedef enum AzihsmLinkState {
+    LINK_DOWN,          /* no connection */
+    LINK_HANDSHAKE,     /* HELLO sent, waiting for HELLO_ACK */
+    LINK_UP,            /* HELLO_ACK result 0: commands are forwarded */
+    LINK_REFUSED,       /* HELLO_ACK with a nonzero result */
+} AzihsmLinkState;
+
+/*
+ * Queue kinds.  The entry format of a queue follows from its qid range
+ * (docs/device.md, HSM queues and AES queues); the CQE field offsets
+ * differ between formats.
+ */
+typedef enum AzihsmQueueKind {
+    QK_ADMIN,
+    QK_HSM,
+    QK_AES,
+} AzihsmQueueKind;
+
+typedef struct AzihsmQueueFormat {
+    const char *name;
+    uint8_t sqe_size;
+    uint8_t cqe_size;
+    uint8_t cqe_sqhd;       /* offsets of the fields the device owns */
+    uint8_t cqe_sqid;
+    uint8_t cqe_cid;
+    uint8_t cqe_status;     /* u16: bit 0 phase, status from bit 1 */
+} AzihsmQueueFormat;
+
+extern const AzihsmQueueFormat azihsm_formats[];
+
+#define AZIHSM_MAX_SQE          128
+#define AZIHSM_MAX_CQE          64
+#define AZIHSM_HSM_QID_FIRST    1
+#define AZIHSM_AES_QID_FIRST    256
+#define AZIHSM_MAX_HSM_QUEUES   AZIHSM_MAX_RES_CNT
+#define AZIHSM_MAX_AES_QUEUES   (2 * AZIHSM_MAX_RES_CNT)
+/* Queue slots: 0 admin, 1..64 HSM, 65..192 AES */
+#define AZIHSM_NUM_SLOTS        (1 + AZIHSM_MAX_HSM_QUEUES + AZIHSM_MAX_AES_QUEUES)
+#define AZIHSM_NUM_DOORBELLS    (AZIHSM_BAR_SIZE / 8)
+
+/* A completion waiting for room in its CQ. */
+typedef struct AzihsmCompletion {
+    QSIMPLEQ_ENTRY(AzihsmCompletion) next;
+    uint16_t sqid;
+    uint32_t sq_gen;        /* SQ incarnation the command came from */
+    uint16_t sqhd;          /* SQ head when completed, if that SQ is gone */
+    uint16_t status;
+    uint8_t cqe[AZIHSM_MAX_CQE];
+} AzihsmCompletion;
+
+typedef struct AzihsmCQ {
+    bool created;
+    uint16_t qid;
+    uint64_t base;
+    uint32_t size;
+    uint32_t head;
+    uint32_t tail;
+    bool phase;
+    bool ien;
+    uint16_t vector;
+    uint32_t sq_refs;       /* SQs completing into this CQ */
+    uint32_t held_count;
+    QSIMPLEQ_HEAD(, AzihsmCompletion) held;
+} AzihsmCQ;
+
+typedef struct AzihsmSQ {
+    bool created;
+    uint16_t qid;
+    uint16_t cqid;
+    uint64_t base;
+    uint32_t size;
+    uint32_t head;
+    uint32_t tail;
+    uint32_t gen;
+} AzihsmSQ;
+
+/* An HSM command forwarded to the backend and not yet answered. */
+typedef struct AzihsmRequest {
+    struct AzihsmState *s;
+    bool in_use;
+    uint32_t msg_id;
+    uint16_t sqid;
+    uint32_t sq_gen;
+    uint16_t cid;
+    uint8_t session_flags;
+    uint16_t session_id;
+    uint32_t dst_len;
+    uint64_t dst_prp[2];
+    QEMUTimer timer;
+} AzihsmRequest;
+
+struct AzihsmState {
+    PCIDevice parent_obj;
+
+    MemoryRegion bar0;
+    MemoryRegion bar2;
+    MemoryRegion bar4;
+
+    /* properties */
+    CharBackend chr;
+    char *serial;
+    uint32_t partition;
+    uint32_t res_cnt_default;
+    uint32_t backend_timeout_ms;
+    uint32_t ready_timeout_ms;
+
+    /* controller registers */
+    uint32_t cc;
+    uint32_t aqa;
+    uint64_t asq;
+    uint64_t acq;
+    bool fatal;             /* CSTS.CFS from a guest error */
+    bool nssro;
+    bool ready;             /* CSTS.RDY: enabled, and the link settled */
+    int64_t enable_ms;      /* QEMU_CLOCK_VIRTUAL time of CC.EN 0->1 */
+    QEMUTimer ready_timer;  /* ready-timeout-ms after CC.EN 0->1 */
+    uint32_t res_cnt;
+
+    AzihsmSQ sq[AZIHSM_NUM_SLOTS];
+    AzihsmCQ cq[AZIHSM_NUM_SLOTS];
+    QEMUBH *process_bh;
+
+    /* backend link */
+    AzihsmLinkState link;
+    bool rot_failed;        /* HELLO_ACK result 3: CSTS.CFS until accepted */
+    bool rx_broken;         /* protocol error seen: disconnect pending */
+    uint16_t credits;
+    uint32_t next_msg_id;
+    uint32_t inflight;
+    AzihsmRequest req[LINK_MAX_INFLIGHT];
+    GByteArray *txbuf;
+    guint tx_watch;
+    QEMUBH *link_bh;
+    uint8_t rx_hdr[LINK_HDR_SIZE];
+    uint8_t rx_body[LINK_MAX_BODY];
+    uint32_t rx_have;
+    uint32_t rx_body_len;
+    bool rx_in_body;
+
+    /* introspection */
+    uint64_t commands_completed;
+    uint64_t commands_failed;
+};
+
+/* Queue bookkeeping */
+
+static inline AzihsmQueueKind azihsm_qid_kind(uint16_t qid)
+{
+    if (qid == 0) {
+        return QK_ADMIN;
+    }
+    return qid < AZIHSM_AES_QID_FIRST ? QK_HSM : QK_AES;
+}
+
+static inline uint32_t azihsm_hsm_queue_count(AzihsmState *s)
+{
+    return s->res_cnt;
+}
+
+static inline uint32_t azihsm_aes_queue_count(AzihsmState *s)
+{
+    return 2 * s->res_cnt;
+}
+
+/* Slot of @qid in the queue arrays, or -1 if no queue can have that qid. */
+static inline int azihsm_slot(uint16_t qid)
+{
+    switch (azihsm_qid_kind(qid)) {
+    case QK_ADMIN:
+        return 0;
+    case QK_HSM:
+        return qid <= AZIHSM_MAX_HSM_QUEUES ? qid : -1;
+    default:
+        return qid - AZIHSM_AES_QID_FIRST < AZIHSM_MAX_AES_QUEUES ?
+               1 + AZIHSM_MAX_HSM_QUEUES + qid - AZIHSM_AES_QID_FIRST : -1;
+    }
+}
+
+static inline AzihsmSQ *azihsm_find_sq(AzihsmState *s, uint16_t qid)
+{
+    int slot = azihsm_slot(qid);
+
+    return slot >= 0 && s->sq[slot].created ? &s->sq[slot] : NULL;
+}
+
+static inline AzihsmCQ *azihsm_find_cq(AzihsmState *s, uint16_t qid)
+{
+    int slot = azihsm_slot(qid);
+
+    return slot >= 0 && s->cq[slot].created ? &s->cq[slot] : NULL;
+}
+
+/* azihsm.c */
+bool azihsm_prp_ok(AzihsmState *s, uint64_t prp, uint32_t len);
+void azihsm_complete(AzihsmState *s, AzihsmSQ *sq, uint16_t status,
+                     const uint8_t *cqe);
+void azihsm_cq_drop_held(AzihsmCQ *cq);
+void azihsm_req_fail_all(AzihsmState *s, uint16_t status);
+void azihsm_hsm_response(AzihsmState *s, uint32_t msg_id,
+                         uint8_t *body, uint32_t len);
+unsigned azihsm_hsm_abort_sq(AzihsmState *s, AzihsmSQ *sq);
+void azihsm_kick(AzihsmState *s);
+void azihsm_set_ready(AzihsmState *s);
+
+/* azihsm-admin.c */
+void azihsm_admin_submit(AzihsmState *s, AzihsmSQ *sq, const uint8_t *sqe);
+
+/* azihsm-link.c */
+const char *azihsm_link_state_name(AzihsmState *s);
+void azihsm_link_send(AzihsmState *s, uint8_t type, uint32_t msg_id,
+                      const void *body, uint32_t body_len,
+                      const void *payload, uint32_t payload_len);
+void azihsm_link_send_reset(AzihsmState *s, uint32_t kind);
+void azihsm_link_send_cancel(AzihsmState *s, uint32_t msg_id);
+void azihsm_link_realize(AzihsmState *s);
+void azihsm_link_unrealize(AzihsmState *s);
+
+#endif

@@ -1,0 +1,46 @@
+"""Fixtures for the serial mailbox: a real DICE identity (reference firmware stages), an endpoint, and an
+in-memory mailbox over it."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from pyhsm.ddi.types import DeviceKind
+from pyhsm.rot import power_on
+from pyhsm.rot.device import DiceIdentity
+from pyhsm.rot.firmware import STAGES, Stage, load_stage
+from pyhsm.serialbus.endpoint import Endpoint
+from pyhsm.serialbus.vdm import Management
+from pyhsm.server import default_firmware_dir
+from serialbus_loopback import LoopbackMailbox
+
+
+
+@pytest.fixture(scope="session")
+def firmware() -> list[Stage]:
+    directory = default_firmware_dir()
+    if not (directory / "runtime.fw").is_file():
+        pytest.fail(f"{directory} has no firmware stages: build them with `make firmware`", pytrace=False)
+    return [load_stage(directory, name) for name in STAGES]
+
+
+@pytest.fixture(scope="session")
+def identity(firmware: list[Stage]) -> Iterator[DiceIdentity]:
+    path = Path(tempfile.mkdtemp(prefix="sb-id-", dir="/tmp"))
+    yield power_on(path / "dev", default_firmware_dir(), serial="SERIAL-BUS-1", deterministic_silicon=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def endpoint(identity: DiceIdentity) -> Endpoint:
+    return Endpoint(identity, Management(identity, DeviceKind.Physical))
+
+
+@pytest.fixture
+def loopback(endpoint: Endpoint) -> LoopbackMailbox:
+    return LoopbackMailbox(endpoint)
