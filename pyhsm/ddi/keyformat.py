@@ -7,7 +7,10 @@ ECC private keys are PKCS#8 DER (138/185/241 bytes); RSA private keys are the 24
 
 from __future__ import annotations
 
+import hashlib
 import struct
+import threading
+from collections import OrderedDict
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -23,6 +26,28 @@ PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 class KeyFormatError(ValueError):
     """Key material that does not decode as its kind."""
+
+
+_VALIDATED_MAX = 64
+_validated: OrderedDict[bytes, None] = OrderedDict()   # SHA-256 of DER private keys OpenSSL validated
+_validated_lock = threading.Lock()
+
+
+def load_external_private(der: bytes) -> PrivateKey:
+    """A DER private key from outside the device (RsaUnwrap), fully validated by OpenSSL (RSA: primes,
+    modulus, exponents). Validation is a function of the bytes alone, so the SHA-256 of the last
+    keys that passed it is remembered (not the keys) and the same bytes again skip the check, which
+    costs up to 0.5 s for RSA-4096. Raises ValueError or TypeError like ``load_der_private_key``."""
+    digest = hashlib.sha256(der).digest()
+    with _validated_lock:
+        known = digest in _validated
+    key = serialization.load_der_private_key(der, None, unsafe_skip_rsa_key_validation=known)
+    with _validated_lock:
+        _validated[digest] = None
+        _validated.move_to_end(digest)
+        while len(_validated) > _VALIDATED_MAX:
+            _validated.popitem(last=False)
+    return key
 
 
 def _int_bytes(value: int) -> bytes:
@@ -76,7 +101,7 @@ def _rsa_from_blob(kind: KeyType, blob: bytes) -> rsa.RSAPrivateKey:
                                      rsa.RSAPublicNumbers(e, n))
     # The blob is the device's own (from its state file or an authenticated masked blob) and its
     # primes were checked against n above, so OpenSSL's costly key validation (~50 ms for RSA-2048)
-    # is skipped; keys from outside (RsaUnwrap) are parsed with validation in ops/rsa.py.
+    # is skipped; keys from outside (RsaUnwrap) are validated by load_external_private.
     return numbers.private_key(unsafe_skip_rsa_key_validation=True)
 
 

@@ -192,6 +192,7 @@ AES_SIZES: dict[int, KeyType] = {
 }
 DERIVED_LENGTHS: dict[KeyType, int] = {
     KeyType.Aes128: 16, KeyType.Aes192: 24, KeyType.Aes256: 32,
+    KeyType.AesXtsBulk256: 32, KeyType.AesGcmBulk256: 32, KeyType.AesGcmBulk256Unapproved: 32,
     KeyType.HmacSha256: 32, KeyType.HmacSha384: 48, KeyType.HmacSha512: 64,
 }
 HMAC_HASHES: dict[KeyType, type[hashes.HashAlgorithm]] = {

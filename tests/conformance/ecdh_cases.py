@@ -25,7 +25,7 @@ def _fields(priv: int, peer: bytes, kind: KeyType, usage: Usage = Usage.DERIVE, 
             "key_properties": key_properties(usage)}
 
 
-def _point_der(curve: EccCurve, x: int, y: int) -> bytes:
+def point_der(curve: EccCurve, x: int, y: int) -> bytes:
     """SubjectPublicKeyInfo DER of an arbitrary (possibly invalid) uncompressed point on ``curve``."""
     size = _ECC[CURVES[curve][2]][1]
     template = ec.generate_private_key(CURVES[curve][0]).public_key().public_bytes(
@@ -33,7 +33,7 @@ def _point_der(curve: EccCurve, x: int, y: int) -> bytes:
     return template[:-2 * size] + x.to_bytes(size, "big") + y.to_bytes(size, "big")
 
 
-def _prime(curve: EccCurve) -> int:
+def field_prime(curve: EccCurve) -> int:
     return _ECC[CURVES[curve][2]][3]
 
 
@@ -93,9 +93,9 @@ def invalid_point(setup: Setup, curve: EccCurve, which: str) -> None:
     physical_only(setup)
     first, second = _pair(setup, curve)
     nums = serialization.load_der_public_key(second.pub_key.der).public_numbers()
-    p = _prime(curve)
+    p = field_prime(curve)
     if which == "infinity":
-        template = _point_der(curve, nums.x, nums.y)
+        template = point_der(curve, nums.x, nums.y)
         size = _ECC[CURVES[curve][2]][1]
         with pytest.raises(EncodeError):
             setup.dev.ecdh_key_exchange(first.private_key_id, template[:-2 * size - 1] + b"\x00", SECRETS[curve])
@@ -103,7 +103,7 @@ def invalid_point(setup: Setup, curve: EccCurve, which: str) -> None:
     x, y, status = {"x": (p, nums.y, S.EccPublicKeyValidationFailed),
                     "y": (nums.x, p, S.EccPublicKeyValidationFailed),
                     "curve": (nums.x, (nums.y + 1) % p, S.EccPointValidationFailed)}[which]
-    expect(status, setup.dev.ecdh_key_exchange, first.private_key_id, _point_der(curve, x, y), SECRETS[curve])
+    expect(status, setup.dev.ecdh_key_exchange, first.private_key_id, point_der(curve, x, y), SECRETS[curve])
 
 
 def exchange(setup: Setup, curve: EccCurve) -> None:

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 
-from vendor import CRED_ID, CRED_PIN, POTA_KEY, S, Device, Setup, expect, physical_only
+from vendor import CRED_ID, CRED_PIN, POTA_KEY, S, Device, Setup, expect, physical_only, setup_for_lm
 
 
 def _setup_for_lm(device: Device) -> tuple[bytes, bytes]:
-    """common_setup_for_lm: credential established, a session open with a random seed; (BMK, seed)."""
-    bmk = device.establish(device.open())
-    seed = os.urandom(48)
-    device.open().open_session(CRED_ID, CRED_PIN, seed)
-    return bmk, seed
+    """common_setup_for_lm: (partition BMK, session seed)."""
+    lm = setup_for_lm(device)
+    return lm.partition_bmk, lm.seed
 
 
 def test_part_prov_test_provisioning(setup: Setup) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_ds
 from ddi_helpers import LocalTransport, expect, rsa_aes_wrap
 from ddi_identity import TestIdentity
 from pyhsm import link
-from pyhsm.client import HsmClient, Usage, key_properties
+from pyhsm.client import DdiError, HsmClient, Usage, key_properties
+from pyhsm.ddi import envelope
+from pyhsm.ddi.credentials import seal
+from pyhsm.ddi.schemas import BY_NAME, EMPTY, ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, PUBLIC_KEY, SESSION_CREDENTIAL
 from pyhsm.ddi.partition import Partition
 from pyhsm.ddi.status import DdiStatus as S
 from pyhsm.ddi.types import DeviceKind, EccCurve, HashAlgorithm, KeyClass, KeyType
 
 CRED_ID = bytes.fromhex("5a3c1e0f9b8d47a6b2c4d6e8f0a1b3c5")
 CRED_PIN = bytes.fromhex("c0ffee00112233445566778899aabbcc")
+CRED_PIN_ALT = bytes.fromhex("5eed5eed00112233445566778899aabb")
 SESSION_SEED = hashlib.sha384(b"conformance session seed").digest()
 BK3 = hashlib.sha384(b"conformance bk3").digest()
 MAX_SESSIONS = 8
@@ -100,6 +105,12 @@ class Device:
         return handle.open_session(cred_id, pin, seed).sess_id
 
 
+def reused_provisioning() -> dict[str, bytes]:
+    """The BMK and masked unwrapping key of the suite's first provisioning (empty before it), for
+    EstablishCredential requests a test builds itself."""
+    return {"bmk": _PROVISIONED.get("bmk", b""), "masked_unwrapping_key": _PROVISIONED.get("unwrapping", b"")}
+
+
 @dataclass
 class Setup:
     """What ``common_setup`` hands a vendor test: the device, its handle and the open session."""
@@ -145,6 +156,16 @@ def ecdh_secret(dev: HsmClient, curve: EccCurve = EccCurve.P256, **kw: Any) -> A
                    EccCurve.P521: KeyType.Secret521}[curve]
     first, second = ecc_key_pair(dev, curve), ecc_key_pair(dev, curve)
     return dev.ecdh_key_exchange(first.private_key_id, second.pub_key.der, secret_kind, **kw)
+
+
+def ecdh_secret_pair(dev: HsmClient, kind: KeyType = KeyType.Secret256) -> tuple[int, int]:
+    """create_ecdh_secrets: two key pairs on the secret's curve (P-256 for a non-secret ``kind``) and
+    the two ECDH secrets, one from each side (equal values); their key ids."""
+    curve = {KeyType.Secret384: EccCurve.P384, KeyType.Secret521: EccCurve.P521}.get(kind, EccCurve.P256)
+    kind = kind if kind in (KeyType.Secret256, KeyType.Secret384, KeyType.Secret521) else KeyType.Secret256
+    first, second = ecc_key_pair(dev, curve), ecc_key_pair(dev, curve)
+    return (dev.ecdh_key_exchange(first.private_key_id, second.pub_key.der, kind).key_id,
+            dev.ecdh_key_exchange(second.private_key_id, first.pub_key.der, kind).key_id)
 
 
 @functools.cache
@@ -198,11 +219,121 @@ def derive(dev: HsmClient, secret_id: int, kind: KeyType, key_length: int | None
                     key_properties=key_properties(Usage.SIGN_VERIFY, session_only=True), key_length=key_length)
 
 
+def wrap(dev: HsmClient, material: bytes) -> bytes:
+    """wrap_data: ``material`` (a PKCS#8 key or raw AES key) wrapped for the partition's unwrapping key."""
+    return rsa_aes_wrap(serialization.load_der_public_key(dev.get_unwrapping_key().pub_key.der), material)
+
+
+def pkcs8(key: Any) -> bytes:
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def unmask_again(dev: HsmClient, key_id: int, masked_key: bytes, try_first: bool = True) -> Any:
+    """helper_get_new_key_id_from_unmask: unmasking a key that still exists fails (``try_first``);
+    after DeleteKey the blob unmasks to a new key, whose UnmaskKey response is returned."""
+    if try_first:
+        with pytest.raises(DdiError):
+            dev.unmask_key(masked_key)
+    dev.delete_key(key_id)
+    return dev.unmask_key(masked_key)
+
+
+@dataclass
+class LmSetup:
+    """common_setup_for_lm: what a guest keeps to recover from a live migration."""
+
+    handle: HsmClient
+    session_id: int
+    masked_bk3: bytes
+    partition_bmk: bytes
+    session_bmk: bytes
+    seed: bytes
+
+
+def setup_for_lm(device: Device, handle: HsmClient | None = None) -> LmSetup:
+    """Credential established by another handle, a session opened on ``handle`` (a new one if None)
+    with a random seed."""
+    other = device.open()
+    bmk = device.establish(other)
+    handle = handle or device.open()
+    seed = os.urandom(48)
+    opened = handle.open_session(CRED_ID, CRED_PIN, seed)
+    return LmSetup(handle, opened.sess_id, device.masked_bk3, bmk, opened.bmk_session, seed)
+
+
+def recover(lm: LmSetup, handle: HsmClient | None = None, masked_unwrapping_key: bytes = b"") -> Any:
+    """After a migration: the credential re-established with the saved BK3 and partition BMK (by
+    another handle), then ReopenSession of the saved session on ``handle`` (default ``lm.handle``)."""
+    handle = handle or lm.handle
+    other = HsmClient(handle.transport, handle.kind)
+    other.establish_credential(CRED_ID, CRED_PIN, lm.masked_bk3, POTA_KEY, bmk=lm.partition_bmk,
+                               masked_unwrapping_key=masked_unwrapping_key)
+    return handle.reopen_session(lm.session_id, CRED_ID, CRED_PIN, lm.seed, lm.session_bmk)
+
+
+# -- credentials as the vendor helpers build them, for tests that tamper with the pieces ----------
+
+def _sealed(dev: HsmClient, key_op: str, pieces: list[bytes]) -> tuple[Any, Any, Any]:
+    """(sealed pieces, nonce, client public key) for the device key of ``key_op``."""
+    device = dev.call(key_op)
+    sealed = seal(device.pub_key.der, device.nonce, pieces)
+    return sealed, device.nonce, PUBLIC_KEY(der=sealed.client_public_der, key_kind=int(KeyType.Ecc384Public))
+
+
+def encrypt_pin(dev: HsmClient, pin: bytes) -> tuple[Any, Any]:
+    """encrypt_pin_for_change_pin: (DdiEncryptedPin, client public key) under the session key."""
+    sealed, nonce, pub = _sealed(dev, "GetSessionEncryptionKey", [pin])
+    return ENCRYPTED_PIN(encrypted_pin=sealed.pieces[0], iv=sealed.iv, nonce=nonce, tag=sealed.tag), pub
+
+
+def session_credential(dev: HsmClient, cred_id: bytes = CRED_ID, pin: bytes = CRED_PIN,
+                       seed: bytes = SESSION_SEED) -> tuple[Any, Any]:
+    """encrypt_userid_pin_for_open_session: (DdiEncryptedSessionCredential, client public key)."""
+    sealed, nonce, pub = _sealed(dev, "GetSessionEncryptionKey", [cred_id, pin, seed])
+    return SESSION_CREDENTIAL(encrypted_id=sealed.pieces[0], encrypted_pin=sealed.pieces[1],
+                              encrypted_seed=sealed.pieces[2], iv=sealed.iv, nonce=nonce, tag=sealed.tag), pub
+
+
+def establish_credential(dev: HsmClient, cred_id: bytes = CRED_ID, pin: bytes = CRED_PIN) -> tuple[Any, Any]:
+    """encrypt_establish_credential: (DdiEncryptedEstablishCredential, client public key)."""
+    sealed, nonce, pub = _sealed(dev, "GetEstablishCredEncryptionKey", [cred_id, pin])
+    return ESTABLISH_CREDENTIAL(encrypted_id=sealed.pieces[0], encrypted_pin=sealed.pieces[1], iv=sealed.iv,
+                                nonce=nonce, tag=sealed.tag), pub
+
+
+def flip(value: bytes, index: int) -> bytes:
+    """``value`` with byte ``index`` incremented (wrapping), as the vendor's tamper tests do."""
+    return value[:index] + bytes([(value[index] + 1) % 256]) + value[index + 1:]
+
+
+def malformed(setup: Setup, op: str) -> list[int]:
+    """helper_get_api_rev_op and helper_rsa_mod_exp_op with ``op``'s code: the DDI statuses of ``op``
+    sent in the session with a GetApiRev body and with an RsaModExp body (bypassing the client)."""
+    statuses = []
+    for body_op, fields in (("GetApiRev", {}), ("RsaModExp", {"key_id": 1, "y": bytes([1]) * 32, "op_type": 2})):
+        body = BY_NAME[body_op].request
+        payload = envelope.encode_request(BY_NAME[op].code, body, body(**fields), rev=envelope.rev(1, 0),
+                                          sess_id=setup.session_id)
+        completion = setup.dev.transport.submit(payload, link.SessionFlags(link.SessionOp.IN_SESSION, True),
+                                                setup.session_id)
+        statuses.append(envelope.decode_response(completion.payload, EMPTY)[0].status)
+    return statuses
+
+
+def generate(dev: HsmClient, op: str, usage: Usage, *, tag: int | None = None, session_only: bool = False,
+             **fields: Any) -> Any:
+    """AesGenerateKey or EccGenerateKeyPair with any usage (the client's own methods fix the usage)."""
+    return dev.call(op, key_tag=tag, key_properties=key_properties(usage, session_only=session_only), **fields)
+
+
 def hmac_key(dev: HsmClient, kind: KeyType, key_length: int | None = None) -> Any:
     """create_hmac_key_ex: an ECDH secret, then ``derive``."""
     return derive(dev, ecdh_secret(dev).key_id, kind, key_length)
 
 
-__all__ = ["BK3", "CRED_ID", "CRED_PIN", "FAST_PATH", "MAX_SESSIONS", "POTA_KEY", "S", "SESSION_SEED", "Device",
-           "Setup", "common_setup", "derive", "ecc_key_pair", "ecc_verify", "ecdh_secret", "expect", "hmac_key",
-           "key_signature_ok", "make_device", "physical_only", "rsa_import", "rsa_test_key", "rsa_wrapped"]
+__all__ = ["BK3", "CRED_ID", "CRED_PIN", "CRED_PIN_ALT", "Device", "FAST_PATH", "LmSetup", "MAX_SESSIONS", "POTA_KEY",
+           "S", "SESSION_SEED", "Setup", "common_setup", "derive", "ecc_key_pair", "ecc_verify", "ecdh_secret",
+           "ecdh_secret_pair", "encrypt_pin", "establish_credential", "expect", "flip", "generate", "hmac_key",
+           "key_signature_ok", "make_device", "malformed", "physical_only", "pkcs8", "recover", "reused_provisioning",
+           "rsa_import", "rsa_test_key", "rsa_wrapped", "session_credential", "setup_for_lm", "unmask_again", "wrap"]

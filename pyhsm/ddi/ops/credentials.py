@@ -13,10 +13,10 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from pyhsm.ddi import masking, physical, provisioning
+from pyhsm.ddi import masking, physical, provisioning, rsa_keygen
 from pyhsm.ddi.call import Call, handler
 from pyhsm.ddi.credentials import open_sealed, parse_client_key
 from pyhsm.ddi.errors import DdiFailure
@@ -137,7 +137,7 @@ def _provision(call: Call, req: Any) -> tuple[Provisioning, Any]:
                                          Flag(meta.flags), INTERNAL_APP)
             masked_unwrapping = req.masked_unwrapping_key
         else:
-            key = rsa.generate_private_key(65537, 2048)
+            key = rsa_keygen.generate(2048)
             unwrapping = generated_entry(KeyType.Rsa2kPrivate, key, _UNWRAPPING_FLAGS, INTERNAL_APP)
             masked_unwrapping = masking.mask(mk, unwrapping.material, masking.Metadata(
                 KeyType.Rsa2kPrivate, int(_UNWRAPPING_FLAGS), 0, INTERNAL_APP, len(unwrapping.material)))
@@ -184,6 +184,7 @@ def open_session(call: Call, req: Any) -> Any:
 @handler("ReopenSession")
 def reopen_session(call: Call, req: Any) -> Any:
     session = call.active_session()
+    call.provisioned()   # PartitionNotProvisioned until the credential is established again (after NSSR)
     seed = _login(call, req.encrypted_credential, req.pub_key)
     bk_sess = provisioning.bk_session(call.provisioned().bk_partition, seed)
     try:

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hmac
 from pyhsm.ddi import kdf
 from pyhsm.ddi.call import Call, handler
 from pyhsm.ddi.errors import DdiFailure
-from pyhsm.ddi.ops.common import TagRule, create, enum_value, new_entry, properties, require_family, tag_of
+from pyhsm.ddi.ops.common import TagRule, bulk_id, create, enum_value, new_entry, properties, require_family, tag_of
 from pyhsm.ddi.schemas import BY_NAME
 from pyhsm.ddi.status import DdiStatus
 from pyhsm.ddi.types import (DERIVED_LENGTHS, HASHES, HMAC_HASHES, VAR_HMAC_LENGTHS, Family, Flag, HashAlgorithm,
@@ -44,8 +44,9 @@ def _derive(call: Call, req: Any, op: str, fn: Callable[..., bytes], a: bytes | 
     props = properties(req.key_properties, kind)
     tag = tag_of(req.key_tag, props, TagRule.ZERO_REJECTED)
     material = fn(hash_cls, entry.material, a, b, length)
-    key_id, masked = create(call, new_entry(call, kind, material, props, tag, local=call.physical))
-    return BY_NAME[op].response(key_id=key_id, masked_key=masked)
+    entry = new_entry(call, kind, material, props, tag, local=call.physical)
+    key_id, masked = create(call, entry)
+    return BY_NAME[op].response(key_id=key_id, masked_key=masked, bulk_key_id=bulk_id(entry, key_id))
 
 
 @handler("HkdfDerive")

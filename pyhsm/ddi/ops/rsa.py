@@ -13,13 +13,12 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap_with_padding
 
 from pyhsm.ddi.call import Call, handler
 from pyhsm.ddi.errors import DdiFailure
-from pyhsm.ddi.keyformat import private_to_material
+from pyhsm.ddi.keyformat import load_external_private, private_to_material
 from pyhsm.ddi.ops.common import (TagRule, bulk_id, create, enum_value, new_entry, private_key, properties,
                                   public_key_of, require_family, tag_of)
 from pyhsm.ddi.schemas import BY_NAME
@@ -77,7 +76,7 @@ def _target(key_class: KeyClass, plain: bytes) -> tuple[KeyType, bytes, Any]:
     """(kind, stored material, private key object or None) of an unwrapped key."""
     if key_class in (KeyClass.Rsa, KeyClass.RsaCrt, KeyClass.Ecc):
         try:
-            key = serialization.load_der_private_key(plain, None)
+            key = load_external_private(plain)
         except (ValueError, TypeError):
             raise DdiFailure(DdiStatus.KeyDecodeFailed, "unwrapped key is not a DER private key") from None
         if key_class is KeyClass.Ecc:
