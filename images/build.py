@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Build the guest images into build/images/, each step only when the hash of its inputs changed.
 
-Contract: after a successful run, build/images/ holds ``vmlinuz``, ``initramfs.cpio.gz`` and
-``rootfs.ext4`` (plus ``azihsm.ko`` when guest/driver/ has a Makefile). A step's inputs are files and
+Contract: after a successful run, build/images/ holds ``vmlinuz``, ``initramfs.cpio.gz``,
+``rootfs.ext4`` with its dm-verity hash tree appended, ``rootfs.verity`` (the tree's root hash, salt
+and data blocks), plus ``azihsm.ko`` when guest/driver/ has a Makefile. A step's inputs are files and
 directories of the source tree plus the stamps of the steps it builds on; a step runs when that
 combined hash differs from its stamp or an output is missing. Exits non-zero, naming the step, when a
 step fails. Steps are declared in ``STEPS``; each is one script in images/steps/.
@@ -45,7 +46,7 @@ STEPS = (   # in dependency order
     Step("initramfs", ("images/initramfs-init", "images/initramfs-modules.txt",
                        "images/modules.py"), ("initramfs.cpio.gz",), after=("kernel", "base")),
     Step("rootfs", ("images/pyhsm-init", "images/rootfs-modules.txt", "images/modules.py", "pyhsm"),
-         ("rootfs.ext4",), after=("kernel", "base", "driver")),
+         ("rootfs.ext4", "rootfs.verity"), after=("kernel", "base", "driver")),
 )
 
 _IGNORED = {"__pycache__", ".pytest_cache"}

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The initramfs: busybox-static (from the base root filesystem), the modules that mount the root filesystem (initramfs-modules.txt
-# and their dependencies) and initramfs-init as /init, packed as a reproducible gzip'd newc cpio.
+# The initramfs: busybox-static and dmsetup with its shared libraries (from the base root filesystem),
+# the modules that mount the root filesystem (initramfs-modules.txt and their dependencies) and
+# initramfs-init as /init, packed as a reproducible gzip'd newc cpio.
 # Out: $OUT/initramfs.cpio.gz
 set -euo pipefail
+base="$OUT/cache/base-rootfs"
 tree="$OUT/initramfs.tmp"; rm -rf "$tree"
-mkdir -p "$tree"/{bin,dev,proc,sys,etc,lib/modules,newroot}
-cp "$OUT/cache/base-rootfs/bin/busybox" "$tree/bin/busybox"   # busybox-static, from the base
+mkdir -p "$tree"/{bin,sbin,dev,proc,sys,etc,lib/modules,newroot}
+cp "$base/bin/busybox" "$tree/bin/busybox"   # busybox-static, from the base
+# dmsetup opens the verified root (dm-verity); its libraries as the base's loader resolves them.
+cp "$base/usr/sbin/dmsetup" "$tree/sbin/dmsetup"
+chroot "$base" ldd /usr/sbin/dmsetup | awk '$2 == "=>" {print $3} $1 ~ /^\// {print $1}' |
+  while read -r lib; do install -D -m 0755 "$base$(chroot "$base" readlink -f "$lib")" "$tree$lib"; done
 python3 "$IMAGES/modules.py" "$OUT/kernel" "$tree/lib/modules" "$IMAGES/initramfs-modules.txt" \
   --load-order "$tree/etc/modules.load"
 rm -f "$tree"/lib/modules/modules.*

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The guest root filesystem image: the cached base plus the guest kernel modules
 # (rootfs-modules.txt, azihsm.ko when built), the pyhsm package and /sbin/pyhsm-init, packed with
-# mke2fs -d (no loop mount) with fixed UUID, hash seed and timestamps. Out: $OUT/rootfs.ext4
+# mke2fs -d (no loop mount) with fixed UUID, hash seed and timestamps, followed on the same image by
+# its dm-verity hash tree (veritysetup format, no superblock, SHA-256, 4 KiB blocks; the confidential
+# guest opens the root through it, a writable VM ignores it). Out: $OUT/rootfs.ext4 and
+# $OUT/rootfs.verity (the value of the kernel parameter pyhsm.verity=: root hash, salt, data blocks)
 set -euo pipefail
 stage="$OUT/rootfs.tmp"; rm -rf "$stage"
 cp -a "$OUT/cache/base-rootfs" "$stage"
@@ -14,7 +17,7 @@ rm -rf "$site/pyhsm"
 (cd "$ROOT" && find pyhsm -name __pycache__ -prune -o -type f -name '*.py' -print \
    | cpio --quiet -pdm "$site")
 install -m 0755 "$IMAGES/pyhsm-init" "$stage/sbin/pyhsm-init"
-mkdir -p "$stage/var/lib/pyhsm"
+mkdir -p "$stage/var/lib/pyhsm" "$stage/mnt/data"   # mount points: the verified root is read-only
 echo pyhsm-guest >"$stage/etc/hostname"
 chroot "$stage" python3 -m compileall -q --invalidation-mode unchecked-hash \
   /usr/local/lib/python3.11/dist-packages >/dev/null
@@ -22,12 +25,21 @@ find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 size_mb=$(( $(du -sm "$stage" | cut -f1) * 5 / 4 + 64 ))
 uuid=6f1c2b9e-58a4-4c1e-9d3a-0a2c5e7b4d10
 rm -f "$OUT/rootfs.ext4.tmp"
-E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH" mke2fs -q -F -t ext4 -L pyhsm-root -U "$uuid" \
+# 4 KiB blocks, as dm-verity's (its device has 4 KiB sectors; mke2fs would pick 1 KiB at this size)
+E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH" mke2fs -q -F -t ext4 -b 4096 -L pyhsm-root -U "$uuid" \
   -E "hash_seed=$uuid,root_owner=0:0" -m 0 -d "$stage" "$OUT/rootfs.ext4.tmp" "${size_mb}M" >/dev/null
 # mke2fs -d copies each file's ctime, which `touch` cannot set: pin it to the same epoch.
 (cd "$stage" && printf 'sif / ctime @%s\n' "$SOURCE_DATE_EPOCH" &&
  find . -mindepth 1 -printf "sif \"/%P\" ctime @$SOURCE_DATE_EPOCH\n") >"$OUT/rootfs.ctime"
 E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH" debugfs -w -f "$OUT/rootfs.ctime" "$OUT/rootfs.ext4.tmp" >/dev/null
 rm -f "$OUT/rootfs.ctime"
+blocks=$(( size_mb * 256 ))
+salt=$(printf 'pyhsm-rootfs %s' "$uuid" | sha256sum | cut -d' ' -f1)   # fixed: same tree for same bytes
+root_hash=$(veritysetup format --no-superblock --hash=sha256 --data-block-size=4096 \
+  --hash-block-size=4096 --data-blocks="$blocks" --hash-offset=$(( blocks * 4096 )) --salt="$salt" \
+  "$OUT/rootfs.ext4.tmp" "$OUT/rootfs.ext4.tmp" | awk '/^Root hash:/ {print $3}')
+[ "${#root_hash}" -eq 64 ] || { echo "rootfs: veritysetup format gave no root hash" >&2; exit 1; }
+echo "$root_hash,$salt,$blocks" >"$OUT/rootfs.verity.tmp"
 mv "$OUT/rootfs.ext4.tmp" "$OUT/rootfs.ext4"
+mv "$OUT/rootfs.verity.tmp" "$OUT/rootfs.verity"
 rm -rf "$stage"

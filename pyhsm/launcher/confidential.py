@@ -2,9 +2,10 @@
 
 ``provision`` does what a cloud fabric does before a confidential VM starts: owner key, HSM-held
 keys (the releasable AES-256 data-disk key, the ML-DSA-65 result key), a vTPM per VM with EK
-certificate and AK (registered with the HSM), the policy (PCRs 0/4/7 from a cached reference boot,
-PCR 9 computed from the exact command line and initrd), and the LUKS2 data disk, formatted with the
-disk key that the HSM releases to the fabric's own attested vTPM under a policy bound to it.
+certificate and AK (registered with the HSM), the policy (PCRs 0/7 from a cached reference boot,
+PCR 4 computed from the kernel, PCR 9 from the exact command line, with the verified root's hash,
+and initrd), and the LUKS2 data disk, formatted with the disk key that the HSM releases to the
+fabric's own attested vTPM under a policy bound to it.
 ``policy_update_line`` is a signed mid-run policy update for the guest to relay; ``verify_result``
 checks the signed result and the countersigned evidence against the device's DICE chain.
 ``pyhsm.launcher.confidential_session`` runs the VM and calls these.
@@ -54,22 +55,28 @@ class Provisioned:
 
 def vm_config(images: GuestImages, backend: BackendProcess, workdir: Path, accel: str,
               workload: str, serial: str, **fields: Any) -> VmConfig:
-    """The confidential VM's configuration (OVMF, vTPM, data disk), before provisioning fills in
-    the sockets and disk."""
+    """The confidential VM's configuration (OVMF, vTPM, data disk, root through dm-verity), before
+    provisioning fills in the sockets and disk."""
     return VmConfig(images=images, hsm_socket=backend.socket, workdir=workdir, accel=accel,
                     firmware="ovmf", serial=serial, workload=workload,
                     tpm_socket=workdir / "swtpm.sock", data_disk=workdir / "data.img",
-                    console_input=True, **fields)
+                    console_input=True, **{"verity": True, **fields})
+
+
+def boot_inputs(config: VmConfig) -> measurements.BootInputs:
+    """What ``config``'s boot measures into PCRs 4 and 9."""
+    return measurements.BootInputs(config.images.kernel, kernel_cmdline(config),
+                                   config.images.initramfs, config.memory_mb)
 
 
 def reference_pcrs(config: VmConfig, out: Callable[[str], None]) -> dict[int, bytes]:
-    """PCRs 0/4/7 for this firmware and kernel, from the cache or a reference boot."""
-    def boot() -> tuple[str, Path, dict[int, bytes]]:
+    """PCRs 0/7 for this firmware and kernel, from the cache or a reference boot."""
+    def boot() -> tuple[measurements.BootInputs, dict[int, bytes]]:
         workdir = config.workdir.parent / f"{config.workdir.name}-reference"
         ref = replace(config, workdir=workdir, workload="measure", data_disk=None,
                       tpm_socket=workdir / "swtpm.sock", cmdline_extra="", guest_cmd=None,
                       qemu_extra=())
-        out("reference boot (measure) for the policy's firmware and kernel PCRs ...")
+        out("reference boot (measure) for the policy's firmware PCRs 0 and 7 ...")
         swtpm = SwtpmProcess(workdir / "tpm", ref.tpm_socket, workdir / "swtpm.log")
         swtpm.start()
         try:
@@ -82,9 +89,9 @@ def reference_pcrs(config: VmConfig, out: Callable[[str], None]) -> dict[int, by
         finally:
             swtpm.stop()
         pcrs = {int(k): bytes.fromhex(v) for k, v in step["detail"]["pcrs"].items()}
-        return kernel_cmdline(ref), ref.images.initramfs, pcrs
+        return boot_inputs(ref), pcrs
     shape = f"cpus={config.cpus} memory={config.memory_mb} accel={config.accel}"
-    return measurements.reference(config.images.kernel, shape, boot)
+    return measurements.reference(config.images.kernel, config.qemu, shape, boot)
 
 
 def provision(config: VmConfig, backend: BackendProcess, owner_key: Path,
@@ -122,8 +129,7 @@ def provision(config: VmConfig, backend: BackendProcess, owner_key: Path,
         if policy_config is not None:
             expected = replace(policy_config, cmdline_extra=" ".join(
                 filter(None, (policy_config.cmdline_extra, other))))
-        values = measurements.policy_values(reference_pcrs(expected, out), kernel_cmdline(expected),
-                                            expected.images.initramfs)
+        values = measurements.policy_values(reference_pcrs(expected, out), boot_inputs(expected))
         version = hsm.set_policy(POLICY_WORKLOAD, vm_id, mask, values)
         notes.append(f"policy {POLICY_WORKLOAD!r} v{version} over PCRs "
                      f"{','.join(map(str, attestation.POLICY_PCRS))}")
@@ -175,14 +181,15 @@ def verify_result(detail: dict[str, Any], provisioned: Provisioned) -> list[str]
     claims = cose.verify(statement, chain.leaf_public_key)
     expected = {1: "release", 2: provisioned.vm_id,
                 3: hashlib.sha256(provisioned.ek_spki_der).digest(), 4: provisioned.ak_name,
-                10: POLICY_WORKLOAD}
+                8: hashlib.sha256(provisioned.policy_values).digest(), 10: POLICY_WORKLOAD}
     for key, want in expected.items():
         if claims.get(key) != want:
             raise ValueError(f"statement claim {key} is {claims.get(key)!r}, expected {want!r}")
     lines.append(f"release statement (COSE_Sign1 ES384) by the chain's leaf: VM "
                  f"{provisioned.vm_id.hex()}, EK sha256 {claims[3].hex()[:16]}.., AK name "
                  f"{claims[4].hex()[:16]}.., nonce {claims[5].hex()[:16]}.., pcrDigest "
-                 f"{claims[8].hex()[:16]}.., policy v{claims.get(11)}")
+                 f"{claims[8].hex()[:16]}.. (= the build's reference values), "
+                 f"policy v{claims.get(11)}")
     result = detail["result"]
     want_result = job_result(provisioned.data_files)
     if result != want_result:

@@ -20,6 +20,7 @@ from pyhsm.launcher.vm import Vm, VmConfig
 BOOT_TIMEOUT_S = {"kvm": 60.0, "tcg": 300.0}
 WORKLOAD_TIMEOUT_S = 600.0
 SIGN_STEP = "sign result (ML-DSA-65)"
+VERIFY_STEP = "host: verify signed result and evidence"
 POLICY_UPDATE_AFTER = "evidence gathered before policy update"
 RESTART_AFTER = "nonce before backend restart"
 WORKLOADS = ("confidential", "confidential_refusals")
@@ -37,7 +38,9 @@ class Outcome:
 def run_vm(config: VmConfig, backend: BackendProcess, owner_key: Path, summary: Summary,
            out: Callable[[str], None], policy_config: VmConfig | None = None,
            echo: Callable[[str], None] | None = None) -> Outcome:
-    """Provision, boot, follow the guest (reacting to its steps), verify, power off."""
+    """Provision, boot, follow the guest (reacting to its steps), verify, power off. The summary
+    passes only with a signed result the host verified; a guest that stops (a dm-verity panic, a
+    power-off) adds a failed row and raises ``RuntimeError``."""
     outcome = Outcome()
     launched = time.monotonic()
     with summary.timed("host: provision (owner, keys, vTPMs, policy, LUKS2 disk)") as notes:
@@ -74,10 +77,16 @@ def run_vm(config: VmConfig, backend: BackendProcess, owner_key: Path, summary: 
                     with summary.timed("host: backend killed and restarted"):
                         backend.kill()
                         backend.start()
-            outcome.done = vm.wait_for("done", WORKLOAD_TIMEOUT_S,
-                                       lambda event: on_step(event) if event["event"] == "step" else None)
+            try:
+                outcome.done = vm.wait_for("done", WORKLOAD_TIMEOUT_S, lambda event: on_step(event)
+                                           if event["event"] == "step" else None)
+            except (RuntimeError, TimeoutError) as exc:   # panic (dm-verity), power-off, silence
+                summary.add("guest workload", report.FAILED, 0.0, str(exc).splitlines()[0])
+                raise
             if not outcome.done.get("ok") and outcome.done.get("error"):
                 summary.add("guest workload", report.FAILED, 0.0, outcome.done["error"])
+            if "result_at_s" not in outcome.phases:   # the verdict rests on a verified result only
+                summary.add(VERIFY_STEP, report.FAILED, 0.0, "the guest reported no signed result")
             with summary.timed("guest powered off, QMP quit") as notes:
                 vm.wait_for("poweroff", 60)
                 vm.wait_stopped(60)
@@ -97,10 +106,10 @@ def _verify(detail: dict[str, Any], provisioned: confidential.Provisioned, summa
     try:
         outcome.chain_of_trust = confidential.verify_result(detail, provisioned)
     except Exception as exc:
-        summary.add("host: verify signed result and evidence", report.FAILED,
-                    time.monotonic() - started, f"{type(exc).__name__}: {exc}")
+        summary.add(VERIFY_STEP, report.FAILED, time.monotonic() - started,
+                    f"{type(exc).__name__}: {exc}")
         return
-    summary.add("host: verify signed result and evidence", report.OK, time.monotonic() - started,
+    summary.add(VERIFY_STEP, report.OK, time.monotonic() - started,
                 "DICE chain, statement, job result, ML-DSA-65 signature")
     out("chain of trust checked:")
     for line in outcome.chain_of_trust:

@@ -17,17 +17,19 @@ class GuestImages:
     initramfs: Path
     rootfs: Path
     driver_status: str   # "built" or "absent: <why>"
+    verity: str = ""     # the rootfs's dm-verity tree: "ROOT_HASH,SALT,DATA_BLOCKS" (pyhsm.verity=)
 
 
 def current(out: Path = paths.IMAGES_OUT) -> GuestImages:
     """The images as they are now in ``out``; raises ``FileNotFoundError`` naming a missing one."""
-    images = GuestImages(out / "vmlinuz", out / "initramfs.cpio.gz", out / "rootfs.ext4",
-                         (out / "driver.status").read_text().strip()
-                         if (out / "driver.status").exists() else "absent: never built")
-    for path in (images.kernel, images.initramfs, images.rootfs):
+    for name in ("vmlinuz", "initramfs.cpio.gz", "rootfs.ext4", "rootfs.verity"):
+        path = out / name
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run `make images`")
-    return images
+    return GuestImages(out / "vmlinuz", out / "initramfs.cpio.gz", out / "rootfs.ext4",
+                       (out / "driver.status").read_text().strip()
+                       if (out / "driver.status").exists() else "absent: never built",
+                       (out / "rootfs.verity").read_text().strip())
 
 
 def build(progress: Callable[[str], None]) -> GuestImages:

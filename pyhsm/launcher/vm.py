@@ -24,6 +24,8 @@ from pyhsm.launcher.images import GuestImages
 HSM_VENDOR, HSM_DEVICE = 0x1414, 0xC003
 HSM_ID = "hsm0"          # QOM id of the azihsm device (QMP path /machine/peripheral/hsm0)
 HSM_PORT = "hsmport"     # the pcie-root-port it sits on (hot-pluggable)
+MAILBOX_ID = "mbx0"      # QOM id of the HSM's serial mailbox (azihsm-i2c on the ICH9 SMBus)
+MAILBOX_ADDRESS = 0x41   # its 7-bit address (docs/serial-mailbox.md)
 KERNEL_PANIC = "Kernel panic - not syncing"
 
 
@@ -46,6 +48,7 @@ class VmConfig:
     cmdline_extra: str = ""             # appended to the kernel command line
     qemu_extra: tuple[str, ...] = ()    # appended to the QEMU command line (pyhsm run --debug/--gdb)
     console_input: bool = False         # the host may write lines to the guest console (send_console)
+    verity: bool = False                # root read-only through dm-verity (images.verity on the cmdline)
     qemu: Path = paths.QEMU
 
     @property
@@ -62,8 +65,13 @@ class VmConfig:
 
 
 def kernel_cmdline(config: VmConfig) -> str:
-    """Short and quiet: the console, the root disk, and the guest agent's pyhsm.* parameters."""
-    words = ["console=ttyS0", "quiet", "loglevel=4", "root=/dev/vda", "rw", "panic=0",
+    """Short and quiet: the console, the root disk (writable, or read-only through dm-verity with
+    the tree's root hash, salt and size: ``pyhsm.verity=``), and the guest agent's pyhsm.*
+    parameters. Raises ``ValueError`` for a verity VM whose images carry no hash tree."""
+    if config.verity and not config.images.verity:
+        raise ValueError(f"{config.images.rootfs} has no dm-verity description (rootfs.verity)")
+    root = ["ro", f"pyhsm.verity={config.images.verity}"] if config.verity else ["rw"]
+    words = ["console=ttyS0", "quiet", "loglevel=4", "root=/dev/vda", *root, "panic=0",
              "tsc=reliable", f"pyhsm.workload={config.workload}",
              f"pyhsm.after-reset={config.after_reset_workload}",
              f"pyhsm.after={'shell' if config.interactive else 'poweroff'}"]
@@ -99,7 +107,10 @@ def qemu_argv(config: VmConfig) -> list[str]:
             "-chardev", f"socket,id=hsmlink,path={config.hsm_socket},reconnect-ms=500",
             "-device", f"pcie-root-port,id={HSM_PORT},chassis=1,slot=1",
             "-device", ",".join(f"{k}={v}" if k != "driver" else v
-                                for k, v in hsm_device_args(config).items())]
+                                for k, v in hsm_device_args(config).items()),
+            "-chardev", f"socket,id=mbxlink,path={config.hsm_socket},reconnect-ms=500",
+            "-device", f"azihsm-i2c,id={MAILBOX_ID},bus=i2c,address=0x{MAILBOX_ADDRESS:02x},chardev=mbxlink,"
+                       f"serial={config.serial}"]
     if config.data_disk:
         argv += ["-drive", f"file={config.data_disk},format=raw,if=none,id=data",
                  "-device", "virtio-blk-pci,drive=data"]

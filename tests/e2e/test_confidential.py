@@ -2,9 +2,13 @@
 
 One boot runs ``confidential_refusals``: release, replayed evidence, evidence as another VM,
 another VM's policy, evidence from before a policy update, a backend restart survived by a retry,
-then unlock, job, ML-DSA-signed result, verified by the host against the DICE chain. Three more
-boots each change one measured input against the good policy (command line, initrd, kernel) and
-must get no key. Every run's logs are then searched for the released key in clear.
+a second release after the separator, then unlock, job, ML-DSA-signed result, verified by the host
+against the DICE chain. Three more boots each change one measured input against the good policy
+(command line, initrd, kernel) and must get no key. Three change the verified root filesystem: one
+changed byte of the agent (dm-verity stops the guest when it reads it), a rootfs from another build
+with this build's root hash (stopped at the first read), and that rootfs with its own root hash
+swapped onto the command line (the policy refuses). Every run's logs are then searched for the
+released key in clear.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 
 from pyhsm.launcher import confidential, report
 from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.confidential_session import Outcome, run_vm
+from pyhsm.launcher.confidential_session import VERIFY_STEP, Outcome, run_vm
 from pyhsm.launcher.fabric import Fabric
 from pyhsm.launcher.images import GuestImages
 from pyhsm.launcher.summary import Summary
@@ -30,6 +34,7 @@ from pyhsm.launcher.vm import VmConfig
 from pyhsm.launcher.workloads import attestation
 from pyhsm.launcher.vtpm import tpm2_tools
 from pyhsm.launcher.workloads.confidential_refusals import OTHER_WORKLOAD
+from verity_images import verifies, with_changed_byte, with_rebuilt_tree
 
 pytestmark = pytest.mark.guest
 
@@ -91,12 +96,15 @@ def test_release_refusals_and_restart_in_one_boot(confidential_vm: tuple[VmConfi
     assert stale == {"policy_version": 2, "status": "CvmNonceStale"}
     retried = steps["release retried across the backend restart"]["detail"]
     assert retried["retried_after"] and retried["policy_version"] == 2
+    assert retried["separator_pcr"] == 9
+    assert steps["release under the updated policy"]["detail"]["separator_pcr"] is None
+    assert steps["release after the separator refused"]["detail"]["status"] == "CvmPolicyMismatch"
     assert len(outcome.chain_of_trust) == 4 and outcome.chain_of_trust[0].startswith("DICE chain")
     _assert_host_rejects_tampered_results(outcome)
     log = backend.log.read_text()
     for reason in ("CvmNonceUnknown (VM", "CvmQuoteSignatureInvalid (VM",
                    "CvmPolicyVmMismatch (workload b'confidential-fabric' is bound to another VM",
-                   "CvmNonceStale (VM"):
+                   "CvmNonceStale (VM", "CvmPolicyMismatch (VM"):
         assert reason in log, f"backend log lacks the refusal {reason!r}"
     _assert_key_not_logged(_released_key(config, backend, owner), config.workdir,
                            backend.log.parent)
@@ -129,6 +137,8 @@ def _refused_for_measurement(config: VmConfig, backend: BackendProcess, owner: P
     assert outcome.steps["unlock data disk"]["result"] == report.NOT_RUN
     assert "CvmReleaseKey: CvmPolicyMismatch" in backend.log.read_text()
     assert not outcome.chain_of_trust
+    verdict = {s.name: s for s in summary.steps}[VERIFY_STEP]
+    assert not summary.ok and verdict.result == report.FAILED, verdict
     _assert_key_not_logged(_released_key(tampered, backend, owner), tampered.workdir,
                            backend.log.parent)
 
@@ -186,3 +196,52 @@ def test_initrd_helper_adds_exactly_one_file(tmp_path: Path, guest_images: Guest
     listing = subprocess.run(["cpio", "-t"], input=gzip.decompress(tail), capture_output=True)
     assert listing.returncode == 0, listing.stderr
     assert listing.stdout.decode().split() == ["etc/extra"]
+
+
+def _stopped_by_verity(config: VmConfig, backend: BackendProcess, owner: Path,
+                       tampered: VmConfig) -> str:
+    """Boot ``tampered`` against the good policy: dm-verity must stop the guest (kernel panic)
+    before any release, and the run must not pass. Returns the console log."""
+    summary = Summary(print)
+    with pytest.raises(RuntimeError, match="dm-verity device corrupted"):
+        run_vm(tampered, backend, owner, summary, print, policy_config=config)
+    assert not summary.ok and summary.steps[-1].result == report.FAILED
+    console = tampered.console_log.read_text(errors="replace")
+    assert "device-mapper: verity" in console and "is corrupted" in console, console[-2000:]
+    assert RELEASE not in console, "the guest reached the release step"
+    _assert_key_not_logged(_released_key(tampered, backend, owner), tampered.workdir,
+                           backend.log.parent)
+    return console
+
+
+def test_one_changed_byte_of_the_agent_stops_the_guest(
+        confidential_vm: tuple[VmConfig, BackendProcess, Path]) -> None:
+    """The hash tree and command line as built, one byte of the agent's code changed: the agent
+    starts, and the guest stops when it reads the changed block."""
+    config, backend, owner = confidential_vm
+    images = with_changed_byte(config.images, config.workdir.parent / "rootfs-b.ext4")
+    assert not verifies(images)
+    console = _stopped_by_verity(config, backend, owner, dataclasses.replace(config, images=images))
+    assert '"event":"boot"' in console, "expected the stop after the agent started, at the import"
+
+
+def test_rootfs_from_another_build_is_refused_either_way(
+        confidential_vm: tuple[VmConfig, BackendProcess, Path]) -> None:
+    """Another build of the rootfs (the agent changed, its hash tree consistent): with this build's
+    root hash on the command line the guest stops at the first read; with its own root hash swapped
+    in, it boots and runs its agent, but PCR 9 differs and the policy refuses the key."""
+    config, backend, owner = confidential_vm
+    other = with_rebuilt_tree(with_changed_byte(config.images,
+                                                config.workdir.parent / "rootfs-c.ext4"))
+    assert verifies(other) and other.verity != config.images.verity
+    this_hash = dataclasses.replace(other, verity=config.images.verity)
+    console = _stopped_by_verity(config, backend, owner, _elsewhere(config, "vm-c1", this_hash))
+    assert '"event":"boot"' not in console, "expected the stop before the agent (at the mount)"
+    _refused_for_measurement(config, backend, owner, _elsewhere(config, "vm-c2", other))
+
+
+def _elsewhere(config: VmConfig, name: str, images: GuestImages) -> VmConfig:
+    """``config`` booting ``images``, with its own directory, vTPM socket and data disk."""
+    workdir = config.workdir.parent / name
+    return dataclasses.replace(config, images=images, workdir=workdir,
+                               tpm_socket=workdir / "swtpm.sock", data_disk=workdir / "data.img")

@@ -47,6 +47,21 @@ def test_kernel_parameters_and_guest_command_survive_the_command_line(tmp_path: 
     assert base64.b64decode(params["cmd"]).decode() == command
 
 
+def test_a_verity_vm_boots_its_root_read_only_under_the_built_root_hash(tmp_path: Path) -> None:
+    tree = "ab" * 32 + "," + "cd" * 32 + ",4096"
+    images = GuestImages(tmp_path / "k", tmp_path / "i", tmp_path / "r", "built", tree)
+    writable = kernel_cmdline(VmConfig(images=images, hsm_socket=tmp_path / "s", workdir=tmp_path))
+    assert " rw " in writable and "pyhsm.verity" not in writable
+    verified = kernel_cmdline(VmConfig(images=images, hsm_socket=tmp_path / "s", workdir=tmp_path,
+                                       verity=True)).split()
+    assert "ro" in verified and "rw" not in verified
+    assert guest.kernel_params(" ".join(verified))["verity"] == tree
+    untreed = VmConfig(images=GuestImages(tmp_path / "k", tmp_path / "i", tmp_path / "r", "built"),
+                       hsm_socket=tmp_path / "s", workdir=tmp_path, verity=True)
+    with pytest.raises(ValueError, match="no dm-verity"):
+        kernel_cmdline(untreed)
+
+
 def test_qemu_command_line_puts_the_hsm_on_a_hotpluggable_port(tmp_path: Path) -> None:
     images = GuestImages(tmp_path / "k", tmp_path / "i", tmp_path / "r", "built")
     argv = qemu_argv(VmConfig(images=images, hsm_socket=tmp_path / "s", workdir=tmp_path,

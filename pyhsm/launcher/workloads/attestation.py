@@ -25,6 +25,8 @@ POLICY_PCRS = (0, 4, 7, 9)    # firmware, boot loader/kernel, secure boot state,
 POLICY_SELECTION = f"{POLICY_BANK}:{','.join(map(str, POLICY_PCRS))}"
 RELEASE_CONTEXT = b"azihsm-cvm/release/"
 GUEST_TCTI = "device:/dev/tpmrm0"
+SEPARATOR_PCR = 9             # a policy PCR: once extended, no quote of this boot matches again
+SEPARATOR_DIGEST = hashlib.sha256(bytes(4)).digest()   # TCG EV_SEPARATOR's digest (0x00000000)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ def quote(vm_id: bytes, nonce: bytes, selection: str = POLICY_SELECTION,
         tpm2("pcrread", selection, "-o", str(out["pcrs"]), env=env)
         return Evidence(vm_id, nonce, out["attest"].read_bytes(), out["sig"].read_bytes(),
                         out["pcrs"].read_bytes())
+
+
+def extend_separator(env: dict[str, str] | None = None) -> None:
+    """Extend ``SEPARATOR_PCR`` with ``SEPARATOR_DIGEST``: after it, no quote from this boot can
+    carry the PCR 9 a policy expects, so a second release in the same boot is refused."""
+    tpm2("pcrextend", f"{SEPARATOR_PCR}:{POLICY_BANK}={SEPARATOR_DIGEST.hex()}", env=env)
 
 
 def get_nonce(client: Any, vm_id: bytes) -> bytes:

@@ -2,7 +2,8 @@
 
 Steps: driver bound; open a session; this VM's id (from its EK certificate); nonce from the HSM,
 quote of the policy PCRs by the vTPM's AK over it, CvmReleaseKey to a fresh hybrid recipient
-(retried with fresh evidence after a lost backend); LUKS2 unlock of /dev/vdb with the released key
+(retried with fresh evidence after a lost backend), then PCR 9 extended with a separator so that no
+later quote of this boot satisfies the policy again; LUKS2 unlock of /dev/vdb with the released key
 (from memory, via stdin) and a read-only mount; the job (per-file SHA-256, lines, words); the
 result signed by the HSM's ML-DSA-65 result key. The released key goes only to cryptsetup's stdin;
 no report, log line or file ever carries it.
@@ -18,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pyhsm.launcher.workloads import Context, Step, Workload, credential
-from pyhsm.launcher.workloads.attestation import (get_nonce, guest_vm_id, quote, release_key,
-                                                  status_name)
+from pyhsm.launcher.workloads.attestation import (SEPARATOR_PCR, extend_separator, get_nonce,
+                                                  guest_vm_id, quote, release_key, status_name)
 from pyhsm.launcher.workloads.device import close_client, driver_bound, open_client
 
 POLICY_WORKLOAD = "confidential"
@@ -59,9 +60,11 @@ def _reopen(context: Context) -> None:
     credential.open_session(open_client(context))
 
 
-def attest_and_release(context: Context) -> dict[str, Any]:
+def attest_and_release(context: Context, separate: bool = True) -> dict[str, Any]:
     """Nonce, quote, release; transient failures (backend gone, session lost, nonce forgotten)
-    are retried with fresh evidence, a refusal in ``FINAL`` is not."""
+    are retried with fresh evidence, a refusal in ``FINAL`` is not. Then, with ``separate``, the
+    separator is extended (``extend_separator``); if that fails the key is dropped and the step
+    fails. Only the refusals workload releases more than once per boot (``separate=False``)."""
     seen: list[str] = []
     for attempt in range(1, RELEASE_ATTEMPTS + 1):
         try:
@@ -78,10 +81,13 @@ def attest_and_release(context: Context) -> dict[str, Any]:
             seen.append(name)
             time.sleep(RETRY_PAUSE_S)
             continue
+        if separate:
+            extend_separator()
         context["disk_key"], context["last_evidence"] = key, evidence
         context["statement"] = bytes(answer.statement)
         return {"attempts": attempt, "retried_after": seen, "nonce": evidence.nonce.hex(),
                 "policy_version": answer.policy_version,
+                "separator_pcr": SEPARATOR_PCR if separate else None,
                 "statement": context["statement"].hex()}
     raise RuntimeError(f"key release failed {RELEASE_ATTEMPTS} times: {seen}")
 

@@ -6,6 +6,8 @@ replayed evidence (CvmNonceUnknown); this VM's evidence presented as another VM'
 gathered before a policy update (CvmNonceStale: when it sees the "evidence gathered" step the
 host types a signed CvmSetPolicy on the console, which the guest relays); and a backend restart between nonce and release (the host kills and
 restarts the backend when it sees the "nonce before backend restart" step), survived by a retry.
+The first two releases leave PCR 9 as it is (so that the refusals can follow); the third extends the
+separator, after which fresh, valid evidence from this boot is refused (CvmPolicyMismatch).
 Then the disk is unlocked, the job run and the result signed as in ``confidential``.
 The other VM's id comes from ``pyhsm.other-vm=HEX`` on the kernel command line.
 """
@@ -61,11 +63,15 @@ def as_other_vm(context: Context) -> dict[str, Any]:
     return _refused("CvmQuoteSignatureInvalid", attempt)
 
 
+def _fresh_release(context: Context, workload: str) -> Callable[[], Any]:
+    """A release attempt for ``workload`` with fresh evidence from this VM."""
+    client, vm_id = open_client(context), context["vm_id"]
+    return lambda: release_key(client, quote(vm_id, get_nonce(client, vm_id)), workload)
+
+
 def other_policy(context: Context) -> dict[str, Any]:
     """This VM's own, valid evidence, for the policy bound to the other VM."""
-    client, vm_id = open_client(context), context["vm_id"]
-    return _refused("CvmPolicyVmMismatch",
-                    lambda: release_key(client, quote(vm_id, get_nonce(client, vm_id)), OTHER_WORKLOAD))
+    return _refused("CvmPolicyVmMismatch", _fresh_release(context, OTHER_WORKLOAD))
 
 
 def gather_before_update(context: Context) -> dict[str, Any]:
@@ -106,6 +112,16 @@ def backend_down(context: Context) -> dict[str, Any]:
     raise TimeoutError(f"the backend answered for {PATIENCE_S:.0f} s")
 
 
+def release_keeping_pcrs(context: Context) -> dict[str, Any]:
+    """A release without the separator, so that this boot's later steps can still quote."""
+    return attest_and_release(context, separate=False)
+
+
+def after_separator(context: Context) -> dict[str, Any]:
+    """Fresh nonce and quote from this boot, after the separator: the policy no longer matches."""
+    return _refused("CvmPolicyMismatch", _fresh_release(context, POLICY_WORKLOAD))
+
+
 def release_after_restart(context: Context) -> dict[str, Any]:
     detail = attest_and_release(context)
     if not detail["retried_after"]:
@@ -114,15 +130,16 @@ def release_after_restart(context: Context) -> dict[str, Any]:
 
 
 WORKLOAD = Workload(
-    steps=(*STEPS, Step("attest and release key", attest_and_release),
+    steps=(*STEPS, Step("attest and release key", release_keeping_pcrs),
            Step("replayed evidence refused", replayed),
            Step("evidence as another VM refused", as_other_vm),
            Step("another VM's policy refused", other_policy),
            Step("evidence gathered before policy update", gather_before_update),
            Step("evidence from before the policy update refused", stale_after_update),
-           Step("release under the updated policy", attest_and_release),
+           Step("release under the updated policy", release_keeping_pcrs),
            Step("nonce before backend restart", nonce_before_restart),
            Step("backend down", backend_down),
            Step("release retried across the backend restart", release_after_restart),
+           Step("release after the separator refused", after_separator),
            *RELEASE_STEPS[1:]),
     cleanup=cleanup)

@@ -1,6 +1,7 @@
 """The default workload: the HSM from guest userspace through the driver's ioctl, end to end.
 
-Steps: driver bound, GetApiRev, GetDeviceInfo, establish credential, open session, generate a P-384
+Steps: driver bound, GetApiRev, GetDeviceInfo, the serial mailbox (``serial_mailbox``: SPDM attestation,
+GetApiRev on both paths, both mailboxes one device), establish credential, open session, generate a P-384
 key, sign a SHA-384 digest (the host verifies the signature), attest the key, close the session.
 """
 
@@ -11,7 +12,7 @@ import os
 from typing import Any
 
 from pyhsm.ddi.types import EccCurve
-from pyhsm.launcher.workloads import Context, Step, Workload, credential
+from pyhsm.launcher.workloads import Context, Step, Workload, credential, serial_mailbox
 from pyhsm.launcher.workloads.device import close_client, driver_bound, open_client
 
 
@@ -70,7 +71,7 @@ def close_session(context: Context) -> dict[str, Any]:
 
 WORKLOAD = Workload(
     steps=(Step("driver bound", driver_bound), Step("GetApiRev", get_api_rev),
-           Step("GetDeviceInfo", get_device_info),
+           Step("GetDeviceInfo", get_device_info), *serial_mailbox.STEPS,
            Step("establish credential", establish_credential),
            Step("open session", open_session), Step("generate P-384 key", generate_key),
            Step("sign digest", sign_digest), Step("attest key", attest_key),

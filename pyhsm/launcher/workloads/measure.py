@@ -1,7 +1,7 @@
 """The reference boot: read the policy PCRs from the vTPM and report them (no HSM use).
 
-The host takes PCRs 0, 4 and 7 from this boot as the good values for its firmware and kernel, and
-checks PCR 9 against its own computation (pyhsm/launcher/measurements.py).
+The host takes PCRs 0 and 7 from this boot as the good values for its firmware, and checks PCRs 4
+and 9 against its own computation from the build (pyhsm/launcher/measurements.py).
 """
 
 from __future__ import annotations
