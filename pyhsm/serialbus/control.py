@@ -10,7 +10,9 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Callable
+
+from pyhsm.serialbus.dispatch import Route
+from pyhsm.serialbus.record import Empty, Record, RecordError
 
 MESSAGE_TYPE = 0x00
 SPDM_TYPE = 0x05
@@ -45,6 +47,25 @@ class Completion(enum.IntEnum):
     MESSAGE_TYPE_UNSUPPORTED = 0x80   # Get MCTP Version Support only
 
 
+class ControlHeader(Record, layout="<BBB"):
+    """A control message: type byte, Rq/D/instance id, command code, then the data."""
+    type: int
+    flags: int
+    command: int
+    rest: bytes = b""
+
+
+class SetEid(Record, layout="<BB"):
+    operation: int
+    eid: int
+
+
+class Selector(Record, layout="<B"):
+    """The one-byte data of Get MCTP Version Support (message type) and Get Vendor Defined Message
+    Support (vendor id selector)."""
+    value: int
+
+
 @dataclass
 class EndpointId:
     """The endpoint's EID: 0 (unassigned) until a bus owner sets one; volatile."""
@@ -61,69 +82,65 @@ class _Failure(Exception):
         self.code = code
 
 
-def _set_eid(state: EndpointId, data: bytes) -> bytes:
-    if len(data) != 2:
-        raise _Failure(Completion.INVALID_LENGTH)
-    operation, eid = data[0] & 3, data[1]
+def _set_eid(state: EndpointId, header: ControlHeader, data: SetEid) -> bytes:
+    operation = data.operation & 3
     if operation in (0, 1):                      # set / force
-        if not _valid_eid(eid):
+        if not _valid_eid(data.eid):
             raise _Failure(Completion.INVALID_DATA)
-        state.value = eid
+        state.value = data.eid
     elif operation == 2:                         # reset: static EIDs only
         raise _Failure(Completion.INVALID_DATA)
     return bytes([0x00, state.value, 0x00])      # accepted, no EID pool; EID setting; pool size 0
 
 
-def _get_eid(state: EndpointId, data: bytes) -> bytes:
-    if data:
-        raise _Failure(Completion.INVALID_LENGTH)
+def _get_eid(state: EndpointId, header: ControlHeader, data: Empty) -> bytes:
     return bytes([state.value, 0x00, 0x00])      # simple endpoint, dynamic EID; no medium info
 
 
-def _get_version(state: EndpointId, data: bytes) -> bytes:
-    if len(data) != 1:
-        raise _Failure(Completion.INVALID_LENGTH)
-    entries = VERSIONS.get(data[0])
+def _get_version(state: EndpointId, header: ControlHeader, data: Selector) -> bytes:
+    entries = VERSIONS.get(data.value)
     if entries is None:
         raise _Failure(Completion.MESSAGE_TYPE_UNSUPPORTED)
     return bytes([len(entries)]) + b"".join(entries)
 
 
-def _get_types(state: EndpointId, data: bytes) -> bytes:
-    if data:
-        raise _Failure(Completion.INVALID_LENGTH)
+def _get_types(state: EndpointId, header: ControlHeader, data: Empty) -> bytes:
     return bytes([len(SUPPORTED_TYPES), *SUPPORTED_TYPES])
 
 
-def _get_vendor(state: EndpointId, data: bytes) -> bytes:
-    if len(data) != 1:
-        raise _Failure(Completion.INVALID_LENGTH)
-    if data[0] != 0:
+def _get_vendor(state: EndpointId, header: ControlHeader, data: Selector) -> bytes:
+    if data.value != 0:
         raise _Failure(Completion.INVALID_DATA)
     # next selector 0xFF (no more); PCI vendor id format; vendor id and command set version, big endian
     return bytes([0xFF, 0x00]) + struct.pack(">HH", MSFT_VENDOR_ID, CERBERUS_PROTOCOL_VERSION)
 
 
-HANDLERS: dict[int, Callable[[EndpointId, bytes], bytes]] = {
-    Command.SET_ENDPOINT_ID: _set_eid,
-    Command.GET_ENDPOINT_ID: _get_eid,
-    Command.GET_VERSION_SUPPORT: _get_version,
-    Command.GET_MESSAGE_TYPE_SUPPORT: _get_types,
-    Command.GET_VENDOR_MESSAGE_SUPPORT: _get_vendor,
+ROUTES: dict[int, Route[EndpointId, ControlHeader]] = {
+    Command.SET_ENDPOINT_ID: Route(SetEid, _set_eid),
+    Command.GET_ENDPOINT_ID: Route(Empty, _get_eid),
+    Command.GET_VERSION_SUPPORT: Route(Selector, _get_version),
+    Command.GET_MESSAGE_TYPE_SUPPORT: Route(Empty, _get_types),
+    Command.GET_VENDOR_MESSAGE_SUPPORT: Route(Selector, _get_vendor),
 }
 
 
 def respond(state: EndpointId, body: bytes) -> bytes | None:
     """The response message (type byte first) to a control request ``body`` (type byte first); None for
-    a control *response* or a header too short to answer (DSP0236: such messages are discarded)."""
-    if len(body) < 3 or not body[1] & 0x80:
-        return None
-    header, command, data = body[1], body[2], body[3:]
-    handler = HANDLERS.get(command)
+    a control *response* or a header too short to answer (DSP0236: such messages are discarded).
+    Data of the wrong length is answered with INVALID_LENGTH."""
     try:
-        if handler is None:
+        header = ControlHeader.decode(body)
+    except RecordError:
+        return None
+    if not header.flags & 0x80:
+        return None
+    route = ROUTES.get(header.command)
+    try:
+        if route is None:
             raise _Failure(Completion.UNSUPPORTED_CMD)
-        answer = bytes([Completion.SUCCESS]) + handler(state, data)
+        answer = bytes([Completion.SUCCESS]) + route.answer(state, header)
+    except RecordError:
+        answer = bytes([Completion.INVALID_LENGTH])
     except _Failure as failure:
         answer = bytes([failure.code])
-    return bytes([MESSAGE_TYPE, header & 0x1F, command]) + answer
+    return ControlHeader(MESSAGE_TYPE, header.flags & 0x1F, header.command, answer).encode()

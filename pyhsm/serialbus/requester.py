@@ -107,21 +107,22 @@ class SpdmRequester:
 
     def negotiate(self) -> int:
         """GET_VERSION, GET_CAPABILITIES, NEGOTIATE_ALGORITHMS; returns the negotiated version."""
-        request = bytes([spdm.VERSION_10, spdm.Code.GET_VERSION, 0, 0])
+        request = spdm.message(spdm.Code.GET_VERSION, version=spdm.VERSION_10)
         version = self.exchange(request, spdm.Code.VERSION)
-        entries = [struct.unpack_from("<H", version, 6 + 2 * i)[0] >> 8 for i in range(version[5])]
+        offered = spdm.VersionEntries.decode(version[4:])
+        entries = [entry >> 8 for entry, in struct.iter_unpack("<H", offered.rest[:2 * offered.count])]
         if spdm.VERSION_12 not in entries:
             raise ProtocolError(f"responder offers SPDM versions {entries}, not 1.2")
         self.vca = request + version
-        caps_req = bytes([spdm.VERSION_12, spdm.Code.GET_CAPABILITIES, 0, 0]) + spdm.Capabilities(
-            0, 0, spdm.DATA_TRANSFER_SIZE, spdm.DATA_TRANSFER_SIZE).encode()
+        caps_req = spdm.message(spdm.Code.GET_CAPABILITIES, body=spdm.Capabilities(
+            0, 0, spdm.DATA_TRANSFER_SIZE, spdm.DATA_TRANSFER_SIZE).encode())
         caps = self.exchange(caps_req, spdm.Code.CAPABILITIES)
         self.vca += caps_req + caps
         flags = spdm.Capabilities.decode(caps[4:]).flags
         if not flags & 0x02 or not flags & 0x04 or (flags >> 3) & 3 != 2:
             raise ProtocolError(f"responder capabilities 0x{flags:x} lack CERT, CHAL or signed MEAS")
-        algs_req = bytes([spdm.VERSION_12, spdm.Code.NEGOTIATE_ALGORITHMS, 0, 0]) + spdm.Algorithms(
-            32, spdm.MEAS_SPEC_DMTF, 0, spdm.ASYM_ECDSA_P384, spdm.HASH_SHA384, 0, 0).encode()
+        algs_req = spdm.message(spdm.Code.NEGOTIATE_ALGORITHMS, body=spdm.Algorithms(
+            32, spdm.MEAS_SPEC_DMTF, 0, spdm.ASYM_ECDSA_P384, spdm.HASH_SHA384, 0, 0).encode())
         algs = self.exchange(algs_req, spdm.Code.ALGORITHMS)
         self.vca += algs_req + algs
         sel = spdm.AlgorithmsResponse.decode(algs[4:])
@@ -132,30 +133,35 @@ class SpdmRequester:
 
     def certificate_chain(self) -> tuple[bytes, bytes]:
         """GET_DIGESTS and GET_CERTIFICATE of slot 0: (slot digest, SPDM certificate chain)."""
-        digests_req = bytes([spdm.VERSION_12, spdm.Code.GET_DIGESTS, 0, 0])
+        digests_req = spdm.message(spdm.Code.GET_DIGESTS)
         digests = self.exchange(digests_req, spdm.Code.DIGESTS)
         self.b = digests_req + digests
         chain = b""
         remainder = 1
         while remainder:
-            req = bytes([spdm.VERSION_12, spdm.Code.GET_CERTIFICATE, 0, 0]) + struct.pack("<HH", len(chain), 0xFFFF)
+            req = spdm.message(spdm.Code.GET_CERTIFICATE, body=spdm.GetCertificate(len(chain), 0xFFFF).encode())
             answer = self.exchange(req, spdm.Code.CERTIFICATE)
-            portion, remainder = struct.unpack_from("<HH", answer, 4)
-            if not portion:
+            part = spdm.CertificatePortion.decode(answer[4:])
+            if not part.portion_length:
                 raise ProtocolError("empty certificate portion")
-            chain += answer[8:8 + portion]
+            chain += part.rest[:part.portion_length]
+            remainder = part.remainder_length
             self.b += req + answer
         return digests[4:4 + spdm.HASH_SIZE], chain
 
     def challenge(self, nonce: bytes) -> bytes:
         """CHALLENGE with all measurements summarised; returns CHALLENGE_AUTH (signature included)."""
-        request = bytes([spdm.VERSION_12, spdm.Code.CHALLENGE, 0, 0xFF]) + nonce
-        return self.exchange(request, spdm.Code.CHALLENGE_AUTH)
+        return self.exchange(challenge_request(nonce), spdm.Code.CHALLENGE_AUTH)
 
     def measurements(self, nonce: bytes) -> tuple[bytes, bytes]:
         """Signed GET_MEASUREMENTS of all indices: (request, response)."""
-        request = bytes([spdm.VERSION_12, spdm.Code.GET_MEASUREMENTS, 1, 0xFF]) + nonce + b"\0"
+        request = spdm.message(spdm.Code.GET_MEASUREMENTS, 1, 0xFF, spdm.GetMeasurements(nonce, 0).encode())
         return request, self.exchange(request, spdm.Code.MEASUREMENTS)
+
+
+def challenge_request(nonce: bytes) -> bytes:
+    """CHALLENGE of slot 0 with the summary of all measurements."""
+    return spdm.message(spdm.Code.CHALLENGE, 0, 0xFF, spdm.Challenge(nonce).encode())
 
 
 def verify_signature(key: ec.EllipticCurvePublicKey, context: bytes, transcript: bytes, raw: bytes) -> None:
@@ -219,8 +225,8 @@ def attest(mctp: MctpRequester, firmware: Sequence[Stage] | None = None) -> Atte
     signed_end = body_end + 2 + opaque_len
     if auth[4:4 + spdm.HASH_SIZE] != digest:
         raise VerificationError("CHALLENGE_AUTH names another certificate chain")
-    request = bytes([spdm.VERSION_12, spdm.Code.CHALLENGE, 0, 0xFF]) + nonce
-    verify_signature(leaf, spdm.CHALLENGE_CONTEXT, requester.vca + requester.b + request + auth[:signed_end],
+    verify_signature(leaf, spdm.CHALLENGE_CONTEXT,
+                     requester.vca + requester.b + challenge_request(nonce) + auth[:signed_end],
                      auth[signed_end:])
     summary = auth[4 + spdm.HASH_SIZE + spdm.NONCE_SIZE:body_end]
     result.checks.append("CHALLENGE_AUTH signature verified with the leaf key over the M1 transcript")

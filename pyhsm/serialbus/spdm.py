@@ -2,9 +2,9 @@
 P-384 with SHA-384 only), digests and certificate of slot 0 (the device's DICE chain), challenge, and
 measurements of the HSM firmware stages, signed with the attestation key (the chain's leaf).
 
-Every request is declared once in ``REQUESTS``: its body record, the connection state it needs, and
-its handler. A malformed request, one out of order, or one this responder does not support is
-answered with an SPDM ERROR (``ErrorCode``); nothing is ever silently dropped.
+Every request is declared once in ``REQUESTS``: its body record, its handler, the connection state it
+needs and the state it leads to. A malformed request, one out of order, or one this responder does not
+support is answered with an SPDM ERROR (``ErrorCode``); nothing is ever silently dropped.
 
 Signatures follow DSP0274 1.2 section 15: ECDSA-P384 over SHA-384 of
 ``"dmtf-spdm-v1.2.*" x 4 || zero padding || context || SHA-384(transcript)`` (a 100-byte prefix),
@@ -21,13 +21,15 @@ import hashlib
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Sequence
+from typing import Callable, Sequence
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from pyhsm.serialbus.record import Record, RecordError
+from pyhsm.serialbus.chunking import OutOfRange, portion
+from pyhsm.serialbus.dispatch import Route
+from pyhsm.serialbus.record import Empty, Raw, Record, RecordError
 
 VERSION_10 = 0x10
 VERSION_12 = 0x12
@@ -81,10 +83,8 @@ class State(enum.IntEnum):
     NEGOTIATED = 3
 
 
-@dataclass(frozen=True)
-class Header(Record):
-    LAYOUT: ClassVar = struct.Struct("<BBBB")
-    HAS_REST: ClassVar = True
+class Header(Record, layout="<BBBB"):
+    """Every SPDM message: version, code, two parameters, then the body."""
     version: int
     code: int
     param1: int
@@ -92,26 +92,27 @@ class Header(Record):
     rest: bytes = b""
 
 
-@dataclass(frozen=True)
-class Empty(Record):
-    LAYOUT: ClassVar = struct.Struct("")
+def message(code: Code, param1: int = 0, param2: int = 0, body: bytes = b"", version: int = VERSION_12) -> bytes:
+    """The SPDM message ``code`` with ``body`` after its header."""
+    return Header(version, code, param1, param2, body).encode()
 
 
-@dataclass(frozen=True)
-class Capabilities(Record):
+class VersionEntries(Record, layout="<xB"):
+    """VERSION body: the number of version entries, then the entries (u16 each)."""
+    count: int
+    rest: bytes = b""
+
+
+class Capabilities(Record, layout="<xBxxIII"):
     """GET_CAPABILITIES and CAPABILITIES body (1.2)."""
-    LAYOUT: ClassVar = struct.Struct("<xBxxIII")
     ct_exponent: int
     flags: int
     data_transfer_size: int
     max_message_size: int
 
 
-@dataclass(frozen=True)
-class Algorithms(Record):
+class Algorithms(Record, layout="<HBBII12xBBxx"):
     """NEGOTIATE_ALGORITHMS body up to the extended and structured tables (``rest``)."""
-    LAYOUT: ClassVar = struct.Struct("<HBBII12xBBxx")
-    HAS_REST: ClassVar = True
     length: int
     measurement_spec: int
     other_params: int
@@ -122,10 +123,9 @@ class Algorithms(Record):
     rest: bytes = b""
 
 
-@dataclass(frozen=True)
-class AlgorithmsResponse(Record):
-    LAYOUT: ClassVar = struct.Struct("<HBBIII12xBBxx")
-    HAS_REST: ClassVar = True
+class AlgorithmsResponse(Record, layout="<HBBIII12xBBxx"):
+    """ALGORITHMS body: as NEGOTIATE_ALGORITHMS's, with the measurement hash selected after the other
+    parameters."""
     length: int
     measurement_spec: int
     other_params: int
@@ -137,23 +137,24 @@ class AlgorithmsResponse(Record):
     rest: bytes = b""
 
 
-@dataclass(frozen=True)
-class GetCertificate(Record):
-    LAYOUT: ClassVar = struct.Struct("<HH")
+class GetCertificate(Record, layout="<HH"):
     offset: int
     length: int
 
 
-@dataclass(frozen=True)
-class Challenge(Record):
-    LAYOUT: ClassVar = struct.Struct("<32s")
+class CertificatePortion(Record, layout="<HH"):
+    """CERTIFICATE body: portion length, remainder length, then the portion."""
+    portion_length: int
+    remainder_length: int
+    rest: bytes = b""
+
+
+class Challenge(Record, layout="<32s"):
     nonce: bytes
 
 
-@dataclass(frozen=True)
-class GetMeasurements(Record):
+class GetMeasurements(Record, layout="<32sB"):
     """Body when a signature is requested (param1 bit 0); without one the body is empty."""
-    LAYOUT: ClassVar = struct.Struct("<32sB")
     nonce: bytes
     slot: int
 
@@ -231,16 +232,20 @@ class Responder:
             return self._error(VERSION_10, ErrorCode.INVALID_REQUEST, 0)
         version = VERSION_10 if header.code == Code.GET_VERSION else VERSION_12
         try:
-            spec = REQUESTS.get(header.code)
-            if spec is None:
+            route = REQUESTS.get(header.code)
+            if route is None:
                 raise SpdmError(ErrorCode.UNSUPPORTED_REQUEST, header.code)
             if header.version != version:
                 raise SpdmError(ErrorCode.VERSION_MISMATCH)
-            if self.state < spec.needs:
-                raise SpdmError(ErrorCode.UNEXPECTED_REQUEST, 0, f"{Code(header.code).name} needs {spec.needs.name}")
-            if header.code != Code.GET_MEASUREMENTS:
+            if header.code != Code.GET_MEASUREMENTS:   # L1 ends at any other request (empty before NEGOTIATED)
                 self._l.clear()
-            response = spec.handler(self, header, request)
+            if route.state is not None and self.state != route.state:
+                raise SpdmError(ErrorCode.UNEXPECTED_REQUEST, 0,
+                                f"{Code(header.code).name} needs {route.state.name}")
+            response = route.answer(self, header)
+            if route.then is not None:
+                self._vca += request + response
+                self.state = route.then
         except SpdmError as exc:
             return self._error(version, exc.code, exc.data)
         except RecordError:
@@ -251,41 +256,29 @@ class Responder:
 
     @staticmethod
     def _error(version: int, code: ErrorCode, data: int) -> bytes:
-        return bytes([version, Code.ERROR, code, data & 0xFF])
+        return message(Code.ERROR, code, data & 0xFF, version=version)
 
     def _sign(self, context: bytes, transcript: bytes) -> bytes:
         digest = hashlib.sha384(transcript).digest()
         return raw_signature(self.key.sign(sign_prefix(context) + digest, ec.ECDSA(hashes.SHA384())))
 
-    # -- handlers -----------------------------------------------------------------------------
+    # -- handlers: (header, decoded body) -> response --------------------------------------------
 
-    def _version(self, header: Header, request: bytes) -> bytes:
-        Empty.decode(header.rest)
+    def _version(self, header: Header, body: Empty) -> bytes:
         self.reset()
-        response = bytes([VERSION_10, Code.VERSION, 0, 0, 0, 1]) + struct.pack("<H", VERSION_12 << 8)
-        self._vca += request + response
-        self.state = State.VERSION
-        return response
+        return message(Code.VERSION, body=VersionEntries(1, struct.pack("<H", VERSION_12 << 8)).encode(),
+                       version=VERSION_10)
 
-    def _capabilities(self, header: Header, request: bytes) -> bytes:
-        if self.state != State.VERSION:
-            raise SpdmError(ErrorCode.UNEXPECTED_REQUEST)
-        caps = Capabilities.decode(header.rest)
+    def _capabilities(self, header: Header, caps: Capabilities) -> bytes:
         if caps.data_transfer_size < MIN_DATA_TRANSFER or caps.max_message_size < caps.data_transfer_size:
             raise SpdmError(ErrorCode.INVALID_REQUEST)
         self._peer_transfer_size = min(caps.data_transfer_size, DATA_TRANSFER_SIZE)
-        body = Capabilities(CT_EXPONENT, RESPONDER_FLAGS, DATA_TRANSFER_SIZE, DATA_TRANSFER_SIZE).encode()
-        response = bytes([VERSION_12, Code.CAPABILITIES, 0, 0]) + body
-        self._vca += request + response
-        self.state = State.CAPABILITIES
-        return response
+        ours = Capabilities(CT_EXPONENT, RESPONDER_FLAGS, DATA_TRANSFER_SIZE, DATA_TRANSFER_SIZE)
+        return message(Code.CAPABILITIES, body=ours.encode())
 
-    def _algorithms(self, header: Header, request: bytes) -> bytes:
-        if self.state != State.CAPABILITIES:
-            raise SpdmError(ErrorCode.UNEXPECTED_REQUEST)
-        algs = Algorithms.decode(header.rest)
+    def _algorithms(self, header: Header, algs: Algorithms) -> bytes:
         tables = _alg_structs(algs, header.param1)
-        if algs.length != len(request) or algs.length > 128:
+        if algs.length != len(header.encode()) or algs.length > 128:
             raise SpdmError(ErrorCode.INVALID_REQUEST)
         if not algs.base_asym & ASYM_ECDSA_P384 or not algs.base_hash & HASH_SHA384 \
                 or not algs.measurement_spec & MEAS_SPEC_DMTF:
@@ -293,55 +286,49 @@ class Responder:
         selected = b"".join(bytes([kind, 0x20, 0, 0]) for kind in tables)  # nothing selected for any
         body = AlgorithmsResponse(36 + len(selected), MEAS_SPEC_DMTF, 0, MEAS_HASH_SHA384, ASYM_ECDSA_P384,
                                   HASH_SHA384, 0, 0, selected)
-        response = bytes([VERSION_12, Code.ALGORITHMS, len(tables), 0]) + body.encode()
-        self._vca += request + response
-        self.state = State.NEGOTIATED
+        return message(Code.ALGORITHMS, len(tables), body=body.encode())
+
+    def _digests(self, header: Header, body: Empty) -> bytes:
+        response = message(Code.DIGESTS, 0, 0x01, hashlib.sha384(self._slot_chain).digest())
+        self._b += header.encode() + response
         return response
 
-    def _digests(self, header: Header, request: bytes) -> bytes:
-        Empty.decode(header.rest)
-        response = bytes([VERSION_12, Code.DIGESTS, 0, 0x01]) + hashlib.sha384(self._slot_chain).digest()
-        self._b += request + response
-        return response
-
-    def _certificate(self, header: Header, request: bytes) -> bytes:
-        ask = GetCertificate.decode(header.rest)
+    def _certificate(self, header: Header, ask: GetCertificate) -> bytes:
         if header.param1 & 0x0F != 0:
             raise SpdmError(ErrorCode.INVALID_REQUEST, 0, "only slot 0 is provisioned")
-        if ask.offset >= len(self._slot_chain):
-            raise SpdmError(ErrorCode.INVALID_REQUEST, 0, "offset beyond the chain")
-        room = self._peer_transfer_size - 8
-        portion = self._slot_chain[ask.offset:ask.offset + min(ask.length, room)]
-        remainder = len(self._slot_chain) - ask.offset - len(portion)
-        response = bytes([VERSION_12, Code.CERTIFICATE, 0, 0]) + struct.pack("<HH", len(portion), remainder) + portion
-        self._b += request + response
+        try:
+            part = portion(self._slot_chain, ask.offset, ask.length, self._peer_transfer_size - 8)
+        except OutOfRange as exc:
+            raise SpdmError(ErrorCode.INVALID_REQUEST, 0, str(exc)) from None
+        remainder = len(self._slot_chain) - ask.offset - len(part)
+        response = message(Code.CERTIFICATE, body=CertificatePortion(len(part), remainder, part).encode())
+        self._b += header.encode() + response
         return response
 
-    def _challenge(self, header: Header, request: bytes) -> bytes:
-        ask = Challenge.decode(header.rest)
+    def _challenge(self, header: Header, ask: Challenge) -> bytes:
         if header.param1 != 0 or header.param2 not in (0, 1, 0xFF):
             raise SpdmError(ErrorCode.INVALID_REQUEST)
         summary = self._summary() if header.param2 else b""
         body = (hashlib.sha384(self._slot_chain).digest() + self.nonce(NONCE_SIZE) + summary
                 + struct.pack("<H", 0))
-        response = bytes([VERSION_12, Code.CHALLENGE_AUTH, 0, 0x01]) + body
-        signature = self._sign(CHALLENGE_CONTEXT, bytes(self._vca + self._b) + request + response)
+        response = message(Code.CHALLENGE_AUTH, 0, 0x01, body)
+        signature = self._sign(CHALLENGE_CONTEXT, bytes(self._vca + self._b) + header.encode() + response)
         self._b.clear()
         return response + signature
 
     def _summary(self) -> bytes:
         return hashlib.sha384(b"".join(m.block() for m in self.measurements)).digest()
 
-    def _measurements(self, header: Header, request: bytes) -> bytes:
+    def _measurements(self, header: Header, body: Raw) -> bytes:
         signed = bool(header.param1 & 1)
         if header.param1 & ~1:
             raise SpdmError(ErrorCode.INVALID_REQUEST, 0, "raw bit streams are not offered")
         if signed:
-            ask = GetMeasurements.decode(header.rest)
+            ask = GetMeasurements.decode(body.rest)
             if ask.slot != 0:
                 raise SpdmError(ErrorCode.INVALID_REQUEST, 0, "only slot 0 is provisioned")
         else:
-            Empty.decode(header.rest)
+            Empty.decode(body.rest)
         op = header.param2
         if op == 0:
             param1, blocks = len(self.measurements), []
@@ -353,9 +340,9 @@ class Responder:
                 raise SpdmError(ErrorCode.INVALID_REQUEST, 0, f"no measurement {op}")
             param1 = 0
         record = b"".join(m.block() for m in blocks)
-        response = (bytes([VERSION_12, Code.MEASUREMENTS, param1, 0, len(blocks)])
-                    + len(record).to_bytes(3, "little") + record + self.nonce(NONCE_SIZE) + struct.pack("<H", 0))
-        self._l += request + response
+        response = message(Code.MEASUREMENTS, param1, 0, bytes([len(blocks)]) + len(record).to_bytes(3, "little")
+                           + record + self.nonce(NONCE_SIZE) + struct.pack("<H", 0))
+        self._l += header.encode() + response
         if not signed:
             return response
         signature = self._sign(MEASUREMENTS_CONTEXT, bytes(self._vca + self._l))
@@ -384,17 +371,20 @@ def _alg_structs(algs: Algorithms, count: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class RequestSpec:
-    needs: State
-    handler: Callable[[Responder, Header, bytes], bytes]
+class Request(Route[Responder, Header]):
+    """An SPDM request: accepted only in connection ``state`` (None: in any); ``then``, when set, is the
+    state its answer moves the connection to, and the exchange joins the VCA transcript."""
+
+    state: State | None = None
+    then: State | None = None
 
 
-REQUESTS: dict[int, RequestSpec] = {
-    Code.GET_VERSION: RequestSpec(State.NONE, Responder._version),
-    Code.GET_CAPABILITIES: RequestSpec(State.VERSION, Responder._capabilities),
-    Code.NEGOTIATE_ALGORITHMS: RequestSpec(State.CAPABILITIES, Responder._algorithms),
-    Code.GET_DIGESTS: RequestSpec(State.NEGOTIATED, Responder._digests),
-    Code.GET_CERTIFICATE: RequestSpec(State.NEGOTIATED, Responder._certificate),
-    Code.CHALLENGE: RequestSpec(State.NEGOTIATED, Responder._challenge),
-    Code.GET_MEASUREMENTS: RequestSpec(State.NEGOTIATED, Responder._measurements),
+REQUESTS: dict[int, Request] = {
+    Code.GET_VERSION: Request(Empty, Responder._version, None, State.VERSION),
+    Code.GET_CAPABILITIES: Request(Capabilities, Responder._capabilities, State.VERSION, State.CAPABILITIES),
+    Code.NEGOTIATE_ALGORITHMS: Request(Algorithms, Responder._algorithms, State.CAPABILITIES, State.NEGOTIATED),
+    Code.GET_DIGESTS: Request(Empty, Responder._digests, State.NEGOTIATED),
+    Code.GET_CERTIFICATE: Request(GetCertificate, Responder._certificate, State.NEGOTIATED),
+    Code.CHALLENGE: Request(Challenge, Responder._challenge, State.NEGOTIATED),
+    Code.GET_MEASUREMENTS: Request(Raw, Responder._measurements, State.NEGOTIATED),
 }

@@ -2,8 +2,8 @@
 HSM firmware answers on its serial side, and management DDI (MBOR) requests.
 
 Message layout after the type byte: PCI vendor id (0x1414), a byte with Rq (bit 7) and Crypt (bit 5),
-the command code, then the command's body. Every command is declared once in ``COMMANDS`` with its
-request record. Failures are answered with the Cerberus ERROR message (command 0x7F: error code u8,
+the command code, then the command's body (``VendorHeader``). Every command is declared once in
+``COMMANDS`` with its request record. Failures are answered with the Cerberus ERROR message (command 0x7F: error code u8,
 error data u32); encrypted requests are refused (no sessions on this endpoint).
 
 Management DDI (command 0xC0, our own code outside Cerberus's set): the body is an MBOR DDI request and
@@ -16,8 +16,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import struct
-from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -36,7 +34,9 @@ from pyhsm.ddi.types import DeviceKind
 from pyhsm.identity import DeviceIdentity
 from pyhsm.rot import der
 from pyhsm.serialbus.control import MSFT_VENDOR_ID, VENDOR_PCI_TYPE
-from pyhsm.serialbus.record import Record, RecordError
+from pyhsm.serialbus.chunking import OutOfRange, portion
+from pyhsm.serialbus.dispatch import Route
+from pyhsm.serialbus.record import Empty, Raw, Record, RecordError
 
 PCI_IDS = (0x1414, 0xC003, 0x1414, 0xC003)   # vendor, device, subsystem vendor, subsystem
 FW_VERSION_LEN = 32
@@ -70,21 +70,27 @@ class Refused(Exception):
         self.code, self.data = code, data
 
 
-@dataclass(frozen=True)
-class Empty(Record):
-    LAYOUT: ClassVar = struct.Struct("")
+class VendorHeader(Record, layout=">BHBB"):
+    """Every vendor-defined message: type byte, PCI vendor id (big endian), Rq/Crypt, command, body."""
+    type: int
+    vendor: int
+    flags: int
+    command: int
+    rest: bytes = b""
 
 
-@dataclass(frozen=True)
-class Area(Record):
-    LAYOUT: ClassVar = struct.Struct("<B")
+class ErrorBody(Record, layout="<BI"):
+    """The Cerberus ERROR message's body."""
+    code: int
+    data: int
+
+
+class Area(Record, layout="<B"):
     index: int
 
 
-@dataclass(frozen=True)
-class Capabilities(Record):
+class Capabilities(Record, layout="<HHBBB"):
     """Cerberus device capabilities: message and packet sizes, then 3 bytes of role and crypto bits."""
-    LAYOUT: ClassVar = struct.Struct("<HHBBB")
     max_message: int
     max_packet: int
     roles: int
@@ -92,46 +98,40 @@ class Capabilities(Record):
     crypto: int
 
 
-@dataclass(frozen=True)
-class DigestRequest(Record):
-    LAYOUT: ClassVar = struct.Struct("<BB")
+class DigestRequest(Record, layout="<BB"):
     slot: int
     key_alg: int
 
 
-@dataclass(frozen=True)
-class CertificateRequest(Record):
-    LAYOUT: ClassVar = struct.Struct("<BBHH")
+class CertificateRequest(Record, layout="<BBHH"):
     slot: int
     cert: int
     offset: int
     length: int
 
 
-@dataclass(frozen=True)
-class ChallengeRequest(Record):
-    LAYOUT: ClassVar = struct.Struct("<Bx32s")
+class ChallengeRequest(Record, layout="<Bx32s"):
     slot: int
     nonce: bytes
 
 
-@dataclass(frozen=True)
-class CounterRequest(Record):
-    LAYOUT: ClassVar = struct.Struct("<BB")
+class CounterRequest(Record, layout="<BB"):
     kind: int
     port: int
-
-
-@dataclass(frozen=True)
-class DdiRequest(Record):
-    LAYOUT: ClassVar = struct.Struct("")
-    HAS_REST: ClassVar = True
-    rest: bytes = b""
 
 
 # Our capabilities: 4096-byte messages, 247-byte packets; slave bus role, AC-RoT; ECDSA with ECC-384
 OUR_CAPABILITIES = Capabilities(4096, 247, 1 << 4 | 1 << 6, 0, 1 << 6 | 1 << 4)
 MAX_TIMEOUT_10MS, MAX_CRYPTO_100MS = 10, 10
+
+
+def _message(command: int, body: bytes, flags: int = 0) -> bytes:
+    return VendorHeader(VENDOR_PCI_TYPE, MSFT_VENDOR_ID, flags, command, body).encode()
+
+
+def request(command: int, body: bytes = b"") -> bytes:
+    """A vendor-defined request message (type byte first), for requesters and tests."""
+    return _message(command, body, _RQ)
 
 
 class Management:
@@ -145,54 +145,61 @@ class Management:
 
     def __call__(self, body: bytes) -> bytes | None:
         """The response message (type byte first) to a request ``body``; None if it is not a request."""
-        if len(body) < 5 or struct.unpack_from(">H", body, 1)[0] != MSFT_VENDOR_ID or not body[3] & _RQ:
-            return None
-        command = body[4]
         try:
-            if body[3] & _CRYPT:
-                raise Refused(ErrorCode.INVALID_REQ, command)
-            spec = COMMANDS.get(command)
-            if spec is None:
-                raise Refused(ErrorCode.UNSUPPORTED, command)
-            request_type, handler = spec
-            answer = handler(self, request_type.decode(body[5:]), body)
+            header = VendorHeader.decode(body)
         except RecordError:
-            return _message(Command.ERROR, struct.pack("<BI", ErrorCode.INVALID_REQ, command))
+            return None
+        if header.vendor != MSFT_VENDOR_ID or not header.flags & _RQ:
+            return None
+        try:
+            if header.flags & _CRYPT:
+                raise Refused(ErrorCode.INVALID_REQ, header.command)
+            route = COMMANDS.get(header.command)
+            if route is None:
+                raise Refused(ErrorCode.UNSUPPORTED, header.command)
+            answer = route.answer(self, header)
+        except RecordError:
+            return _message(Command.ERROR, ErrorBody(ErrorCode.INVALID_REQ, header.command).encode())
         except Refused as refusal:
-            return _message(Command.ERROR, struct.pack("<BI", refusal.code, refusal.data))
-        return _message(command, answer)
+            return _message(Command.ERROR, ErrorBody(refusal.code, refusal.data).encode())
+        return _message(header.command, answer)
 
-    def _fw_version(self, req: Area, raw: bytes) -> bytes:
+    # -- handlers: (header, decoded body) -> response body ----------------------------------------
+
+    def _fw_version(self, header: VendorHeader, req: Area) -> bytes:
         stages = sorted(getattr(self._identity, "stages", ()), key=lambda s: -s.layer)  # active first
         if req.index >= len(stages):
             raise Refused(ErrorCode.INVALID_REQ, req.index)
         return stages[req.index].version.encode()[:FW_VERSION_LEN].ljust(FW_VERSION_LEN, b"\0")
 
-    def _capabilities(self, req: Capabilities, raw: bytes) -> bytes:
+    def _capabilities(self, header: VendorHeader, req: Capabilities) -> bytes:
         return OUR_CAPABILITIES.encode() + bytes([MAX_TIMEOUT_10MS, MAX_CRYPTO_100MS])
 
-    def _device_id(self, req: Empty, raw: bytes) -> bytes:
+    def _device_id(self, header: VendorHeader, req: Empty) -> bytes:
         return struct.pack("<4H", *PCI_IDS)
 
-    def _device_info(self, req: Area, raw: bytes) -> bytes:
+    def _device_info(self, header: VendorHeader, req: Area) -> bytes:
         if req.index != 0:                 # 0: the unique chip identifier (the DICE UEID)
             raise Refused(ErrorCode.INVALID_REQ, req.index)
         cert = x509.load_der_x509_certificate(self._chain[0])
         ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(der.OID_TCG_DICE_UEID))
         return der.decode_ueid(ext.value.value)
 
-    def _digest(self, req: DigestRequest, raw: bytes) -> bytes:
+    def _digest(self, header: VendorHeader, req: DigestRequest) -> bytes:
         if req.slot != 0 or req.key_alg != 0:
             raise Refused(ErrorCode.INVALID_REQ, req.slot)
         return bytes([0x01, len(self._chain)]) + b"".join(hashlib.sha256(c).digest() for c in self._chain)
 
-    def _certificate(self, req: CertificateRequest, raw: bytes) -> bytes:
-        if req.slot != 0 or req.cert >= len(self._chain) or req.offset >= len(self._chain[req.cert]):
+    def _certificate(self, header: VendorHeader, req: CertificateRequest) -> bytes:
+        if req.slot != 0 or req.cert >= len(self._chain):
             raise Refused(ErrorCode.INVALID_REQ, req.cert)
-        length = req.length or MAX_BODY
-        return bytes([req.slot, req.cert]) + self._chain[req.cert][req.offset:req.offset + min(length, MAX_BODY - 2)]
+        try:
+            part = portion(self._chain[req.cert], req.offset, req.length or MAX_BODY, MAX_BODY - 2)
+        except OutOfRange:
+            raise Refused(ErrorCode.INVALID_REQ, req.cert) from None
+        return bytes([req.slot, req.cert]) + part
 
-    def _challenge(self, req: ChallengeRequest, raw: bytes) -> bytes:
+    def _challenge(self, header: VendorHeader, req: ChallengeRequest) -> bytes:
         if req.slot != 0:
             raise Refused(ErrorCode.INVALID_REQ, req.slot)
         pmr0 = bytes(48)
@@ -200,43 +207,31 @@ class Management:
             pmr0 = hashlib.sha384(pmr0 + stage.measurement).digest()
         nonce = hashlib.sha256(req.nonce + pmr0).digest()      # fresh per challenge, bound to the request
         body = struct.pack("<BBBBH", 0, 0x01, 1, 1, 0) + nonce + bytes([1, len(pmr0)]) + pmr0
-        signed = raw[1:] + bytes([VENDOR_PCI_TYPE]) + _header(Command.ATTESTATION_CHALLENGE)[1:] + body
+        # signed: the request without its type byte, then the response without the signature
+        signed = header.encode()[1:] + _message(Command.ATTESTATION_CHALLENGE, body)
         signature = self._identity.attestation_key().sign(signed, ec.ECDSA(hashes.SHA384()))
         return body + signature
 
-    def _reset_counter(self, req: CounterRequest, raw: bytes) -> bytes:
+    def _reset_counter(self, header: VendorHeader, req: CounterRequest) -> bytes:
         if (req.kind, req.port) != (0, 0):   # 0: resets of this device
             raise Refused(ErrorCode.INVALID_REQ, req.kind)
         return struct.pack("<H", min(self.device_resets, 0xFFFF))
 
-    def _ddi(self, req: DdiRequest, raw: bytes) -> bytes:
+    def _ddi(self, header: VendorHeader, req: Raw) -> bytes:
         return management_ddi(self._identity, self._kind, req.rest)
 
 
-COMMANDS: dict[int, tuple[type[Record], Callable[[Management, Any, bytes], bytes]]] = {
-    Command.GET_FW_VERSION: (Area, Management._fw_version),
-    Command.GET_DEVICE_CAPABILITIES: (Capabilities, Management._capabilities),
-    Command.GET_DEVICE_ID: (Empty, Management._device_id),
-    Command.GET_DEVICE_INFO: (Area, Management._device_info),
-    Command.GET_DIGEST: (DigestRequest, Management._digest),
-    Command.GET_CERTIFICATE: (CertificateRequest, Management._certificate),
-    Command.ATTESTATION_CHALLENGE: (ChallengeRequest, Management._challenge),
-    Command.RESET_COUNTER: (CounterRequest, Management._reset_counter),
-    Command.MANAGEMENT_DDI: (DdiRequest, Management._ddi),
+COMMANDS: dict[int, Route[Management, VendorHeader]] = {
+    Command.GET_FW_VERSION: Route(Area, Management._fw_version),
+    Command.GET_DEVICE_CAPABILITIES: Route(Capabilities, Management._capabilities),
+    Command.GET_DEVICE_ID: Route(Empty, Management._device_id),
+    Command.GET_DEVICE_INFO: Route(Area, Management._device_info),
+    Command.GET_DIGEST: Route(DigestRequest, Management._digest),
+    Command.GET_CERTIFICATE: Route(CertificateRequest, Management._certificate),
+    Command.ATTESTATION_CHALLENGE: Route(ChallengeRequest, Management._challenge),
+    Command.RESET_COUNTER: Route(CounterRequest, Management._reset_counter),
+    Command.MANAGEMENT_DDI: Route(Raw, Management._ddi),
 }
-
-
-def _header(command: int, request: bool = False) -> bytes:
-    return bytes([VENDOR_PCI_TYPE]) + struct.pack(">H", MSFT_VENDOR_ID) + bytes([_RQ if request else 0, command])
-
-
-def _message(command: int, body: bytes) -> bytes:
-    return _header(command) + body
-
-
-def request(command: int, body: bytes = b"") -> bytes:
-    """A vendor-defined request message (type byte first), for requesters and tests."""
-    return _header(command, True) + body
 
 
 def management_ddi(identity: DeviceIdentity, kind: DeviceKind, payload: bytes) -> bytes:
