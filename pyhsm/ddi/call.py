@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from pyhsm.ddi import physical
 from pyhsm.ddi.errors import DdiFailure
 from pyhsm.ddi.sessions import Session
 from pyhsm.ddi.status import DdiStatus
@@ -68,6 +69,15 @@ class Call:
     def active_session(self) -> Session:
         assert self.session is not None, "in-session handler called without a session"
         return self.session
+
+    def run(self, op: str, data: Any) -> Any:
+        """Run the handler of ``op`` on request ``data`` as the device received it, and return its
+        result as the device sends it: a Physical device's field formats are converted on the way in
+        and out (docs/ddi.md, "Device profiles"). Raises ``DdiFailure``."""
+        if self.physical:
+            data = physical.from_device(op, "request", data)
+        result = HANDLERS[op](self, data)
+        return physical.to_device(op, "response", result) if self.physical else result
 
 
 Handler = Callable[[Call, Any], Any]

@@ -14,8 +14,7 @@ import pathlib
 import threading
 from pyhsm import link
 from pyhsm.ddi import ops  # noqa: F401  (registers the handlers)
-from pyhsm.ddi import physical
-from pyhsm.ddi.call import HANDLERS, Call
+from pyhsm.ddi.call import Call
 from pyhsm.ddi.envelope import encode_response, open_request
 from pyhsm.ddi.errors import DdiFailure
 from pyhsm.ddi.kdf import kbkdf384
@@ -161,11 +160,7 @@ class Partition:
         call = Call(self.vault, self._identity, self._bk_boot, hdr, lock=self._lock, kind=self.kind)
         try:
             self._admit(spec, call)
-            if call.physical:
-                data = physical.from_device(spec.name, "request", data)
-            result = HANDLERS[spec.name](call, data)
-            if call.physical:
-                result = physical.to_device(spec.name, "response", result)
+            result = call.run(spec.name, data)
         except DdiFailure as failure:
             log.info("%s: %s%s", spec.name, failure.status.name, f" ({failure.reason})" if failure.reason else "")
             if call.dirty:  # e.g. a counted failed login

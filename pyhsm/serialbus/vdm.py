@@ -22,8 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pyhsm.ddi import ops  # noqa: F401  (registers the DDI handlers)
-from pyhsm.ddi import physical
-from pyhsm.ddi.call import HANDLERS, Call
+from pyhsm.ddi.call import Call
 from pyhsm.ddi.envelope import encode_response, open_request
 from pyhsm.ddi.errors import DdiFailure
 from pyhsm.ddi.mbor import MborError
@@ -259,11 +258,7 @@ def management_ddi(identity: DeviceIdentity, kind: DeviceKind, payload: bytes) -
         return error(DdiStatus.DdiDecodeFailed)
     call = Call(None, identity, b"", hdr, kind=kind)   # no vault: no partition's keys exist here
     try:
-        if call.physical:
-            data = physical.from_device(spec.name, "request", data)
-        result = HANDLERS[spec.name](call, data)
-        if call.physical:
-            result = physical.to_device(spec.name, "response", result)
+        result = call.run(spec.name, data)
     except DdiFailure as failure:
         return error(failure.status)
     return encode_response(hdr.op, DdiStatus.Success, spec.response, result, rev=hdr.rev, sess_id=hdr.sess_id)
