@@ -14,10 +14,14 @@ from typing import ClassVar
 
 MAGIC = b"AZHL"
 VERSION = 1
-MINOR = 0
+MINOR = 1  # 1.1: AES_REQUEST / AES_RESPONSE (docs/link-protocol.md, "AES fast path")
 HEADER = struct.Struct("<4sBBHII")
 MAX_BODY = 16384
 MAX_PAYLOAD = 8192
+AES_MINOR = 1            # the first minor version with the AES messages
+AES_BODY_VERSION = 1     # byte 0 of every AES_REQUEST / AES_RESPONSE body
+MAX_AES_DATA = 65536 + 15  # largest SGL transfer (64 KiB) plus a GCM tail buffer (at most 15 bytes)
+MAX_AES_BODY = 65536 + 256
 
 
 class LinkError(Exception):
@@ -232,9 +236,92 @@ class MailboxAnswer(Message):
     END: ClassVar[int] = 1
 
 
+class AesCipher(enum.IntEnum):
+    GCM = 0
+    XTS = 1
+
+
+@dataclass(frozen=True)
+class AesRequest(Message):
+    """One AES-queue command, parsed by the device (docs/link-protocol.md, "AES fast path"). ``data`` is
+    the source gathered from the SGL followed by the GCM tail buffer's bytes; ``dst_len`` is what the
+    destination holds (SGL plus tail buffer)."""
+
+    TYPE = 0x06
+    LAYOUT = struct.Struct("<BBBBHHHBxIIII16s12sIII")
+    BODY_LIMIT: ClassVar[int] = MAX_AES_BODY
+    version: int
+    cipher: int
+    decrypt: int
+    dul: int
+    qid: int
+    cid: int
+    session_id: int
+    short_app_id: int
+    key_id1: int
+    key_id2: int
+    aad_len: int
+    aligned_aad_len: int
+    tag_or_tweak: bytes
+    iv: bytes
+    src_tail_len: int
+    dst_len: int
+    data: bytes = field(default=b"")
+
+    def encode_body(self) -> bytes:
+        values = [getattr(self, name) for name in self._field_names()]
+        return self.LAYOUT.pack(*values[:-1], len(self.data)) + self.data
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> AesRequest:
+        if len(body) < cls.LAYOUT.size:
+            raise LinkError(f"AesRequest: body of {len(body)} bytes is shorter than {cls.LAYOUT.size}")
+        *fixed, length = cls.LAYOUT.unpack_from(body)
+        data = body[cls.LAYOUT.size:]
+        if length != len(data) or length > MAX_AES_DATA:
+            raise LinkError(f"AesRequest: data length {length} but {len(data)} bytes follow")
+        return cls(*fixed, bytes(data))
+
+
+@dataclass(frozen=True)
+class AesResponse(Message):
+    """The answer to an AesRequest: CQE status and err, GCM tag and IV, FIPS flag, and the output bytes
+    for the destination starting at ``dst_offset`` (docs/link-protocol.md, "AES fast path")."""
+
+    TYPE = 0x86
+    LAYOUT = struct.Struct("<BBHHxx16s12sII")
+    BODY_LIMIT: ClassVar[int] = MAX_AES_BODY
+    version: int
+    fips_approved: int
+    status: int
+    err: int
+    tag: bytes
+    iv: bytes
+    dst_offset: int
+    data: bytes = field(default=b"")
+
+    def encode_body(self) -> bytes:
+        values = [getattr(self, name) for name in self._field_names()]
+        return self.LAYOUT.pack(*values[:-1], len(self.data)) + self.data
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> AesResponse:
+        if len(body) < cls.LAYOUT.size:
+            raise LinkError(f"AesResponse: body of {len(body)} bytes is shorter than {cls.LAYOUT.size}")
+        *fixed, length = cls.LAYOUT.unpack_from(body)
+        data = body[cls.LAYOUT.size:]
+        if length != len(data) or length > MAX_AES_DATA:
+            raise LinkError(f"AesResponse: data length {length} but {len(data)} bytes follow")
+        return cls(*fixed, bytes(data))
+
+    @classmethod
+    def failure(cls, status: int, err: int = 0) -> AesResponse:
+        return cls(AES_BODY_VERSION, 0, status, err if err else status, bytes(16), bytes(12), 0, b"")
+
+
 MESSAGES: dict[int, type[Message]] = {
     m.TYPE: m for m in (Hello, HelloAck, Request, Response, Reset, ResetAck, Cancel, MailboxPacket,
-                        MailboxAnswer)
+                        MailboxAnswer, AesRequest, AesResponse)
 }
 
 
@@ -259,6 +346,11 @@ class Status(enum.IntEnum):
     SESSION_KIND_MISMATCH = 0x710
     SESSION_ID_MISMATCH = 0x711
     REQUEST_REJECTED = 0x712
+    SGL_DESCRIPTOR_COUNT_INVALID = 0x00E
+    SGL_DATA_LENGTH_INVALID = 0x00F
+    SGL_DESCRIPTOR_TYPE_INVALID = 0x011
+    SGL_SUBTYPE_INVALID = 0x016
+    AES_REFUSED = 0x720  # the HSM refused an AES command: CQE err holds the DDI status (low 16 bits)
 
 
 def encode_frame(msg_id: int, message: Message) -> bytes:
@@ -277,8 +369,9 @@ def decode_header(header: bytes) -> tuple[type[Message], int, int]:
         raise LinkError(f"nonzero frame flags 0x{flags:x}")
     if kind not in MESSAGES:
         raise LinkError(f"unknown message type 0x{kind:02x}")
-    if body_len > MAX_BODY:
-        raise LinkError(f"body of {body_len} bytes exceeds {MAX_BODY}")
+    limit = getattr(MESSAGES[kind], "BODY_LIMIT", MAX_BODY)
+    if body_len > limit:
+        raise LinkError(f"body of {body_len} bytes exceeds {limit}")
     return MESSAGES[kind], msg_id, body_len
 
 

@@ -379,6 +379,8 @@ class _Link:
                         self._workers.submit(self._parallel, msg_id, message)
                     case link.Request():
                         self._send(msg_id, self._answer(msg_id, message, *self._execute(message)))
+                    case link.AesRequest():
+                        self._send(msg_id, self._execute_aes(message))
                     case link.Reset(kind=kind):
                         self._partition.reset(_reset_kind(kind))
                         if self._recorder is not None:
@@ -423,6 +425,17 @@ class _Link:
             log.error("partition failed on a request of queue %d cid %d: %r", request.qid, request.cid, exc)
             response = link.Response(link.Status.INTERNAL_ERROR, 0, 0, 0)
         return response, time.perf_counter() - started
+
+    def _execute_aes(self, request: link.AesRequest) -> link.AesResponse:
+        """An AES fast-path command (docs/link-protocol.md, "AES fast path"); never raises."""
+        execute_aes = getattr(self._partition, "execute_aes", None)
+        if execute_aes is None:
+            return link.AesResponse.failure(link.Status.NOT_SUPPORTED)
+        try:
+            return execute_aes(request)
+        except Exception as exc:  # a partition bug must not take the link down
+            log.error("partition failed on an AES command of queue %d cid %d: %r", request.qid, request.cid, exc)
+            return link.AesResponse.failure(link.Status.INTERNAL_ERROR)
 
     def _answer(self, msg_id: int, request: link.Request, response: link.Response,
                 latency: float) -> link.Response:

@@ -111,7 +111,8 @@ static uint16_t azihsm_adm_features(AzihsmState *s, AzihsmAdminCmd *cmd)
         return ST_SUCCESS;
     case FID_FW_CAPS:
         if (cmd->opc == ADM_GET_FEATURES) {
-            cmd->result = 0;    /* no AES-GCM alignment workaround */
+            /* bit 0: the AES-GCM tail-buffer workaround (device.md) */
+            cmd->result = 1;
             return ST_SUCCESS;
         }
         break;

@@ -198,6 +198,7 @@ static void azihsm_link_hello_ack(AzihsmState *s, const uint8_t *body,
             return;
         }
         s->credits = credits;
+        s->backend_minor = lduw_le_p(body + 2);
         s->rot_failed = false;
         azihsm_link_set_state(s, LINK_UP);
         azihsm_set_ready(s);
@@ -230,6 +231,13 @@ static void azihsm_link_dispatch(AzihsmState *s)
             azihsm_hsm_response(s, msg_id, s->rx_body, len);
         }
         break;
+    case MSG_AES_RESPONSE:
+        if (s->link != LINK_UP) {
+            azihsm_link_protocol_error(s, "AES_RESPONSE before HELLO_ACK");
+        } else {
+            azihsm_aes_response(s, msg_id, s->rx_body, len);
+        }
+        break;
     case MSG_RESET_ACK:
         if (len != 4) {
             azihsm_link_protocol_error(s, "malformed RESET_ACK");
@@ -251,9 +259,10 @@ static bool azihsm_link_check_header(AzihsmState *s)
     } else if (lduw_le_p(h + 6)) {
         azihsm_link_protocol_error(s, "nonzero frame flags");
     } else if (type != MSG_HELLO_ACK && type != MSG_RESPONSE &&
-               type != MSG_RESET_ACK) {
+               type != MSG_RESET_ACK && type != MSG_AES_RESPONSE) {
         azihsm_link_protocol_error(s, "unknown or misdirected frame type");
-    } else if (ldl_le_p(h + 12) > LINK_MAX_BODY) {
+    } else if (ldl_le_p(h + 12) > (type == MSG_AES_RESPONSE ?
+                                   LINK_MAX_AES_BODY : LINK_MAX_BODY)) {
         azihsm_link_protocol_error(s, "frame body too long");
     } else {
         s->rx_body_len = ldl_le_p(h + 12);

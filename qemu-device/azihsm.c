@@ -8,8 +8,9 @@
  *
  * The device does no HSM work itself: every HSM-queue command is forwarded
  * to an out-of-process backend over a chardev (docs/link-protocol.md) and
- * its answer is DMAed back and completed.  AES commands complete with
- * "not supported".
+ * its answer is DMAed back and completed.  AES commands are parsed here
+ * (SGL walk, tail buffer), forwarded as AES_REQUEST and their output is
+ * scattered back; the crypto is in the backend (docs/device.md, AES path).
  *
  * This file is the PCI function: registers, BARs, MSI-X, queues and
  * completions, HSM and AES commands, DMA/PRP, QOM properties, lifecycle.
@@ -274,6 +275,37 @@ static void azihsm_hsm_fail(AzihsmState *s, AzihsmSQ *sq, uint16_t cid,
                         azihsm_error_session_flags(sqe_flags), session_id, 0);
 }
 
+/* Post an AES CQE (docs/device.md, AES path: the CQE). */
+static void azihsm_aes_complete(AzihsmState *s, AzihsmSQ *sq, uint16_t attr,
+                                uint16_t cid, uint16_t status, uint16_t err,
+                                const uint8_t *tag, const uint8_t *iv,
+                                uint32_t tail_len, uint32_t fips, uint32_t len)
+{
+    uint8_t cqe[AZIHSM_MAX_CQE] = { 0 };
+
+    stw_le_p(cqe + 0, attr);
+    stw_le_p(cqe + 2, cid);
+    if (tag) {
+        memcpy(cqe + 4, tag, 16);
+    }
+    if (iv) {
+        memcpy(cqe + 20, iv, 12);
+    }
+    stl_le_p(cqe + 44, tail_len);
+    stl_le_p(cqe + 48, fips);
+    stl_le_p(cqe + 52, len);
+    stw_le_p(cqe + 60, err);
+    trace_azihsm_aes_complete(sq->qid, cid, status, err, len);
+    azihsm_complete(s, sq, status, cqe);
+}
+
+/* An AES command the device fails itself: err repeats the status. */
+static void azihsm_aes_fail(AzihsmState *s, AzihsmSQ *sq, uint16_t attr,
+                            uint16_t cid, uint16_t status)
+{
+    azihsm_aes_complete(s, sq, attr, cid, status, status, NULL, NULL, 0, 0, 0);
+}
+
 static uint32_t azihsm_credit_limit(AzihsmState *s)
 {
     return MIN(s->credits, LINK_MAX_INFLIGHT);
@@ -289,9 +321,20 @@ static AzihsmRequest *azihsm_req_find(AzihsmState *s, uint32_t msg_id)
     return NULL;
 }
 
+/* Forget what an AES request holds. */
+static void azihsm_req_clear(AzihsmRequest *r)
+{
+    if (r->dst_segs) {
+        g_array_free(r->dst_segs, true);
+        r->dst_segs = NULL;
+    }
+    r->aes = false;
+}
+
 static void azihsm_req_release(AzihsmState *s, AzihsmRequest *r)
 {
     timer_del(&r->timer);
+    azihsm_req_clear(r);
     r->in_use = false;
     s->inflight--;
     azihsm_kick(s);     /* a credit is free: fetching may resume */
@@ -303,8 +346,12 @@ static void azihsm_req_fail(AzihsmState *s, AzihsmRequest *r, uint16_t status)
     AzihsmSQ *sq = azihsm_find_sq(s, r->sqid);
 
     if (sq && sq->gen == r->sq_gen) {
-        azihsm_hsm_fail(s, sq, r->cid, status, r->session_flags,
-                        r->session_id);
+        if (r->aes) {
+            azihsm_aes_fail(s, sq, r->attr, r->cid, status);
+        } else {
+            azihsm_hsm_fail(s, sq, r->cid, status, r->session_flags,
+                            r->session_id);
+        }
     }
     azihsm_req_release(s, r);
 }
@@ -325,6 +372,7 @@ static void azihsm_req_forget_all(AzihsmState *s)
     for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
         if (s->req[i].in_use) {
             timer_del(&s->req[i].timer);
+            azihsm_req_clear(&s->req[i]);
             s->req[i].in_use = false;
         }
     }
@@ -523,6 +571,11 @@ void azihsm_hsm_response(AzihsmState *s, uint32_t msg_id,
         azihsm_req_release(s, r);
         return;
     }
+    if (r->aes) {
+        warn_report("azihsm: RESPONSE for AES request %u", msg_id);
+        azihsm_req_fail(s, r, ST_BACKEND_PROTOCOL);
+        return;
+    }
     if (len < LINK_RSP_FIXED ||
         (byte_count = ldl_le_p(body + 8)) != len - LINK_RSP_FIXED) {
         warn_report("azihsm: malformed RESPONSE for request %u", msg_id);
@@ -580,20 +633,371 @@ unsigned azihsm_hsm_abort_sq(AzihsmState *s, AzihsmSQ *sq)
 }
 
 /* ------------------------------------------------------------------------
- * AES queue commands: not supported until the fast path exists
+ * AES queue commands (docs/device.md, AES path)
+ *
+ * The device checks the SQE's structure, walks the source and destination
+ * SGLs, gathers the source (and the GCM tail buffer) and forwards the
+ * command as AES_REQUEST; the backend does the crypto.  The AES_RESPONSE
+ * output is scattered into the destination SGL, then the tail buffer.
  * ------------------------------------------------------------------------ */
 
+#define AES_ATTR_DECRYPT        (1u << 0)
+#define AES_ATTR_PSDT_SGL       (1u << 2)
+#define AES_ATTR_CMD_TYPE(a)    (((a) >> 3) & 7)
+#define AES_ATTR_XTS            (1u << 8)
+#define AES_ATTR_DUL(a)         (((a) >> 14) & 3)
+#define AES_ATTR_RESERVED       0x3EC2u     /* bits 1, 6, 7, 9-13 */
+#define AES_CMD_TYPE            5
+#define AES_FRAME_TYPE          1
+#define AES_MAX_XFER            (64 * KiB)  /* per direction, SGL bytes */
+#define AES_MAX_TAIL            15
+#define AES_SGL_MAX_DESC        4096        /* descriptors read per SGL */
+#define SGL_DESC_SIZE           16
+enum {
+    SGL_DATA_BLOCK      = 0x0,
+    SGL_SEGMENT         = 0x2,
+    SGL_LAST_SEGMENT    = 0x3,
+};
+
+/* Decoded AES SQE (docs/device.md, AES path: the SQE). */
+typedef struct AzihsmAesCmd {
+    uint16_t attr;
+    uint16_t cid;
+    uint16_t session_id;
+    uint8_t short_app_id;
+    uint32_t src_len;
+    const uint8_t *src_sgl;
+    uint32_t dst_len;
+    const uint8_t *dst_sgl;
+    uint8_t frame_type;
+    bool xts;
+    uint32_t key_id1;
+    uint32_t key_id2;
+    uint32_t aad_len;
+    uint32_t aligned_aad_len;
+    const uint8_t *tag_or_tweak;
+    const uint8_t *iv;          /* GCM only */
+    uint8_t src_tail_len;       /* GCM only */
+    uint8_t dst_tail_len;
+    uint64_t src_tail_addr;
+    uint64_t dst_tail_addr;
+} AzihsmAesCmd;
+
+static void azihsm_aes_decode(const uint8_t *sqe, AzihsmAesCmd *cmd)
+{
+    memset(cmd, 0, sizeof(*cmd));
+    cmd->attr = lduw_le_p(sqe + 4);
+    cmd->cid = lduw_le_p(sqe + 6);
+    cmd->session_id = lduw_le_p(sqe + 8);
+    cmd->short_app_id = sqe[10];
+    cmd->src_len = ldl_le_p(sqe + 24);
+    cmd->src_sgl = sqe + 28;
+    cmd->dst_len = ldl_le_p(sqe + 44);
+    cmd->dst_sgl = sqe + 48;
+    cmd->frame_type = sqe[64];
+    cmd->xts = cmd->attr & AES_ATTR_XTS;
+    cmd->key_id1 = ldl_le_p(sqe + 68);
+    cmd->tag_or_tweak = sqe + 76;
+    if (cmd->xts) {
+        cmd->key_id2 = ldl_le_p(sqe + 72);
+        return;
+    }
+    cmd->aad_len = ldl_le_p(sqe + 72);
+    cmd->iv = sqe + 92;
+    cmd->aligned_aad_len = ldl_le_p(sqe + 104);
+    cmd->src_tail_len = sqe[108];
+    cmd->dst_tail_len = sqe[109];
+    cmd->src_tail_addr = ldq_le_p(sqe + 112);
+    cmd->dst_tail_addr = ldq_le_p(sqe + 120);
+}
+
+/* Status of the SQE's own fields, before any SGL is read. */
+static uint16_t azihsm_aes_validate(AzihsmState *s, const AzihsmAesCmd *cmd)
+{
+    uint16_t a = cmd->attr;
+
+    if (!(a & AES_ATTR_PSDT_SGL) || AES_ATTR_CMD_TYPE(a) != AES_CMD_TYPE ||
+        (a & AES_ATTR_RESERVED) || cmd->frame_type != AES_FRAME_TYPE ||
+        (!cmd->xts && AES_ATTR_DUL(a)) ||
+        (!cmd->src_len && !cmd->src_tail_len) ||
+        (!cmd->dst_len && !cmd->dst_tail_len) ||
+        cmd->src_len > AES_MAX_XFER || cmd->dst_len > AES_MAX_XFER ||
+        cmd->src_tail_len > AES_MAX_TAIL || cmd->dst_tail_len > AES_MAX_TAIL ||
+        (cmd->src_tail_len && !cmd->dst_tail_len)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: AES SQE fields invalid (attr "
+                      "0x%x frame %u src %u dst %u tails %u/%u)\n", a,
+                      cmd->frame_type, cmd->src_len, cmd->dst_len,
+                      cmd->src_tail_len, cmd->dst_tail_len);
+        return ST_INVALID_FIELD;
+    }
+    if ((cmd->src_tail_len &&
+         !azihsm_is_ram(s, cmd->src_tail_addr, cmd->src_tail_len)) ||
+        (cmd->dst_tail_len &&
+         !azihsm_is_ram(s, cmd->dst_tail_addr, cmd->dst_tail_len))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: AES tail buffer outside "
+                      "RAM\n");
+        return ST_DATA_TRANSFER;
+    }
+    return ST_SUCCESS;
+}
+
+/*
+ * Walk the SGL whose first descriptor is @desc into its data blocks, which
+ * must add up to exactly @total bytes (docs/device.md, AES path: SGLs).
+ */
+static uint16_t azihsm_sgl_parse(AzihsmState *s, const uint8_t *desc,
+                                 uint32_t total, GArray *segs)
+{
+    uint64_t addr = ldq_le_p(desc);
+    uint32_t len = ldl_le_p(desc + 8);
+    uint8_t type = desc[15] >> 4;
+    uint64_t sum = 0;
+    uint32_t budget = AES_SGL_MAX_DESC;
+    bool last;
+
+    if (!total) {
+        return ST_SUCCESS;      /* all of a GCM source in its tail buffer */
+    }
+    if (desc[15] & 0xf) {
+        return ST_SGL_SUBTYPE_INVALID;
+    }
+    if (type == SGL_DATA_BLOCK) {
+        AzihsmSeg seg = { addr, len };
+
+        if (len && !azihsm_is_ram(s, addr, len)) {
+            return ST_DATA_TRANSFER;
+        }
+        g_array_append_val(segs, seg);
+        return len == total ? ST_SUCCESS : ST_SGL_LENGTH_INVALID;
+    }
+    if (type != SGL_SEGMENT && type != SGL_LAST_SEGMENT) {
+        return ST_SGL_TYPE_INVALID;
+    }
+    last = type == SGL_LAST_SEGMENT;
+    for (;;) {
+        uint32_t n = len / SGL_DESC_SIZE;
+        g_autofree uint8_t *list = NULL;
+        bool linked = false;
+
+        if (!len || len % SGL_DESC_SIZE || n > budget) {
+            return ST_SGL_COUNT_INVALID;
+        }
+        budget -= n;
+        list = g_malloc(len);
+        if (!azihsm_is_ram(s, addr, len) ||
+            pci_dma_read(PCI_DEVICE(s), addr, list, len)) {
+            return ST_DATA_TRANSFER;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            const uint8_t *d = list + i * SGL_DESC_SIZE;
+            uint8_t t = d[15] >> 4;
+            uint64_t daddr = ldq_le_p(d);
+            uint32_t dlen = ldl_le_p(d + 8);
+
+            if (d[15] & 0xf) {
+                return ST_SGL_SUBTYPE_INVALID;
+            }
+            if (t == SGL_DATA_BLOCK) {
+                AzihsmSeg seg = { daddr, dlen };
+
+                sum += dlen;
+                if (sum > total) {
+                    return ST_SGL_LENGTH_INVALID;
+                }
+                if (dlen && !azihsm_is_ram(s, daddr, dlen)) {
+                    return ST_DATA_TRANSFER;
+                }
+                if (dlen) {
+                    g_array_append_val(segs, seg);
+                }
+            } else if ((t == SGL_SEGMENT || t == SGL_LAST_SEGMENT) &&
+                       !last && i == n - 1) {
+                addr = daddr;
+                len = dlen;
+                last = t == SGL_LAST_SEGMENT;
+                linked = true;
+            } else {
+                /* unknown type, or a link that is not a segment's last */
+                return ST_SGL_TYPE_INVALID;
+            }
+        }
+        if (!linked) {
+            /* a segment that is not the last must end with a link */
+            if (!last) {
+                return ST_SGL_TYPE_INVALID;
+            }
+            break;
+        }
+    }
+    return sum == total ? ST_SUCCESS : ST_SGL_LENGTH_INVALID;
+}
+
+/* Move bytes [@off, @off+@len) of an SGL's data to or from @buf. */
+static MemTxResult azihsm_sgl_rw(AzihsmState *s, GArray *segs, uint32_t off,
+                                 uint8_t *buf, uint32_t len, DMADirection dir)
+{
+    for (guint i = 0; i < segs->len && len; i++) {
+        AzihsmSeg *seg = &g_array_index(segs, AzihsmSeg, i);
+        uint32_t n;
+        MemTxResult r;
+
+        if (off >= seg->len) {
+            off -= seg->len;
+            continue;
+        }
+        n = MIN(seg->len - off, len);
+        r = pci_dma_rw(PCI_DEVICE(s), seg->addr + off, buf, n, dir,
+                       MEMTXATTRS_UNSPECIFIED);
+        if (r != MEMTX_OK) {
+            return r;
+        }
+        buf += n;
+        len -= n;
+        off = 0;
+    }
+    return len ? MEMTX_ERROR : MEMTX_OK;
+}
+
+/* Execute one fetched AES SQE: fail it at once or forward it. */
 static void azihsm_aes_submit(AzihsmState *s, AzihsmSQ *sq,
                               const uint8_t *sqe)
 {
-    uint8_t cqe[AZIHSM_MAX_CQE] = { 0 };
-    uint16_t cid = lduw_le_p(sqe + 6);
+    g_autoptr(GArray) src = g_array_new(false, false, sizeof(AzihsmSeg));
+    g_autoptr(GArray) dst = g_array_new(false, false, sizeof(AzihsmSeg));
+    g_autofree uint8_t *payload = NULL;
+    uint8_t body[LINK_AES_REQ_FIXED] = { 0 };
+    uint32_t data_len;
+    AzihsmAesCmd cmd;
+    AzihsmRequest *r = NULL;
+    uint16_t status;
 
-    stw_le_p(cqe + 0, lduw_le_p(sqe + 4));          /* attr echo */
-    stw_le_p(cqe + 2, cid);
-    stw_le_p(cqe + 60, ST_NOT_SUPPORTED);           /* err */
-    trace_azihsm_aes_complete(sq->qid, cid);
-    azihsm_complete(s, sq, ST_NOT_SUPPORTED, cqe);
+    azihsm_aes_decode(sqe, &cmd);
+    status = azihsm_aes_validate(s, &cmd);
+    if (status == ST_SUCCESS) {
+        status = azihsm_sgl_parse(s, cmd.src_sgl, cmd.src_len, src);
+    }
+    if (status == ST_SUCCESS) {
+        status = azihsm_sgl_parse(s, cmd.dst_sgl, cmd.dst_len, dst);
+    }
+    if (status == ST_SUCCESS && s->link != LINK_UP) {
+        status = ST_BACKEND_UNAVAILABLE;
+    }
+    if (status == ST_SUCCESS && s->backend_minor < LINK_AES_MINOR) {
+        status = ST_NOT_SUPPORTED;
+    }
+    data_len = cmd.src_len + cmd.src_tail_len;
+    if (status == ST_SUCCESS) {
+        payload = g_malloc(data_len);
+        if (azihsm_sgl_rw(s, src, 0, payload, cmd.src_len,
+                          DMA_DIRECTION_TO_DEVICE) ||
+            (cmd.src_tail_len &&
+             pci_dma_read(PCI_DEVICE(s), cmd.src_tail_addr,
+                          payload + cmd.src_len, cmd.src_tail_len))) {
+            status = ST_DATA_TRANSFER;
+        }
+    }
+    if (status != ST_SUCCESS) {
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: AES SQ %u cid %u failed "
+                      "with 0x%x before the backend\n", sq->qid, cmd.cid,
+                      status);
+        azihsm_aes_fail(s, sq, cmd.attr, cmd.cid, status);
+        return;
+    }
+
+    for (int i = 0; i < LINK_MAX_INFLIGHT && !r; i++) {
+        r = s->req[i].in_use ? NULL : &s->req[i];
+    }
+    /* The fetch loop checks credits first, so a slot is always free. */
+    g_assert(r);
+    r->in_use = true;
+    r->msg_id = azihsm_next_msg_id(s);
+    r->sqid = sq->qid;
+    r->sq_gen = sq->gen;
+    r->cid = cmd.cid;
+    r->aes = true;
+    r->attr = cmd.attr;
+    r->dst_segs = g_steal_pointer(&dst);
+    r->dst_sgl_len = cmd.dst_len;
+    r->dst_tail_addr = cmd.dst_tail_addr;
+    r->dst_tail_cap = cmd.dst_tail_len;
+    s->inflight++;
+
+    body[0] = LINK_AES_VERSION;
+    body[1] = cmd.xts;
+    body[2] = cmd.attr & AES_ATTR_DECRYPT;
+    body[3] = AES_ATTR_DUL(cmd.attr);
+    stw_le_p(body + 4, sq->qid);
+    stw_le_p(body + 6, cmd.cid);
+    stw_le_p(body + 8, cmd.session_id);
+    body[10] = cmd.short_app_id;
+    stl_le_p(body + 12, cmd.key_id1);
+    stl_le_p(body + 16, cmd.key_id2);
+    stl_le_p(body + 20, cmd.aad_len);
+    stl_le_p(body + 24, cmd.aligned_aad_len);
+    memcpy(body + 28, cmd.tag_or_tweak, 16);
+    if (cmd.iv) {
+        memcpy(body + 44, cmd.iv, 12);
+    }
+    stl_le_p(body + 56, cmd.src_tail_len);
+    stl_le_p(body + 60, cmd.dst_len + cmd.dst_tail_len);
+    stl_le_p(body + 64, data_len);
+    timer_mod(&r->timer, qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) +
+              s->backend_timeout_ms);
+    azihsm_link_send(s, MSG_AES_REQUEST, r->msg_id, body, sizeof(body),
+                     payload, data_len);
+}
+
+/* An AES_RESPONSE frame arrived: scatter its output and complete. */
+void azihsm_aes_response(AzihsmState *s, uint32_t msg_id,
+                         uint8_t *body, uint32_t len)
+{
+    AzihsmRequest *r = azihsm_req_find(s, msg_id);
+    AzihsmSQ *sq;
+    uint16_t status, err;
+    uint32_t off, n, in_sgl, in_tail;
+    uint8_t *out = body + LINK_AES_RSP_FIXED;
+
+    if (!r) {
+        trace_azihsm_link_drop(msg_id);
+        return;
+    }
+    sq = azihsm_find_sq(s, r->sqid);
+    if (!sq || sq->gen != r->sq_gen) {
+        error_report("azihsm: request %u outlived its SQ", msg_id);
+        azihsm_req_release(s, r);
+        return;
+    }
+    if (!r->aes || len < LINK_AES_RSP_FIXED || body[0] != LINK_AES_VERSION ||
+        (n = ldl_le_p(body + 40)) != len - LINK_AES_RSP_FIXED ||
+        (status = lduw_le_p(body + 2)) > 0x7ff ||
+        (off = ldl_le_p(body + 36)) > r->dst_sgl_len + r->dst_tail_cap ||
+        n > r->dst_sgl_len + r->dst_tail_cap - off) {
+        warn_report("azihsm: malformed AES_RESPONSE for request %u", msg_id);
+        azihsm_req_fail(s, r, ST_BACKEND_PROTOCOL);
+        return;
+    }
+    err = lduw_le_p(body + 4);
+    if (status || err) {
+        azihsm_aes_complete(s, sq, r->attr, r->cid, status, err, NULL, NULL,
+                            0, 0, 0);
+        azihsm_req_release(s, r);
+        return;
+    }
+    in_sgl = off < r->dst_sgl_len ? MIN(n, r->dst_sgl_len - off) : 0;
+    in_tail = n - in_sgl;
+    if (azihsm_sgl_rw(s, r->dst_segs, off, out, in_sgl,
+                      DMA_DIRECTION_FROM_DEVICE) ||
+        (in_tail && pci_dma_write(PCI_DEVICE(s), r->dst_tail_addr +
+                                  (off + in_sgl - r->dst_sgl_len),
+                                  out + in_sgl, in_tail))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "azihsm: AES output DMA failed\n");
+        azihsm_req_fail(s, r, ST_DATA_TRANSFER);
+        return;
+    }
+    azihsm_aes_complete(s, sq, r->attr, r->cid, ST_SUCCESS, 0, body + 8,
+                        body + 24, in_tail, body[1],
+                        MIN(off + n, r->dst_sgl_len));
+    azihsm_req_release(s, r);
 }
 
 /* ------------------------------------------------------------------------
@@ -617,7 +1021,7 @@ static void azihsm_process_sq(AzihsmState *s, AzihsmSQ *sq)
         if (!cq || cq->held_count >= cq->size) {
             return;
         }
-        if (kind == QK_HSM && s->link == LINK_UP &&
+        if (kind != QK_ADMIN && s->link == LINK_UP &&
             s->inflight >= azihsm_credit_limit(s)) {
             return;
         }

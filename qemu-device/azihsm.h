@@ -49,6 +49,10 @@ enum {
     ST_INVALID_OPCODE       = 0x001,
     ST_INVALID_FIELD        = 0x002,
     ST_DATA_TRANSFER        = 0x004,
+    ST_SGL_COUNT_INVALID    = 0x00E,    /* AES SGLs (docs/device.md, AES path) */
+    ST_SGL_LENGTH_INVALID   = 0x00F,
+    ST_SGL_TYPE_INVALID     = 0x011,
+    ST_SGL_SUBTYPE_INVALID  = 0x016,
     ST_INTERNAL             = 0x006,
     ST_ABORTED_SQ_DELETED   = 0x008,
     ST_CQ_INVALID           = 0x100,
@@ -67,9 +71,14 @@ enum {
 /* Link protocol (docs/link-protocol.md) */
 #define LINK_MAGIC              "AZHL"
 #define LINK_VERSION            1
-#define LINK_MINOR              0
+#define LINK_MINOR              1       /* 1.1: the AES messages */
+#define LINK_AES_MINOR          1       /* a backend below this has no AES */
 #define LINK_HDR_SIZE           16
 #define LINK_MAX_BODY           16384
+#define LINK_MAX_AES_BODY       (64 * KiB + 256)
+#define LINK_AES_VERSION        1       /* byte 0 of the AES bodies */
+#define LINK_AES_REQ_FIXED      68
+#define LINK_AES_RSP_FIXED      44
 #define LINK_MAX_INFLIGHT       64
 #define LINK_SERIAL_LEN         32
 #define LINK_OUTBUF_LIMIT       (4 * MiB)   /* a backend this far behind is dead */
@@ -80,9 +89,11 @@ enum {
     MSG_REQUEST     = 0x02,
     MSG_RESET       = 0x03,
     MSG_CANCEL      = 0x04,
+    MSG_AES_REQUEST = 0x06,
     MSG_HELLO_ACK   = 0x81,
     MSG_RESPONSE    = 0x82,
     MSG_RESET_ACK   = 0x83,
+    MSG_AES_RESPONSE = 0x86,
 };
 enum {
     RESET_CONTROLLER    = 1,
@@ -168,7 +179,13 @@ typedef struct AzihsmSQ {
     uint32_t gen;
 } AzihsmSQ;
 
-/* An HSM command forwarded to the backend and not yet answered. */
+/* One data block of an AES SGL (docs/device.md, AES path). */
+typedef struct AzihsmSeg {
+    uint64_t addr;
+    uint32_t len;
+} AzihsmSeg;
+
+/* An HSM or AES command forwarded to the backend and not yet answered. */
 typedef struct AzihsmRequest {
     struct AzihsmState *s;
     bool in_use;
@@ -180,6 +197,13 @@ typedef struct AzihsmRequest {
     uint16_t session_id;
     uint32_t dst_len;
     uint64_t dst_prp[2];
+    /* AES commands only */
+    bool aes;
+    uint16_t attr;
+    GArray *dst_segs;       /* AzihsmSeg: the destination SGL's data blocks */
+    uint32_t dst_sgl_len;
+    uint64_t dst_tail_addr;
+    uint8_t dst_tail_cap;
     QEMUTimer timer;
 } AzihsmRequest;
 
@@ -219,6 +243,7 @@ struct AzihsmState {
     bool rot_failed;        /* HELLO_ACK result 3: CSTS.CFS until accepted */
     bool rx_broken;         /* protocol error seen: disconnect pending */
     uint16_t credits;
+    uint16_t backend_minor; /* HELLO_ACK minor: AES needs LINK_AES_MINOR */
     uint32_t next_msg_id;
     uint32_t inflight;
     AzihsmRequest req[LINK_MAX_INFLIGHT];
@@ -226,7 +251,7 @@ struct AzihsmState {
     guint tx_watch;
     QEMUBH *link_bh;
     uint8_t rx_hdr[LINK_HDR_SIZE];
-    uint8_t rx_body[LINK_MAX_BODY];
+    uint8_t rx_body[LINK_MAX_AES_BODY];
     uint32_t rx_have;
     uint32_t rx_body_len;
     bool rx_in_body;
@@ -291,6 +316,8 @@ void azihsm_complete(AzihsmState *s, AzihsmSQ *sq, uint16_t status,
 void azihsm_cq_drop_held(AzihsmCQ *cq);
 void azihsm_req_fail_all(AzihsmState *s, uint16_t status);
 void azihsm_hsm_response(AzihsmState *s, uint32_t msg_id,
+                         uint8_t *body, uint32_t len);
+void azihsm_aes_response(AzihsmState *s, uint32_t msg_id,
                          uint8_t *body, uint32_t len);
 unsigned azihsm_hsm_abort_sq(AzihsmState *s, AzihsmSQ *sq);
 void azihsm_kick(AzihsmState *s);

@@ -83,6 +83,11 @@ class Partition:
             payload = encode_response(OP_INVALID, DdiStatus.InternalError)
             return self._respond(request, echo, payload)
 
+    def execute_aes(self, request: link.AesRequest) -> link.AesResponse:
+        """One AES fast-path command (docs/device.md, "AES path"): bulk keys of this vault."""
+        from pyhsm.ddi import fastpath
+        return fastpath.execute(request, vault=self.vault, lock=self._lock, kind=self.kind)
+
     def runs_in_parallel(self, request: link.Request) -> bool:
         """Whether ``request`` is a compute-bound operation that may run beside others."""
         return _op(request) in _PARALLEL_OPS

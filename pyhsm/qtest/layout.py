@@ -163,9 +163,9 @@ class HsmCqe(Completion):
 
 @dataclass(frozen=True)
 class AesSqe(Entry):
-    """Only the fields the device needs to answer "not supported"; the rest stays zero."""
+    """The 128-byte AES SQE; ``params`` is bytes 68-127 (``gcm_params`` or ``xts_params``)."""
 
-    LAYOUT = struct.Struct("<4xHHHB13xI16sI16sB63x")
+    LAYOUT = struct.Struct("<4xHHHB13xI16sI16sB3x60s")
     attr: int
     cid: int
     session_id: int = 0
@@ -175,6 +175,34 @@ class AesSqe(Entry):
     dst_len: int = 0
     dst_sgl: bytes = bytes(16)
     frame_type: int = 1
+    params: bytes = bytes(60)
+
+    @staticmethod
+    def attr_word(*, decrypt: bool = False, xts: bool = False, dul: int = 0, psdt: int = 1,
+                  cmd_type: int = 5) -> int:
+        """SQE bytes 4-5: GCM encrypt is 0x002C."""
+        return int(decrypt) | (psdt & 1) << 2 | (cmd_type & 7) << 3 | int(xts) << 8 | (dul & 3) << 14
+
+
+GCM_PARAMS = struct.Struct("<II16s12sIBBxxQQ")
+XTS_PARAMS = struct.Struct("<II16s36x")
+SGL_DESCRIPTOR = struct.Struct("<QI3xB")
+SGL_DATA, SGL_SEGMENT, SGL_LAST_SEGMENT = 0x0, 0x2, 0x3
+SGL_PER_PAGE = 255  # data descriptors per list page; slot 255 links to the next page
+
+
+def gcm_params(key_id: int, aad_len: int, tag: bytes, iv: bytes, aligned_aad_len: int, src_tail_len: int = 0,
+               dst_tail_len: int = 0, src_tail_addr: int = 0, dst_tail_addr: int = 0) -> bytes:
+    return GCM_PARAMS.pack(key_id, aad_len, tag, iv, aligned_aad_len, src_tail_len, dst_tail_len, src_tail_addr,
+                           dst_tail_addr)
+
+
+def xts_params(key_id1: int, key_id2: int, tweak: bytes) -> bytes:
+    return XTS_PARAMS.pack(key_id1, key_id2, tweak)
+
+
+def sgl_descriptor(addr: int, length: int, kind: int = SGL_DATA, subtype: int = 0) -> bytes:
+    return SGL_DESCRIPTOR.pack(addr, length, (kind & 0xF) << 4 | (subtype & 0xF))
 
 
 @dataclass(frozen=True)

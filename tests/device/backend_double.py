@@ -26,6 +26,11 @@ GET_API_REV_RESPONSE = bytes.fromhex(
 
 Answer = Union[link.Response, bytes, None]
 Handler = Callable[[int, link.Request], Answer]
+AesHandler = Callable[[int, link.AesRequest], Union[link.AesResponse, bytes, None]]
+
+
+def no_aes(msg_id: int, request: link.AesRequest) -> link.AesResponse:
+    return link.AesResponse.failure(link.Status.NOT_SUPPORTED)
 
 
 def session_answer_flags(request: link.Request, session_id: int = 0) -> tuple[int, int]:
@@ -53,8 +58,11 @@ class BackendDouble:
     """A link-protocol server on ``path``, driven from a private event-loop thread."""
 
     def __init__(self, path: Path, *, credits: int = 32, hello_result: int = link.HelloAck.ACCEPTED,
-                 hello_delay_s: float = 0.0) -> None:
+                 hello_delay_s: float = 0.0, hello_minor: int = link.MINOR) -> None:
         self.path = path
+        self.hello_minor = hello_minor
+        self.aes_handler: AesHandler = no_aes   # AES_REQUESTs (recorded in ``aes_requests``)
+        self.aes_requests: list[tuple[int, link.AesRequest]] = []
         self.credits = credits
         self.hello_result = hello_result
         self.hello_delay_s = hello_delay_s  # a slow first power-on: HELLO_ACK this long after HELLO
@@ -163,7 +171,8 @@ class BackendDouble:
             if self.hello_delay_s:
                 await asyncio.sleep(self.hello_delay_s)
             self.hello_ack_times.append(time.monotonic())
-            writer.write(link.encode_frame(msg_id, link.HelloAck(1, 0, self.credits, self.hello_result)))
+            writer.write(link.encode_frame(msg_id, link.HelloAck(1, self.hello_minor, self.credits,
+                                                                   self.hello_result)))
             while True:
                 msg_id, message = await link.read_frame(reader)
                 if isinstance(message, link.Request):
@@ -171,6 +180,11 @@ class BackendDouble:
                     self._in_flight += 1
                     self.max_in_flight = max(self.max_in_flight, self._in_flight)
                     self._reply(msg_id, message)
+                elif isinstance(message, link.AesRequest):
+                    self.aes_requests.append((msg_id, message))
+                    answer = self.aes_handler(msg_id, message)
+                    if answer is not None:
+                        writer.write(answer if isinstance(answer, bytes) else link.encode_frame(msg_id, answer))
                 elif isinstance(message, link.Reset):
                     self.resets.append(message.kind)
                     writer.write(link.encode_frame(msg_id, link.ResetAck(message.kind)))

@@ -63,9 +63,10 @@ def make_rig(qemu_binary: Path, sockdir: Path) -> Iterator[RigFactory]:
     made: list[tuple[Machine, BackendDouble]] = []
 
     def make(*, probe: bool = True, start_backend: bool = True, credits: int = 32,
-             hello_result: int = link.HelloAck.ACCEPTED, hello_delay_s: float = 0.0, **props: object) -> Rig:
+             hello_result: int = link.HelloAck.ACCEPTED, hello_delay_s: float = 0.0,
+             hello_minor: int = link.MINOR, **props: object) -> Rig:
         backend = BackendDouble(sockdir / "hsm.sock", credits=credits, hello_result=hello_result,
-                                hello_delay_s=hello_delay_s)
+                                hello_delay_s=hello_delay_s, hello_minor=hello_minor)
         if start_backend:
             backend.start()
         machine = Machine(hsm_device_args(backend.path, **props))

@@ -53,7 +53,7 @@ def test_probe_sequence_and_every_admin_completion_field(make_rig):
     dw0 = {sqe.dw10: cqe.dw0 for sqe, cqe in ctrl.admin_log if sqe.opcode == Op.SET_FEATURES}
     assert dw0[L.Feature.HSM_QUEUE_COUNT] == 0x0000_0000  # one HSM queue, 0-based
     assert dw0[L.Feature.AES_QUEUE_COUNT] == 0x0001_0001  # two AES queues
-    assert ctrl.admin_log[-1][1].dw0 & 1 == 0  # no GCM alignment workaround yet
+    assert ctrl.admin_log[-1][1].dw0 & 1 == 1  # the GCM tail-buffer workaround (docs/device.md)
     assert ctrl.read32(L.CC) == 0x6746_0001
     assert ctrl.csts() & (L.CSTS_RDY | L.CSTS_CFS) == L.CSTS_RDY
     assert ctrl.msix.take(0), "admin completions raised no MSI-X vector 0"

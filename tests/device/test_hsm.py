@@ -159,17 +159,20 @@ def test_four_queues_at_once_with_their_vectors(make_rig):
     assert not ctrl.msix.take(5), "vector 5 belongs to no queue"
 
 
-def test_aes_commands_complete_not_supported(rig):
+def test_aes_commands_complete_not_supported_by_a_link_1_0_backend(make_rig):
+    rig = make_rig(hello_minor=0)
     ctrl = rig.ctrl
     queue = ctrl.queues[L.AES_FIRST_QID]
     assert queue.vector == L.AES_FIRST_VECTOR
     ctrl.msix.take(L.AES_FIRST_VECTOR)
-    ctrl.submit(queue, L.AesSqe(attr=0x002C, cid=3, src_len=16, dst_len=16).pack(), 3)
+    data = ctrl.memory.alloc(4096)
+    sgl = L.sgl_descriptor(data, 16)
+    ctrl.submit(queue, L.AesSqe(attr=0x002C, cid=3, src_len=16, src_sgl=sgl, dst_len=16, dst_sgl=sgl).pack(), 3)
     cqe = ctrl.wait(queue, 3)
     assert (cqe.cid, cqe.sqid, cqe.sqhd, cqe.phase) == (3, L.AES_FIRST_QID, 1, 1)
     assert cqe.status == link.Status.NOT_SUPPORTED and cqe.err != 0
     assert ctrl.msix.take(L.AES_FIRST_VECTOR)
-    assert rig.backend.requests == []
+    assert rig.backend.requests == [] and rig.backend.aes_requests == []
 
 
 def test_full_cq_holds_completions_until_the_head_doorbell(rig):

@@ -18,7 +18,7 @@ S = link.Status
 def test_hello_names_the_device(make_rig):
     rig = make_rig(serial="AZIHSM-LINK-0007", partition=3)
     hello, = rig.backend.hellos
-    assert (hello.major, hello.minor, hello.serial, hello.partition) == (1, 0, "AZIHSM-LINK-0007", 3)
+    assert (hello.major, hello.minor, hello.serial, hello.partition) == (1, link.MINOR, "AZIHSM-LINK-0007", 3)
     assert hello.max_inflight >= 1
 
 
