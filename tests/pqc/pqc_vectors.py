@@ -1,4 +1,5 @@
-"""Loading the shared NIST ACVP and Wycheproof vectors (/work/shared/vectors, README there)."""
+"""Loading the shared NIST ACVP and Wycheproof vectors: ``shared/vectors`` beside the checkout (README
+there), or the directory named by ``PYHSM_VECTORS``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-VECTORS = Path(os.environ.get("PYHSM_VECTORS", "/work/shared/vectors"))
+VECTORS = Path(os.environ.get("PYHSM_VECTORS", Path(__file__).resolve().parents[3] / "shared" / "vectors"))
 
 
 def cases(name: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
