@@ -5,8 +5,8 @@ inputs (salt/info or label/context)."""
 
 from __future__ import annotations
 
-import pytest
-from vendor import CRED_ID, CRED_PIN, FAST_PATH, SESSION_SEED, Setup, ecdh_secret_pair, physical_only, unmask_again
+from vendor import (CRED_ID, CRED_PIN, SESSION_SEED, Setup, ecdh_secret_pair, fast_path, physical_only,
+                    unmask_again)
 
 from pyhsm.client import HsmClient, Usage, key_properties
 from pyhsm.ddi.types import AesOp, HashAlgorithm, KeyType
@@ -35,7 +35,8 @@ def masked_derive(setup: Setup, op: str, algo: HashAlgorithm, a: bytes | None, b
 
 def masked_derive_gcm(setup: Setup, op: str, a: bytes, b: bytes, secret: KeyType) -> None:
     """Physical only: the session reopened (short app id), a GCM bulk key derived, unmasked again
-    (a new bulk key) and derived from the other side; the GCM data checks need the fast path."""
+    (a new bulk key) and derived from the other side; 16 KiB through the fast path with the first,
+    back with the second."""
     physical_only(setup)
     dev = setup.dev
     dev.close_session()
@@ -43,7 +44,16 @@ def masked_derive_gcm(setup: Setup, op: str, a: bytes, b: bytes, secret: KeyType
     assert dev.session_id == opened.sess_id
     secret1, secret2 = ecdh_secret_pair(dev, secret)
     key = derive_key(dev, op, secret1, HashAlgorithm.Sha256, a, b, KeyType.AesGcmBulk256Unapproved, tag=1)
-    assert unmask_again(dev, key.key_id, key.masked_key).bulk_key_id is not None
-    other = derive_key(dev, op, secret2, HashAlgorithm.Sha256, a, b, KeyType.AesGcmBulk256Unapproved)
-    assert other.bulk_key_id is not None
-    pytest.skip(FAST_PATH)
+    again = unmask_again(dev, key.key_id, key.masked_key).bulk_key_id
+    assert again is not None
+    other = derive_key(dev, op, secret2, HashAlgorithm.Sha256, a, b, KeyType.AesGcmBulk256Unapproved).bulk_key_id
+    assert other is not None
+    data = bytes([1]) * 16384
+    ids = dict(session_id=opened.sess_id, short_app_id=opened.short_app_id, iv=bytes([3]) * 12, aad=bytes([4]) * 32)
+    sealed = fast_path(setup.device, AesOp.Encrypt, data, key_id=again, **ids)
+    assert sealed.ok, sealed
+    assert len(sealed.data) == len(data) and sealed.data != data
+    plain = fast_path(setup.device, AesOp.Decrypt, sealed.data, key_id=other, tag=sealed.tag, **ids)
+    assert plain.ok, plain
+    assert plain.data == data
+    dev.close_session()

@@ -37,12 +37,24 @@ after a migration (docs/ddi.md, "Resets"), so the live-migration tests (`live_mi
 answer SessionNeedsRenegotiation, the guest establishes its credential again with its masked BK3 and
 partition BMK and reopens its sessions with their seeds and session BMKs. The vendor's stress and
 concurrency tests that run for a time or pace themselves with sleeps run a fixed number of rounds
-here, unpaced. Tests that need the AES fast path do what they can through the control path (derive
-or unmask bulk keys, check their bulk key ids) and are then skipped with that reason; two tests the
-vendor builds only for its mock device expect a certificate chain that a migration regenerates and
-are skipped with that reason (ours is the device identity). Where the vendor accepts any failure and
-the request has no Physical form (a DER key declared as another curve, a point at infinity), the
-client's EncodeError is that failure, as it is in the vendor's SDK.
+here, unpaced. Two tests the vendor builds only for its mock device expect a certificate chain that
+a migration regenerates and are skipped with that reason (ours is the device identity). Where the
+vendor accepts any failure and the request has no Physical form (a DER key declared as another
+curve, a point at infinity), the client's EncodeError is that failure, as it is in the vendor's SDK.
+
+The AES fast path: the vendor's `exec_op_fp_gcm` / `exec_op_fp_xts` (the guest driver's AES ioctl)
+are `vendor.fast_path`, which plays the SDK's, the driver's and the device's part for one command
+and runs it in-process through `Partition.execute_aes` (docs/device.md, "AES queues and the AES
+path"): it builds the AES_REQUEST the device would send (GCM: the AAD aligned by the SDK's rule,
+then the data, its last `len % 16` bytes in the driver's tail buffer; XTS: the data and the code of
+its data unit; the session id and short_app_id from the open session, the key ids, IV, tag or
+tweak), passes it and the answer through the link codec, and places the output as the device does.
+The device's own limit applies first: a transfer over 64 KiB is answered 0x002. Five vendor tests
+send 1 MiB as one XTS command (`aes_xts_encrypt_decrypt`, the XTS stress test and the three HKDF
+XTS derivations); they check that answer, run their sequence with 64 KiB and are then skipped with
+that reason. The two XTS refusal tests (identical keys, a GCM key as tweak key) fail with 1 MiB as
+the vendor's assertion asks and are also checked with 64 KiB, where the HSM refuses them with
+AesEncryptFailed and InvalidKeyType.
 """
 
 

@@ -1,11 +1,48 @@
-"""Mirrors aes_xts_bulk_stress.rs of the vendor's DDI integration tests (docs/conformance.md): XTS bulk
-data through the fast path, which is not emulated yet."""
+"""Mirrors aes_xts_bulk_stress.rs of the vendor's DDI integration tests (docs/conformance.md). The
+vendor's threads (one per session, two XTS bulk keys each) encrypt and decrypt 1 MiB as one data unit
+for 5 s through the fast path. One command of 1 MiB is beyond our device's 64 KiB AES transfer (it
+answers 0x002, which each thread checks); each thread then runs a fixed number of rounds with 64 KiB,
+and the test is skipped with that reason."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
-from vendor import FAST_PATH, Setup
+from vendor import AES_MAX_TRANSFER, FAST_PATH_LIMIT, MAX_SESSIONS, Setup, fast_path, open_retrying
+
+from pyhsm import link
+from pyhsm.client import HsmClient
+from pyhsm.ddi.types import AesKeySize, AesOp
+
+ROUNDS = 2
+DATA = bytes([1]) * (1024 * 1024)
+TWEAK = bytes([4]) * 16
 
 
 def test_aes_xts_encrypt_decrypt_multi_threaded_stress(setup: Setup) -> None:
-    pytest.skip(FAST_PATH)
+    setup.dev.close_session()
+    threads = min(setup.dev.get_device_info().tables * 7 // 2, MAX_SESSIONS)
+
+    def worker(dev: HsmClient) -> int:
+        opened = open_retrying(dev, threads)
+        sess_id, short_app_id = opened.sess_id, opened.short_app_id
+        keys = [dev.aes_generate_key(AesKeySize.AesXtsBulk256).bulk_key_id for _ in range(2)]
+        assert None not in keys
+        ids = dict(session_id=sess_id, short_app_id=short_app_id, key_id=keys[0], key_id2=keys[1], tweak=TWEAK)
+        assert fast_path(setup.device, AesOp.Encrypt, DATA, **ids).status == link.Status.INVALID_FIELD
+        data = DATA[:AES_MAX_TRANSFER]
+        for _ in range(ROUNDS):
+            sealed = fast_path(setup.device, AesOp.Encrypt, data, **ids)
+            assert sealed.ok, sealed
+            assert len(sealed.data) == len(data) and sealed.data != data
+            opened = fast_path(setup.device, AesOp.Decrypt, sealed.data, **ids)
+            assert opened.ok, opened
+            assert opened.data == data
+        dev.close_session()
+        return ROUNDS
+
+    handles = [setup.device.open() for _ in range(threads)]
+    with ThreadPoolExecutor(len(handles)) as pool:
+        assert sum(pool.map(worker, handles)) == ROUNDS * threads
+    pytest.skip(FAST_PATH_LIMIT)

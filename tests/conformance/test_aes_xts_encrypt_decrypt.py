@@ -1,19 +1,76 @@
 """Mirrors aes_xts_encrypt_decrypt.rs of the vendor's DDI integration tests (docs/conformance.md): XTS
-data through the fast path, which is not emulated yet."""
+through the fast path with 1 MiB as one data unit. One command of 1 MiB is beyond our device's 64 KiB
+AES transfer (the device answers 0x002): the round trip is checked with 64 KiB and then skipped with
+that reason; the two refusals hold with 1 MiB and, for the HSM's own reason, with 64 KiB."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from vendor import FAST_PATH, Setup
+from vendor import AES_MAX_TRANSFER, CRED_ID, CRED_PIN, FAST_PATH_LIMIT, SESSION_SEED, S, Setup, fast_path, wrap
+
+from pyhsm import link
+from pyhsm.client import Usage
+from pyhsm.ddi.types import AesKeySize, AesOp, KeyClass
+
+DATA = bytes([1]) * (1024 * 1024)
+TWEAK = bytes([4]) * 16
+
+
+def _reopen(setup: Setup) -> dict:
+    """The common session closed and another opened on the same handle: its id and short app id."""
+    setup.dev.close_session()
+    opened = setup.dev.open_session(CRED_ID, CRED_PIN, SESSION_SEED)
+    return dict(session_id=opened.sess_id, short_app_id=opened.short_app_id, tweak=TWEAK)
+
+
+def _import(setup: Setup, material: bytes, key_class: KeyClass) -> int:
+    """rsa_secure_import_key of a raw AES key: its bulk key id."""
+    dev = setup.dev
+    key = dev.rsa_unwrap(dev.get_unwrapping_key().key_id, wrap(dev, material), key_class, Usage.ENCRYPT_DECRYPT)
+    assert key.bulk_key_id is not None
+    return key.bulk_key_id
+
+
+def _refused(setup: Setup, ids: dict, status: S) -> None:
+    """The vendor's 1 MiB encrypt fails (the device's transfer limit); with 64 KiB the HSM refuses it."""
+    assert not fast_path(setup.device, AesOp.Encrypt, DATA, **ids).ok
+    answer = fast_path(setup.device, AesOp.Encrypt, DATA[:AES_MAX_TRANSFER], **ids)
+    assert answer.ddi_status is status, answer
 
 
 def test_aes_xts_encrypt_decrypt(setup: Setup) -> None:
-    pytest.skip(FAST_PATH)
+    ids = _reopen(setup)
+    keys = [setup.dev.aes_generate_key(AesKeySize.AesXtsBulk256).bulk_key_id for _ in range(2)]
+    assert None not in keys
+    ids.update(key_id=keys[0], key_id2=keys[1])
+    assert fast_path(setup.device, AesOp.Encrypt, DATA, **ids).status == link.Status.INVALID_FIELD
+    data = DATA[:AES_MAX_TRANSFER]
+    sealed = fast_path(setup.device, AesOp.Encrypt, data, **ids)
+    assert sealed.ok, sealed
+    assert len(sealed.data) == len(data) and sealed.data != data
+    opened = fast_path(setup.device, AesOp.Decrypt, sealed.data, **ids)
+    assert opened.ok, opened
+    assert opened.data == data
+    setup.dev.close_session()
+    pytest.skip(FAST_PATH_LIMIT)
 
 
 def test_aes_xts_encrypt_with_identical_key_content(setup: Setup) -> None:
-    pytest.skip(FAST_PATH)
+    ids = _reopen(setup)
+    material = os.urandom(32)
+    ids.update(key_id=_import(setup, material, KeyClass.AesXtsBulk),
+               key_id2=_import(setup, material, KeyClass.AesXtsBulk))
+    assert ids["key_id"] != ids["key_id2"]
+    _refused(setup, ids, S.AesEncryptFailed)
+    setup.dev.close_session()
 
 
 def test_aes_xts_encrypt_with_gcm_key_in_the_mix(setup: Setup) -> None:
-    pytest.skip(FAST_PATH)
+    ids = _reopen(setup)
+    ids.update(key_id=_import(setup, os.urandom(32), KeyClass.AesXtsBulk),
+               key_id2=_import(setup, os.urandom(32), KeyClass.AesGcmBulkUnapproved))
+    assert ids["key_id"] != ids["key_id2"]
+    _refused(setup, ids, S.InvalidKeyType)
+    setup.dev.close_session()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from vendor import CRED_ID, CRED_PIN, FAST_PATH, SESSION_SEED, Setup, unmask_again
+from vendor import CRED_ID, CRED_PIN, SESSION_SEED, Setup, fast_path, unmask_again
 
 from pyhsm.client import DdiError, HsmClient
 from pyhsm.ddi.types import AesKeySize, AesOp, KeyType
@@ -40,13 +40,23 @@ def test_masked_key_aes_256_gen(setup: Setup) -> None:
 
 
 def test_masked_key_aes_bulk_256_gen(setup: Setup) -> None:
-    """The bulk key's masked blob unmasks to a new bulk key; the GCM data checks need the fast path."""
+    """A GCM bulk app key of the common session used through the fast path in another session (the
+    vendor's thread, on its own handle); after DeleteKey its masked blob unmasks to a new bulk key,
+    which decrypts what the first encrypted."""
     dev = setup.dev
+    opened = setup.device.open().open_session(CRED_ID, CRED_PIN, SESSION_SEED)
     key = dev.aes_generate_key(AesKeySize.AesGcmBulk256Unapproved, tag=1)
     assert key.bulk_key_id is not None
+    ids = dict(session_id=opened.sess_id, short_app_id=opened.short_app_id, iv=bytes([3]) * 12,
+               aad=bytes([4]) * 32)
+    sealed = fast_path(setup.device, AesOp.Encrypt, MSG, key_id=key.bulk_key_id, **ids)
+    assert sealed.ok, sealed
+    assert len(sealed.data) == len(MSG) and sealed.data != MSG
     again = unmask_again(dev, key.key_id, key.masked_key)
     assert again.bulk_key_id is not None and again.kind == KeyType.AesGcmBulk256Unapproved
-    pytest.skip(FAST_PATH)
+    plain = fast_path(setup.device, AesOp.Decrypt, sealed.data, key_id=again.bulk_key_id, tag=sealed.tag, **ids)
+    assert plain.ok, plain
+    assert plain.data == MSG
 
 
 def test_unmask_session_key(setup: Setup) -> None:
