@@ -105,6 +105,7 @@ struct azihsm_dev {
 	unsigned int nr_aes_alloc;
 	unsigned int nr_aes;
 	atomic_t next_hsm_q;
+	atomic_t next_aes_q;
 
 	struct mutex ctrl_lock;		/* serialises init, aborts, resets and remove */
 	enum azihsm_state state;	/* written under ctrl_lock, read with READ_ONCE */
@@ -192,8 +193,14 @@ void azihsm_cdev_remove(struct azihsm_dev *hsm);
 /* azihsm_session.c: the generic MBOR command ioctl and session bookkeeping */
 long azihsm_ioctl_hsm_cmd(struct azihsm_file *f, void __user *argp);
 void azihsm_session_flush(struct azihsm_file *f);
+bool azihsm_has_session(struct azihsm_file *f);
 
-/* azihsm_hsmcmd.c: one HSM queue command */
+/* azihsm_aes.c: the AES fast-path ioctls */
+long azihsm_ioctl_aes(struct azihsm_file *f, void __user *argp, unsigned int cmd);
+
+/* azihsm_hsmcmd.c: one HSM or AES queue command */
+int azihsm_io_exec(struct azihsm_dev *hsm, enum azihsm_qkind kind, void *sqe, void *cqe,
+		   size_t cqe_len, u32 *ext_status);
 int azihsm_hsm_exec(struct azihsm_dev *hsm, struct azihsm_hsm_sqe *sqe,
 		    struct azihsm_hsm_cqe *cqe, u32 *ext_status);
 

@@ -163,7 +163,7 @@ static long azihsm_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		return azihsm_ioctl_reset(f->hsm, argp);
 	case AZIHSM_AES_DEV_IOCTL_CMD_XTS:
 	case AZIHSM_AES_DEV_IOCTL_CMD_GCM:
-		return -EOPNOTSUPP;
+		return azihsm_ioctl_aes(f, argp, cmd);
 	default:
 		dev_warn_ratelimited(&f->hsm->pdev->dev, "unsupported ioctl %#x\n", cmd);
 		return -EBADRQC;

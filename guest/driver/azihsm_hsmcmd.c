@@ -1,19 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
-/* One command on an HSM queue: queue selection, submission, timeout and abort (azihsm-device.md 3.6-3.7, 7). */
+/*
+ * One command on an HSM or AES queue: queue selection, submission, timeout and abort
+ * (azihsm-device.md 3.6-3.9, 7).
+ */
 #include "azihsm.h"
 
 /*
- * azihsm_hsm_exec() - send @sqe on an HSM queue and copy its CQE to @cqe.
+ * azihsm_io_exec() - send @sqe on a queue of @kind (round robin) and copy its CQE to @cqe.
  * The caller holds hsm->io_rwsem for reading. A command that does not complete within the command
  * timeout triggers a level-1 abort (then level 2) and fails with -EAGAIN /
  * AZIHSM_EXT_CMD_ABORTED. Returns 0 if the device answered (whatever the CQE status), or a
  * negative errno with the extended status in @ext_status.
  */
-int azihsm_hsm_exec(struct azihsm_dev *hsm, struct azihsm_hsm_sqe *sqe,
-		    struct azihsm_hsm_cqe *cqe, u32 *ext_status)
+int azihsm_io_exec(struct azihsm_dev *hsm, enum azihsm_qkind kind, void *sqe, void *cqe,
+		   size_t cqe_len, u32 *ext_status)
 {
 	enum azihsm_state state = READ_ONCE(hsm->state);
-	unsigned int nr = READ_ONCE(hsm->nr_hsm);
+	bool aes = kind == AZIHSM_Q_AES;
+	unsigned int nr = aes ? READ_ONCE(hsm->nr_aes) : READ_ONCE(hsm->nr_hsm);
 	struct azihsm_queue *q;
 	struct azihsm_cmd cmd;
 	int ret;
@@ -26,7 +30,10 @@ int azihsm_hsm_exec(struct azihsm_dev *hsm, struct azihsm_hsm_sqe *sqe,
 		*ext_status = AZIHSM_EXT_NOT_READY;
 		return state == AZIHSM_STATE_REMOVED ? -ENODEV : -EAGAIN;
 	}
-	q = &hsm->hsm_q[(unsigned int)atomic_inc_return(&hsm->next_hsm_q) % nr];
+	if (aes)
+		q = &hsm->aes_q[(unsigned int)atomic_inc_return(&hsm->next_aes_q) % nr];
+	else
+		q = &hsm->hsm_q[(unsigned int)atomic_inc_return(&hsm->next_hsm_q) % nr];
 	ret = azihsm_queue_submit(q, sqe, &cmd);
 	if (ret) {
 		*ext_status = ret == -EAGAIN ? AZIHSM_EXT_CMD_ABORTED : AZIHSM_EXT_DEVICE_ERROR;
@@ -40,6 +47,13 @@ int azihsm_hsm_exec(struct azihsm_dev *hsm, struct azihsm_hsm_sqe *sqe,
 		*ext_status = cmd.ext_status;
 		return cmd.result;
 	}
-	memcpy(cqe, cmd.cqe, sizeof(*cqe));
+	memcpy(cqe, cmd.cqe, cqe_len);
 	return 0;
+}
+
+/* azihsm_hsm_exec() - azihsm_io_exec() on an HSM queue. */
+int azihsm_hsm_exec(struct azihsm_dev *hsm, struct azihsm_hsm_sqe *sqe,
+		    struct azihsm_hsm_cqe *cqe, u32 *ext_status)
+{
+	return azihsm_io_exec(hsm, AZIHSM_Q_HSM, sqe, cqe, sizeof(*cqe), ext_status);
 }

@@ -107,32 +107,89 @@ struct azihsm_reset_device_data {
 	__u8 rsvd1[160];
 };
 
-/* AES fast path: 400 bytes. This driver answers both AES ioctls with -EOPNOTSUPP. */
-struct azihsm_aes_ioctl {
-	struct azihsm_ioctl_hdr hdr;
-	__u64 ctxt;
-	__u8 op_code;
-	__u8 cipher;
-	__u8 rsvd0[6];
-	__u64 src_ptr;
-	__u64 src_len;
-	__u64 dst_ptr;
-	__u64 dst_len;
-	__u16 frame_type;
-	__u16 session_id;
-	__u8 short_app_id;
-	__u8 rsvd1[3];
-	__u8 cipher_params[44];	/* XTS or GCM parameters (azihsm-device.md 6.3) */
-	__u8 rsvd2[124];
-	__u64 out_ctxt;
-	__u32 out_result;
-	__u8 out_cmd_spec[16];
-	__u32 out_byte_count;
-	__u32 out_extended_status;
-	__u32 out_fips_approved;
-	__u8 out_iv_from_fw[12];
-	__u8 rsvd3[104];
+/* AES fast path (azihsm-device.md 6.3): 400 bytes, on the HSM fd. */
+#define AZIHSM_AES_OP_ENCRYPT		0
+#define AZIHSM_AES_OP_DECRYPT		1
+#define AZIHSM_AES_CIPHER_GCM		0
+#define AZIHSM_AES_CIPHER_XTS		1
+#define AZIHSM_AES_FRAME_TYPE_AES	1
+#define AZIHSM_AES_DUL_FULL		0	/* XTS data unit: the whole buffer */
+#define AZIHSM_AES_DUL_512		1
+#define AZIHSM_AES_DUL_4096		2
+#define AZIHSM_AES_DUL_8192		3
+
+struct azihsm_aes_xts_params {
+	__u16 data_unit_len;	/* AZIHSM_AES_DUL_* */
+	__u16 rsvd;
+	__u32 key_id1;		/* data key (bulk key id) */
+	__u32 key_id2;		/* tweak key */
+	__u8 tweak[16];
+	__u8 rsvd1[16];		/* pads the union to the GCM size */
 };
+
+struct azihsm_aes_gcm_params {
+	__u32 key_id;			/* bulk key id */
+	__u8 tag[16];			/* decrypt: the expected tag */
+	__u8 iv[12];
+	__u32 actual_aad_len;		/* the real AAD, without padding */
+	__u32 aligned_aad_len;		/* the AAD region at the start of src, padding included */
+	__u8 enable_gcm_workaround;	/* the caller understands the tail-buffer workaround */
+	__u8 rsvd[3];
+};
+
+struct azihsm_aes_ioctl {
+	struct azihsm_ioctl_hdr hdr;	/* szioctldata >= 400 */
+	__u64 ctxt;			/* echoed to out_ctxt */
+	__u8 op_code;			/* AZIHSM_AES_OP_* */
+	__u8 cipher;			/* AZIHSM_AES_CIPHER_*; must match the ioctl */
+	__u8 rsvd0[6];
+	__u64 src_ptr;			/* GCM: aligned AAD then data; XTS: data */
+	__u32 src_len;
+	__u32 rsvd1;
+	__u64 dst_ptr;
+	__u32 dst_len;
+	__u32 rsvd2;
+	__u8 frame_type;		/* AZIHSM_AES_FRAME_TYPE_AES */
+	__u8 rsvd3;
+	__u16 session_id;		/* the fd's session */
+	__u8 short_app_id;		/* the fd's short app id */
+	__u8 rsvd4[3];
+	union {
+		struct azihsm_aes_xts_params xts;
+		struct azihsm_aes_gcm_params gcm;
+	};
+	__u8 rsvd5[124];
+	__u64 out_ctxt;
+	__u32 out_result;		/* CQE status; nonzero: the device refused the command */
+	__u8 out_cmd_spec[16];		/* GCM encrypt: the tag */
+	__u32 out_byte_count;		/* output bytes written to dst (0 on failure) */
+	__u32 out_extended_status;	/* CQE err, or AZIHSM_AES_EXT_* / AZIHSM_EXT_* from the driver */
+	__u8 out_fips_approved;
+	__u8 rsvd6[3];
+	__u8 out_iv_from_fw[12];	/* GCM encrypt: the IV used */
+	__u8 rsvd7[108];
+};
+
+/* AES extended status codes set by the driver (out_extended_status). */
+#define AZIHSM_AES_EXT_NO_MEMORY		100
+#define AZIHSM_AES_EXT_BAD_SRC			101
+#define AZIHSM_AES_EXT_SRC_FAULT		102
+#define AZIHSM_AES_EXT_BAD_DST			103
+#define AZIHSM_AES_EXT_DST_FAULT		104
+#define AZIHSM_AES_EXT_NOT_OWNER		105
+#define AZIHSM_AES_EXT_DEVICE_ERROR		106
+#define AZIHSM_AES_EXT_SESSION_MISMATCH		107
+#define AZIHSM_AES_EXT_SHORT_APP_ID_MISMATCH	108
+#define AZIHSM_AES_EXT_NO_SESSION		109
+#define AZIHSM_AES_EXT_NO_SHORT_APP_ID		110
+#define AZIHSM_AES_EXT_NO_AES_QUEUES		111
+#define AZIHSM_AES_EXT_BAD_CIPHER		112
+#define AZIHSM_AES_EXT_BAD_FRAME_TYPE		113
+#define AZIHSM_AES_EXT_BAD_OPCODE		114
+#define AZIHSM_AES_EXT_SRC_TOO_LONG		115
+#define AZIHSM_AES_EXT_DST_TOO_LONG		116
+#define AZIHSM_AES_EXT_GCM_INVALID		117
+#define AZIHSM_AES_EXT_XTS_INVALID		118
 
 #define AZIHSM_CTRL_PATH_GENERIC_IOCTL	_IOWR(AZIHSM_IOCTL_MAGIC, 2, struct azihsm_cp_generic_cmd)
 #define AZIHSM_CTRL_PATH_GENERIC_IOCTL_SESSION _IOWR(AZIHSM_IOCTL_MAGIC, 3, struct azihsm_cp_generic_cmd)

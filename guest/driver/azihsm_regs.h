@@ -5,6 +5,7 @@
 
 #include <linux/bits.h>
 #include <linux/build_bug.h>
+#include <linux/stddef.h>
 #include <linux/types.h>
 
 #define AZIHSM_BAR_SIZE		4096
@@ -118,6 +119,80 @@ struct azihsm_hsm_cqe {
 	__le16 status;	/* bit 0 phase; bits 11:1 status */
 } __packed;
 
+/* SGL descriptor (NVMe format), AES commands only (azihsm-device.md 4.2) */
+struct azihsm_sgl_desc {
+	__le64 addr;
+	__le32 len;
+	u8 rsvd[3];
+	u8 type;	/* type in bits 7:4, subtype (0 = address) in bits 3:0 */
+} __packed;
+
+#define AZIHSM_SGL_DATA_BLOCK	0x00
+#define AZIHSM_SGL_SEGMENT	0x20
+#define AZIHSM_SGL_LAST_SEGMENT	0x30
+#define AZIHSM_SGL_PER_PAGE	255	/* data descriptors per list page; slot 255 links */
+
+/* AES ("FP") SQE attr bits */
+#define AZIHSM_AES_ATTR_DECRYPT	BIT(0)
+#define AZIHSM_AES_ATTR_PSDT_SGL BIT(2)
+#define AZIHSM_AES_ATTR_CMD_AES	(5u << 3)
+#define AZIHSM_AES_ATTR_XTS	BIT(8)
+#define AZIHSM_AES_ATTR_DUL(d)	((u16)(d) << 14)
+
+/* AES ("FP") SQE */
+struct azihsm_aes_sqe {
+	u8 rsvd0[4];
+	__le16 attr;
+	__le16 cid;
+	__le16 session_id;
+	u8 short_app_id;
+	u8 rsvd1[13];
+	__le32 src_len;
+	struct azihsm_sgl_desc src;
+	__le32 dst_len;
+	struct azihsm_sgl_desc dst;
+	u8 frame_type;
+	u8 rsvd2[3];
+	union {
+		struct {
+			__le32 key_id;
+			__le32 actual_aad_len;
+			u8 tag[16];
+			u8 iv[12];
+			__le32 aligned_aad_len;
+			u8 src_tail_len;
+			u8 dst_tail_len;
+			u8 rsvd[2];
+			__le64 src_tail_addr;
+			__le64 dst_tail_addr;
+		} __packed gcm;
+		struct {
+			__le32 key_id1;
+			__le32 key_id2;
+			u8 tweak[16];
+			u8 rsvd[36];
+		} __packed xts;
+	};
+} __packed;
+
+/* AES ("FP") CQE */
+struct azihsm_aes_cqe {
+	__le16 attr;
+	__le16 cid;
+	u8 cmd_spec[16];	/* GCM tag */
+	u8 iv[12];
+	u8 rsvd0[12];
+	__le32 dst_tail_len;
+	__le32 fips_approved;
+	__le32 len;
+	__le16 sqhd;
+	__le16 sqid;
+	__le16 err;
+	__le16 status;	/* bit 0 phase; bits 15:1 status */
+} __packed;
+
+#define AZIHSM_AES_CQE_STATUS(raw) ((raw) >> 1)
+
 #define AZIHSM_HSM_OPC_MASK	GENMASK(9, 0)
 #define AZIHSM_CQE_STATUS(raw)	(((raw) >> 1) & 0x7ff)
 
@@ -135,5 +210,11 @@ static_assert(sizeof(struct azihsm_admin_sqe) == 64);
 static_assert(sizeof(struct azihsm_admin_cqe) == 16);
 static_assert(sizeof(struct azihsm_hsm_sqe) == 64);
 static_assert(sizeof(struct azihsm_hsm_cqe) == 16);
+static_assert(sizeof(struct azihsm_sgl_desc) == 16);
+static_assert(sizeof(struct azihsm_aes_sqe) == 128);
+static_assert(offsetof(struct azihsm_aes_sqe, gcm.src_tail_addr) == 112);
+static_assert(offsetof(struct azihsm_aes_sqe, xts.tweak) == 76);
+static_assert(sizeof(struct azihsm_aes_cqe) == 64);
+static_assert(offsetof(struct azihsm_aes_cqe, dst_tail_len) == 44);
 
 #endif /* AZIHSM_REGS_H */

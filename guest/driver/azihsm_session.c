@@ -61,7 +61,7 @@ static int azihsm_bounce_to_user(struct azihsm_bounce *b, u64 ubuf, u32 len)
 }
 
 /* True if the fd's recorded session still exists on the device (no level-2 abort since OPEN). */
-static bool azihsm_has_session(struct azihsm_file *f)
+bool azihsm_has_session(struct azihsm_file *f)
 {
 	if (f->session_valid && f->session_gen != READ_ONCE(f->hsm->generation)) {
 		f->session_valid = false;

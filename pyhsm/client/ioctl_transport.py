@@ -8,7 +8,11 @@ The ioctl returns the CQE status and the response bytes but not the CQE session 
 same): after a successful OPEN the session id is the DDI response header's ``sess_id`` and the
 flags say ``id_valid``; after a CLOSE the ioctl answered, the flags say ``id_valid`` and
 ``safe_to_close``; otherwise the request's flags and id are echoed. ``short_app_id`` is always 0.
-Importing this module opens nothing.
+
+The AES fast path (``aes_gcm_encrypt`` / ``aes_gcm_decrypt`` / ``aes_xts_encrypt`` /
+``aes_xts_decrypt``) is one ``AZIHSM_AES_DEV_IOCTL_CMD_GCM`` / ``_XTS`` each, on the same fd: the
+fd must hold the open session, and the caller passes its id and short_app_id (from OpenSession) and
+the keys' ``bulk_key_id``. Importing this module opens nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +43,17 @@ DEV_INFO = struct.Struct("<IH33s33s5s33s16s17s32s")
 DEV_INFO_SIZE = 176
 # struct azihsm_reset_device_data: hdr, ctxt, abort_type, rsvd, abort_sts, rsvd
 RESET = struct.Struct("<IIIIQI80xI160x")
+# struct azihsm_aes_ioctl (400 B): hdr; ctxt, op_code, cipher; src ptr/len; dst ptr/len; frame_type,
+# session_id, short_app_id; the 44-byte cipher parameters; then out: ctxt, result, cmd_spec (tag),
+# byte_count, extended_status, fips_approved, iv_from_fw.
+AES_CMD = struct.Struct("<IIII" "QBB6x" "QI4x" "QI4x" "BxHB3x" "44s124x" "QI16sIIB3x12s108x")
+GCM_PARAMS = struct.Struct("<I16s12sIIB3x")   # key_id, tag, iv, actual/aligned AAD length, workaround
+XTS_PARAMS = struct.Struct("<HxxII16s16x")    # data unit, key_id1, key_id2, tweak
+AES_ENCRYPT, AES_DECRYPT = 0, 1
+AES_CIPHER_GCM, AES_CIPHER_XTS = 0, 1
+AES_FRAME_TYPE = 1
+XTS_DATA_UNITS = {None: 0, 512: 1, 4096: 2, 8192: 3}
+AES_REFUSED = 0x720   # CQE status: the backend refused; err = low 16 bits of a 0x0870xxxx DDI status
 
 EXTENDED_STATUS = {
     1: "out of memory",
@@ -52,6 +67,24 @@ EXTENDED_STATUS = {
     12: "no session on this fd",
     13: "bad session opcode",
     14: "session id mismatch",
+    100: "AES: out of memory",
+    101: "AES: bad source buffer",
+    102: "AES: source pages could not be pinned",
+    103: "AES: bad destination buffer",
+    104: "AES: destination pages could not be pinned or written",
+    106: "AES: device error or not ready",
+    107: "AES: session id mismatch",
+    108: "AES: short app id mismatch",
+    109: "AES: no session on this fd",
+    110: "AES: no short app id on this fd",
+    111: "AES: no AES queues",
+    112: "AES: bad cipher",
+    113: "AES: bad frame type",
+    114: "AES: bad opcode",
+    115: "AES: source longer than 1 MiB",
+    116: "AES: destination longer than 1 MiB",
+    117: "AES: GCM parameters invalid",
+    118: "AES: XTS parameters invalid",
     0x04000001: "abort in progress",
     0x04000002: "command aborted or queue disabled",
     0x0400000A: "controller not ready",
@@ -90,6 +123,37 @@ def side_band(flags: SessionFlags, session_id: int, status: int,
     return flags, session_id
 
 
+def align_aad(aad: bytes) -> bytes:
+    """The SDK's 32-byte alignment of GCM AAD (docs/device.md, "AES path"): unchanged if a multiple of
+    32; else 16 zero bytes in front when ``len % 32 <= 16``, then zeros up to a multiple of 32."""
+    rem = len(aad) % 32
+    if rem == 0:
+        return aad
+    if rem <= 16:
+        aad = bytes(16) + aad
+    return aad + bytes(-len(aad) % 32)
+
+
+class AesError(Exception):
+    """The AES command reached the device, which refused it (``result`` = CQE status, ``err`` = CQE
+    err or a driver code). ``ddi_status`` is the full DDI status of a backend refusal, else None."""
+
+    def __init__(self, what: str, result: int, err: int) -> None:
+        self.result, self.err = result, err
+        self.ddi_status = 0x08700000 | err if result == AES_REFUSED else None
+        detail = f"DDI status 0x{self.ddi_status:08X}" if self.ddi_status is not None else \
+            f"extended status {err:#x} ({EXTENDED_STATUS.get(err, 'device')})"
+        super().__init__(f"{what}: status 0x{result:03X}, {detail}")
+
+
+@dataclass(frozen=True)
+class GcmResult:
+    data: bytes           # ciphertext (encrypt) or plaintext (decrypt)
+    tag: bytes            # encrypt: the tag; decrypt: the tag given
+    iv: bytes
+    fips_approved: bool
+
+
 def _ioctl_error(exc: OSError, what: str, ext: int) -> OSError:
     meaning = EXTENDED_STATUS.get(ext, "unknown")
     return OSError(exc.errno, f"{what}: {os.strerror(exc.errno or 0)}; "
@@ -125,6 +189,77 @@ class IoctlTransport:
         payload = dst.raw[:byte_count] if dst else b""
         done_flags, done_session = side_band(flags, session_id, status, payload)
         return Completion(status, done_flags, done_session, 0, payload)
+
+    # -- the AES fast path ------------------------------------------------------------------------
+
+    def _aes(self, ioctl: int, what: str, *, op: int, cipher: int, src: bytes, dst_len: int,
+             session_id: int, short_app_id: int, params: bytes) -> tuple[bytes, int, bytes, bool, bytes]:
+        """One AES ioctl; returns (dst bytes written, byte_count, cmd_spec, fips, iv_from_fw)."""
+        if self._fd is None:
+            raise OSError(errno.EBADF, f"{self._path}: transport closed")
+        src_buf = ctypes.create_string_buffer(bytes(src), len(src))
+        dst_buf = ctypes.create_string_buffer(dst_len)
+        arg = bytearray(AES_CMD.pack(
+            AES_CMD.size, 0, 0, 0, 0, op, cipher, ctypes.addressof(src_buf), len(src),
+            ctypes.addressof(dst_buf), dst_len, AES_FRAME_TYPE, session_id, short_app_id, params,
+            0, 0, b"", 0, 0, 0, b""))
+        try:
+            fcntl.ioctl(self._fd, ioctl, arg, True)
+        except OSError as exc:
+            raise _ioctl_error(exc, f"{self._path}: {what}", AES_CMD.unpack(arg)[-3]) from exc
+        *_, result, cmd_spec, byte_count, ext, fips, iv = AES_CMD.unpack(arg)
+        if result or ext:
+            raise AesError(f"{self._path}: {what}", result, ext)
+        return dst_buf.raw[:byte_count], byte_count, cmd_spec, bool(fips), iv
+
+    def _gcm(self, op: int, what: str, session_id: int, short_app_id: int, key_id: int, iv: bytes,
+             data: bytes, aad: bytes, tag: bytes) -> GcmResult:
+        if len(iv) != 12 or len(tag) != 16:
+            raise ValueError("GCM takes a 12-byte IV and a 16-byte tag")
+        aligned = align_aad(aad)
+        src = aligned + data
+        params = GCM_PARAMS.pack(key_id, tag, iv, len(aad), len(aligned), 1)
+        out, _n, cmd_spec, fips, iv_fw = self._aes(
+            AES_GCM_IOCTL, what, op=op, cipher=AES_CIPHER_GCM, src=src, dst_len=len(src),
+            session_id=session_id, short_app_id=short_app_id, params=params)
+        if op == AES_ENCRYPT:
+            return GcmResult(out[len(aligned):], cmd_spec, iv_fw, fips)
+        return GcmResult(out[len(aligned):], tag, iv, fips)
+
+    def aes_gcm_encrypt(self, key_id: int, iv: bytes, plaintext: bytes, aad: bytes = b"", *,
+                        session_id: int, short_app_id: int) -> GcmResult:
+        """AES-256-GCM with bulk key ``key_id``; the result carries the ciphertext and tag.
+        Raises ``AesError`` if the device refuses, ``OSError`` if the driver does."""
+        return self._gcm(AES_ENCRYPT, "GCM encrypt", session_id, short_app_id, key_id, iv, plaintext,
+                         aad, bytes(16))
+
+    def aes_gcm_decrypt(self, key_id: int, iv: bytes, ciphertext: bytes, tag: bytes, aad: bytes = b"", *,
+                        session_id: int, short_app_id: int) -> GcmResult:
+        """Decrypt and verify; a wrong tag (or key) raises ``AesError``."""
+        return self._gcm(AES_DECRYPT, "GCM decrypt", session_id, short_app_id, key_id, iv, ciphertext,
+                         aad, tag)
+
+    def _xts(self, op: int, what: str, session_id: int, short_app_id: int, key_id1: int, key_id2: int,
+             tweak: bytes, data: bytes, data_unit: int | None) -> bytes:
+        if len(tweak) != 16:
+            raise ValueError("XTS takes a 16-byte tweak")
+        params = XTS_PARAMS.pack(XTS_DATA_UNITS[data_unit], key_id1, key_id2, tweak)
+        out, *_ = self._aes(AES_XTS_IOCTL, what, op=op, cipher=AES_CIPHER_XTS, src=data,
+                            dst_len=len(data), session_id=session_id, short_app_id=short_app_id,
+                            params=params)
+        return out
+
+    def aes_xts_encrypt(self, key_id1: int, key_id2: int, tweak: bytes, data: bytes, *,
+                        data_unit: int | None = None, session_id: int, short_app_id: int) -> bytes:
+        """AES-256-XTS with bulk keys ``key_id1`` (data) and ``key_id2`` (tweak); ``data_unit`` 512,
+        4096, 8192 or None (the whole buffer is one unit)."""
+        return self._xts(AES_ENCRYPT, "XTS encrypt", session_id, short_app_id, key_id1, key_id2, tweak,
+                         data, data_unit)
+
+    def aes_xts_decrypt(self, key_id1: int, key_id2: int, tweak: bytes, data: bytes, *,
+                        data_unit: int | None = None, session_id: int, short_app_id: int) -> bytes:
+        return self._xts(AES_DECRYPT, "XTS decrypt", session_id, short_app_id, key_id1, key_id2, tweak,
+                         data, data_unit)
 
     def close(self) -> None:
         """Close the fd; the driver flushes the session still open on it."""

@@ -86,6 +86,17 @@ int main(void)
 	F(azihsm_ctrl_dev_info, serial); F(azihsm_ctrl_dev_info, fw_rev);
 	F(azihsm_ctrl_dev_info, driver_rev); F(azihsm_ctrl_dev_info, device_entropy);
 	F(azihsm_reset_device_data, abort_type); F(azihsm_reset_device_data, abort_sts);
+	F(azihsm_aes_ioctl, op_code); F(azihsm_aes_ioctl, cipher); F(azihsm_aes_ioctl, src_ptr);
+	F(azihsm_aes_ioctl, src_len); F(azihsm_aes_ioctl, dst_ptr); F(azihsm_aes_ioctl, dst_len);
+	F(azihsm_aes_ioctl, frame_type); F(azihsm_aes_ioctl, session_id);
+	F(azihsm_aes_ioctl, short_app_id); F(azihsm_aes_ioctl, xts.data_unit_len);
+	F(azihsm_aes_ioctl, xts.key_id1); F(azihsm_aes_ioctl, xts.key_id2); F(azihsm_aes_ioctl, xts.tweak);
+	F(azihsm_aes_ioctl, gcm.key_id); F(azihsm_aes_ioctl, gcm.tag); F(azihsm_aes_ioctl, gcm.iv);
+	F(azihsm_aes_ioctl, gcm.actual_aad_len); F(azihsm_aes_ioctl, gcm.aligned_aad_len);
+	F(azihsm_aes_ioctl, gcm.enable_gcm_workaround); F(azihsm_aes_ioctl, out_ctxt);
+	F(azihsm_aes_ioctl, out_result); F(azihsm_aes_ioctl, out_cmd_spec);
+	F(azihsm_aes_ioctl, out_byte_count); F(azihsm_aes_ioctl, out_extended_status);
+	F(azihsm_aes_ioctl, out_fips_approved); F(azihsm_aes_ioctl, out_iv_from_fw);
 	return 0;
 }
 """
@@ -101,6 +112,15 @@ SPEC_OFFSETS = {  # azihsm-device.md 6.2
     "azihsm_ctrl_dev_info.driver_rev": 110, "azihsm_ctrl_dev_info.device_entropy": 143,
     "azihsm_reset_device_data.abort_type": 24, "azihsm_reset_device_data.abort_sts": 108,
 }
+AES_OFFSETS = {  # azihsm-device.md 6.3
+    "op_code": 24, "cipher": 25, "src_ptr": 32, "src_len": 40, "dst_ptr": 48, "dst_len": 56,
+    "frame_type": 64, "session_id": 66, "short_app_id": 68, "xts.data_unit_len": 72, "xts.key_id1": 76,
+    "xts.key_id2": 80, "xts.tweak": 84, "gcm.key_id": 72, "gcm.tag": 76, "gcm.iv": 92,
+    "gcm.actual_aad_len": 104, "gcm.aligned_aad_len": 108, "gcm.enable_gcm_workaround": 112,
+    "out_ctxt": 240, "out_result": 248, "out_cmd_spec": 252, "out_byte_count": 268,
+    "out_extended_status": 272, "out_fips_approved": 276, "out_iv_from_fw": 280,
+}
+SPEC_OFFSETS.update({f"azihsm_aes_ioctl.{name}": off for name, off in AES_OFFSETS.items()})
 
 
 def test_uapi_header_matches_spec_and_python_transport(tmp_path: Path) -> None:
@@ -134,6 +154,39 @@ def test_python_generic_cmd_packs_fields_at_spec_offsets() -> None:
     assert int.from_bytes(raw[56:64], "little") == 0xBBBB0000
     assert raw[64] == 0x07
     assert int.from_bytes(raw[66:68], "little") == 0x4242
+
+
+def test_python_aes_cmd_packs_fields_at_spec_offsets() -> None:
+    gcm = it.GCM_PARAMS.pack(0x0102, b"T" * 16, b"I" * 12, 20, 32, 1)
+    raw = it.AES_CMD.pack(400, 0, 0, 0, 0x55, 1, 0, 0xAAAA0000, 100, 0xBBBB0000, 132, 1, 0x4242, 0x17,
+                          gcm, 0, 0, b"", 0, 0, 0, b"")
+    assert len(raw) == 400
+    le = lambda a, b: int.from_bytes(raw[a:b], "little")  # noqa: E731
+    assert (raw[24], raw[25], le(32, 40), le(40, 44), le(48, 56), le(56, 60)) == \
+        (1, 0, 0xAAAA0000, 100, 0xBBBB0000, 132)
+    assert (raw[64], le(66, 68), raw[68]) == (1, 0x4242, 0x17)
+    assert le(72, 76) == 0x0102 and raw[76:92] == b"T" * 16 and raw[92:104] == b"I" * 12
+    assert (le(104, 108), le(108, 112), raw[112]) == (20, 32, 1)
+    xts = it.XTS_PARAMS.pack(1, 7, 8, b"W" * 16)
+    assert (xts[0:2], xts[4:8], xts[8:12], xts[12:28]) == \
+        (b"\x01\x00", b"\x07\0\0\0", b"\x08\0\0\0", b"W" * 16)
+    out = bytearray(raw)
+    out[248:252] = (0x720).to_bytes(4, "little")
+    out[252:268] = b"G" * 16
+    out[268:272] = (77).to_bytes(4, "little")
+    out[272:276] = (0x4D).to_bytes(4, "little")
+    out[276] = 1
+    out[280:292] = b"V" * 12
+    *_, result, cmd_spec, byte_count, ext, fips, iv = it.AES_CMD.unpack(out)
+    assert (result, cmd_spec, byte_count, ext, fips, iv) == (0x720, b"G" * 16, 77, 0x4D, 1, b"V" * 12)
+    assert it.AesError("x", result, ext).ddi_status == 0x0870004D
+
+
+def test_align_aad_follows_the_sdk_rule() -> None:
+    assert it.align_aad(b"") == b""
+    assert it.align_aad(b"a" * 32) == b"a" * 32
+    assert it.align_aad(b"a" * 20) == b"a" * 20 + bytes(12)
+    assert it.align_aad(b"a" * 45) == bytes(16) + b"a" * 45 + bytes(3)
 
 
 def test_transport_without_device_raises_oserror() -> None:

@@ -2,7 +2,9 @@
 
 Steps: driver bound, GetApiRev, GetDeviceInfo, the serial mailbox (``serial_mailbox``: SPDM attestation,
 GetApiRev on both paths, both mailboxes one device), establish credential, open session, generate a P-384
-key, sign a SHA-384 digest (the host verifies the signature), attest the key, close the session.
+key, sign a SHA-384 digest (the host verifies the signature), attest the key, the AES fast path
+(``aes.STEPS``: bulk keys, GCM and XTS through the driver's AES ioctls checked against ``cryptography``,
+refusals, throughput), close the session.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from typing import Any
 
 from pyhsm.ddi.types import EccCurve
-from pyhsm.launcher.workloads import Context, Step, Workload, credential, serial_mailbox
+from pyhsm.launcher.workloads import Context, Step, Workload, aes, credential, serial_mailbox
 from pyhsm.launcher.workloads.device import close_client, driver_bound, open_client
 
 
@@ -39,11 +41,6 @@ def get_device_info(context: Context) -> dict[str, Any]:
 
 def establish_credential(context: Context) -> dict[str, Any]:
     return credential.ensure_established(open_client(context))
-
-
-def open_session(context: Context) -> dict[str, Any]:
-    opened = credential.open_session(open_client(context))
-    return {"session_id": opened.sess_id}
 
 
 def generate_key(context: Context) -> dict[str, Any]:
@@ -73,7 +70,7 @@ WORKLOAD = Workload(
     steps=(Step("driver bound", driver_bound), Step("GetApiRev", get_api_rev),
            Step("GetDeviceInfo", get_device_info), *serial_mailbox.STEPS,
            Step("establish credential", establish_credential),
-           Step("open session", open_session), Step("generate P-384 key", generate_key),
-           Step("sign digest", sign_digest), Step("attest key", attest_key),
+           Step("open session", aes.open_session), Step("generate P-384 key", generate_key),
+           Step("sign digest", sign_digest), Step("attest key", attest_key), *aes.STEPS,
            Step("close session", close_session)),
     cleanup=close_client)
