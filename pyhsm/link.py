@@ -20,8 +20,9 @@ MAX_BODY = 16384
 MAX_PAYLOAD = 8192
 AES_MINOR = 1            # the first minor version with the AES messages
 AES_BODY_VERSION = 1     # byte 0 of every AES_REQUEST / AES_RESPONSE body
-MAX_AES_DATA = 65536 + 15  # largest SGL transfer (64 KiB) plus a GCM tail buffer (at most 15 bytes)
-MAX_AES_BODY = 65536 + 256
+MAX_AES_TRANSFER = 1 << 20  # largest SGL transfer per direction (1 MiB, docs/device.md)
+MAX_AES_DATA = MAX_AES_TRANSFER + 15  # plus a GCM tail buffer (at most 15 bytes)
+MAX_AES_BODY = MAX_AES_TRANSFER + 256
 
 
 class LinkError(Exception):
@@ -77,6 +78,7 @@ class Message:
     TYPE: ClassVar[int]
     LAYOUT: ClassVar[struct.Struct]
     HAS_PAYLOAD: ClassVar[bool] = False
+    PAYLOAD_LIMIT: ClassVar[int] = MAX_PAYLOAD
 
     def encode_body(self) -> bytes:
         values = [getattr(self, name) for name in self._field_names()]
@@ -101,7 +103,7 @@ class Message:
         rest = body[cls.LAYOUT.size:]
         if cls.HAS_PAYLOAD:
             length = values.pop()
-            if length != len(rest) or length > MAX_PAYLOAD:
+            if length != len(rest) or length > cls.PAYLOAD_LIMIT:
                 raise LinkError(f"{cls.__name__}: payload length {length} but {len(rest)} bytes follow")
             values.append(bytes(rest))
         elif rest:
@@ -250,6 +252,8 @@ class AesRequest(Message):
     TYPE = 0x06
     LAYOUT = struct.Struct("<BBBBHHHBxIIII16s12sIII")
     BODY_LIMIT: ClassVar[int] = MAX_AES_BODY
+    HAS_PAYLOAD = True
+    PAYLOAD_LIMIT = MAX_AES_DATA
     version: int
     cipher: int
     decrypt: int
@@ -268,20 +272,6 @@ class AesRequest(Message):
     dst_len: int
     data: bytes = field(default=b"")
 
-    def encode_body(self) -> bytes:
-        values = [getattr(self, name) for name in self._field_names()]
-        return self.LAYOUT.pack(*values[:-1], len(self.data)) + self.data
-
-    @classmethod
-    def decode_body(cls, body: bytes) -> AesRequest:
-        if len(body) < cls.LAYOUT.size:
-            raise LinkError(f"AesRequest: body of {len(body)} bytes is shorter than {cls.LAYOUT.size}")
-        *fixed, length = cls.LAYOUT.unpack_from(body)
-        data = body[cls.LAYOUT.size:]
-        if length != len(data) or length > MAX_AES_DATA:
-            raise LinkError(f"AesRequest: data length {length} but {len(data)} bytes follow")
-        return cls(*fixed, bytes(data))
-
 
 @dataclass(frozen=True)
 class AesResponse(Message):
@@ -291,6 +281,8 @@ class AesResponse(Message):
     TYPE = 0x86
     LAYOUT = struct.Struct("<BBHHxx16s12sII")
     BODY_LIMIT: ClassVar[int] = MAX_AES_BODY
+    HAS_PAYLOAD = True
+    PAYLOAD_LIMIT = MAX_AES_DATA
     version: int
     fips_approved: int
     status: int
@@ -299,20 +291,6 @@ class AesResponse(Message):
     iv: bytes
     dst_offset: int
     data: bytes = field(default=b"")
-
-    def encode_body(self) -> bytes:
-        values = [getattr(self, name) for name in self._field_names()]
-        return self.LAYOUT.pack(*values[:-1], len(self.data)) + self.data
-
-    @classmethod
-    def decode_body(cls, body: bytes) -> AesResponse:
-        if len(body) < cls.LAYOUT.size:
-            raise LinkError(f"AesResponse: body of {len(body)} bytes is shorter than {cls.LAYOUT.size}")
-        *fixed, length = cls.LAYOUT.unpack_from(body)
-        data = body[cls.LAYOUT.size:]
-        if length != len(data) or length > MAX_AES_DATA:
-            raise LinkError(f"AesResponse: data length {length} but {len(data)} bytes follow")
-        return cls(*fixed, bytes(data))
 
     @classmethod
     def failure(cls, status: int, err: int = 0) -> AesResponse:

@@ -158,6 +158,7 @@ static void azihsm_link_clear_io(AzihsmState *s)
         s->tx_watch = 0;
     }
     g_byte_array_set_size(s->txbuf, 0);
+    g_clear_pointer(&s->rx_body, g_free);
     s->rx_have = 0;
     s->rx_body_len = 0;
     s->rx_in_body = false;
@@ -213,8 +214,10 @@ static void azihsm_link_hello_ack(AzihsmState *s, const uint8_t *body,
     azihsm_set_ready(s);
 }
 
-static void azihsm_link_dispatch(AzihsmState *s)
+/* Handle the frame just read; it owns @body (NULL for an empty body). */
+static void azihsm_link_dispatch(AzihsmState *s, uint8_t *body)
 {
+    g_autofree uint8_t *owned = body;
     uint8_t type = s->rx_hdr[5];
     uint32_t msg_id = ldl_le_p(s->rx_hdr + 8);
     uint32_t len = s->rx_body_len;
@@ -222,20 +225,20 @@ static void azihsm_link_dispatch(AzihsmState *s)
     trace_azihsm_link_rx(type, msg_id, len);
     switch (type) {
     case MSG_HELLO_ACK:
-        azihsm_link_hello_ack(s, s->rx_body, len);
+        azihsm_link_hello_ack(s, body, len);
         break;
     case MSG_RESPONSE:
         if (s->link != LINK_UP) {
             azihsm_link_protocol_error(s, "RESPONSE before HELLO_ACK");
         } else {
-            azihsm_hsm_response(s, msg_id, s->rx_body, len);
+            azihsm_hsm_response(s, msg_id, body, len);
         }
         break;
     case MSG_AES_RESPONSE:
         if (s->link != LINK_UP) {
             azihsm_link_protocol_error(s, "AES_RESPONSE before HELLO_ACK");
         } else {
-            azihsm_aes_response(s, msg_id, s->rx_body, len);
+            azihsm_aes_response(s, msg_id, body, len);
         }
         break;
     case MSG_RESET_ACK:
@@ -306,11 +309,12 @@ static void azihsm_link_read(void *opaque, const uint8_t *buf, int size)
             }
             s->rx_in_body = s->rx_body_len > 0;
             if (s->rx_in_body) {
+                s->rx_body = g_malloc(s->rx_body_len);
                 continue;
             }
         }
         s->rx_in_body = false;
-        azihsm_link_dispatch(s);
+        azihsm_link_dispatch(s, g_steal_pointer(&s->rx_body));
     }
 }
 

@@ -649,7 +649,7 @@ unsigned azihsm_hsm_abort_sq(AzihsmState *s, AzihsmSQ *sq)
 #define AES_ATTR_RESERVED       0x3EC2u     /* bits 1, 6, 7, 9-13 */
 #define AES_CMD_TYPE            5
 #define AES_FRAME_TYPE          1
-#define AES_MAX_XFER            (64 * KiB)  /* per direction, SGL bytes */
+#define AES_MAX_XFER            (1 * MiB)   /* per direction, SGL bytes */
 #define AES_MAX_TAIL            15
 #define AES_SGL_MAX_DESC        4096        /* descriptors read per SGL */
 #define SGL_DESC_SIZE           16
@@ -955,7 +955,7 @@ void azihsm_aes_response(AzihsmState *s, uint32_t msg_id,
     AzihsmSQ *sq;
     uint16_t status, err;
     uint32_t off, n, in_sgl, in_tail;
-    uint8_t *out = body + LINK_AES_RSP_FIXED;
+    uint8_t *out;
 
     if (!r) {
         trace_azihsm_link_drop(msg_id);
@@ -976,6 +976,7 @@ void azihsm_aes_response(AzihsmState *s, uint32_t msg_id,
         azihsm_req_fail(s, r, ST_BACKEND_PROTOCOL);
         return;
     }
+    out = body + LINK_AES_RSP_FIXED;
     err = lduw_le_p(body + 4);
     if (status || err) {
         azihsm_aes_complete(s, sq, r->attr, r->cid, status, err, NULL, NULL,

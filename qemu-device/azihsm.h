@@ -75,13 +75,14 @@ enum {
 #define LINK_AES_MINOR          1       /* a backend below this has no AES */
 #define LINK_HDR_SIZE           16
 #define LINK_MAX_BODY           16384
-#define LINK_MAX_AES_BODY       (64 * KiB + 256)
+#define LINK_MAX_AES_BODY       (1 * MiB + 256)
 #define LINK_AES_VERSION        1       /* byte 0 of the AES bodies */
 #define LINK_AES_REQ_FIXED      68
 #define LINK_AES_RSP_FIXED      44
 #define LINK_MAX_INFLIGHT       64
 #define LINK_SERIAL_LEN         32
-#define LINK_OUTBUF_LIMIT       (4 * MiB)   /* a backend this far behind is dead */
+/* a backend this far behind is dead: more than every slot's largest AES frame */
+#define LINK_OUTBUF_LIMIT       (LINK_MAX_INFLIGHT * 2 * MiB)
 #define LINK_REQ_FIXED          20
 #define LINK_RSP_FIXED          12
 enum {
@@ -251,7 +252,7 @@ struct AzihsmState {
     guint tx_watch;
     QEMUBH *link_bh;
     uint8_t rx_hdr[LINK_HDR_SIZE];
-    uint8_t rx_body[LINK_MAX_AES_BODY];
+    uint8_t *rx_body;       /* the current frame's body, sized to it */
     uint32_t rx_have;
     uint32_t rx_body_len;
     bool rx_in_body;

@@ -245,6 +245,7 @@ def test_partition_exception_becomes_internal_error_status(backend):
     pytest.param(struct.pack("<4sBBHII", b"AZHL", 1, 0x55, 0, 1, 0), id="unknown-type"),
     pytest.param(struct.pack("<4sBBHII", b"AZHL", 1, 2, 1, 1, 0), id="nonzero-flags"),
     pytest.param(struct.pack("<4sBBHII", b"AZHL", 1, 2, 0, 1, 1 << 20), id="oversize-body"),
+    pytest.param(struct.pack("<4sBBHII", b"AZHL", 1, 6, 0, 1, link.MAX_AES_BODY + 1), id="oversize-aes-body"),
     pytest.param(struct.pack("<4sBBHII", b"AZHL", 1, 2, 0, 1, 4) + bytes(4), id="short-request"),
     pytest.param(link.encode_frame(3, link.Request(1, 1, 0, 0, 0, 8192, b"abc"))[:-1],
                  id="truncated-then-eof"),
@@ -261,6 +262,20 @@ def test_malformed_frames_close_the_connection_and_server_lives(backend, garbage
     assert other.hello("AZIHSM-OTHER").result == link.HelloAck.ACCEPTED
     reliability.record("hostile socket peer", "malformed link frames", 1,
                        "connection closed, logged; the backend serves others")
+
+
+def test_aes_frames_carry_one_mib_and_a_gcm_tail():
+    """AES_REQUEST / AES_RESPONSE bodies: 1 MiB per direction plus a 15-byte GCM tail (docs/link-protocol.md)."""
+    header = lambda kind, n: struct.pack("<4sBBHII", b"AZHL", 1, kind, 0, 1, n)
+    for kind in (link.AesRequest.TYPE, link.AesResponse.TYPE):
+        assert link.decode_header(header(kind, link.MAX_AES_BODY))[2] == link.MAX_AES_BODY
+        with pytest.raises(link.LinkError):
+            link.decode_header(header(kind, link.MAX_AES_BODY + 1))
+    largest = link.AesResponse(1, 1, 0, 0, bytes(16), bytes(12), 0, bytes(link.MAX_AES_DATA))
+    assert link.decode_frame(link.encode_frame(1, largest))[1] == largest
+    with pytest.raises(link.LinkError):
+        link.AesResponse.decode_body(link.AesResponse(1, 1, 0, 0, bytes(16), bytes(12), 0,
+                                                      bytes(link.MAX_AES_DATA + 1)).encode_body())
 
 
 def test_request_before_hello_is_a_protocol_violation(backend):

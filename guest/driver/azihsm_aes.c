@@ -13,7 +13,7 @@
 
 #include "azihsm.h"
 
-#define AZIHSM_AES_MAX_LEN	(1u << 20)	/* per direction; the device itself takes 64 KiB */
+#define AZIHSM_AES_MAX_LEN	(1u << 20)	/* per direction, as the device (docs/device.md) */
 #define AZIHSM_GCM_AAD_ALIGN	32
 #define AZIHSM_GCM_DATA_ALIGN	16
 

@@ -49,12 +49,11 @@ path"): it builds the AES_REQUEST the device would send (GCM: the AAD aligned by
 then the data, its last `len % 16` bytes in the driver's tail buffer; XTS: the data and the code of
 its data unit; the session id and short_app_id from the open session, the key ids, IV, tag or
 tweak), passes it and the answer through the link codec, and places the output as the device does.
-The device's own limit applies first: a transfer over 64 KiB is answered 0x002. Five vendor tests
-send 1 MiB as one XTS command (`aes_xts_encrypt_decrypt`, the XTS stress test and the three HKDF
-XTS derivations); they check that answer, run their sequence with 64 KiB and are then skipped with
-that reason. The two XTS refusal tests (identical keys, a GCM key as tweak key) fail with 1 MiB as
-the vendor's assertion asks and are also checked with 64 KiB, where the HSM refuses them with
-AesEncryptFailed and InvalidKeyType.
+The device's own limit applies first: a transfer over 1 MiB per direction is answered 0x002. The
+vendor tests that send 1 MiB as one XTS command (`aes_xts_encrypt_decrypt`, the XTS stress test and
+the three HKDF XTS derivations) run their sequences with the vendor's 1 MiB, which is exactly that
+limit; the two XTS refusal tests (identical keys, a GCM key as tweak key) get the HSM's
+AesEncryptFailed and InvalidKeyType for their 1 MiB.
 """
 
 

@@ -45,9 +45,7 @@ POTA_KEY = ec.derive_private_key(int.from_bytes(hashlib.sha384(b"conformance pot
 CHAIN_LENGTH = 3   # root, alias, partition-ID certificate
 _PREHASH = {20: hashes.SHA1(), 32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}
 
-AES_MAX_TRANSFER = 65536   # the device's largest AES-queue transfer per direction (docs/device.md)
-FAST_PATH_LIMIT = ("the vendor's 1 MiB XTS buffer in one command exceeds the device's 64 KiB AES transfer limit "
-                   "(docs/device.md: the device answers 0x002); the sequence passes with 64 KiB")
+AES_MAX_TRANSFER = link.MAX_AES_TRANSFER   # the device's largest AES transfer per direction (1 MiB, docs/device.md)
 
 _PROVISIONED: dict[str, bytes] = {}
 
@@ -191,7 +189,7 @@ def fast_path(device: Device, op: AesOp, data: bytes, *, session_id: int, short_
     path"). GCM: the source is the AAD aligned by the SDK's rule followed by the data, the driver's
     workaround puts its last ``len % 16`` bytes in the tail buffer, the destination is as long; the
     SDK returns the output after the aligned AAD, the tag and the IV. XTS: source and destination are
-    the data, the data unit is ``data_unit_len`` (default the whole buffer). A transfer over 64 KiB is
+    the data, the data unit is ``data_unit_len`` (default the whole buffer). A transfer over 1 MiB is
     answered 0x002 by the device itself; otherwise the AES_REQUEST crosses the link codec to
     ``Partition.execute_aes`` and the AES_RESPONSE back, and the output is placed as the device does."""
     assert data, "the SDK refuses an empty buffer (InvalidParameter)"
@@ -416,7 +414,7 @@ def hmac_key(dev: HsmClient, kind: KeyType, key_length: int | None = None) -> An
     return derive(dev, ecdh_secret(dev).key_id, kind, key_length)
 
 
-__all__ = ["AES_MAX_TRANSFER", "BK3", "CRED_ID", "CRED_PIN", "CRED_PIN_ALT", "Device", "FAST_PATH_LIMIT", "FastPath",
+__all__ = ["AES_MAX_TRANSFER", "BK3", "CRED_ID", "CRED_PIN", "CRED_PIN_ALT", "Device", "FastPath",
            "LmSetup", "MAX_SESSIONS", "POTA_KEY", "S", "SESSION_SEED", "Setup", "common_setup", "derive",
            "ecc_key_pair", "ecc_verify", "ecdh_secret", "ecdh_secret_pair", "encrypt_pin", "establish_credential",
            "expect", "fast_path", "flip", "generate", "hmac_key", "key_signature_ok", "make_device", "malformed",

@@ -33,6 +33,7 @@ IV = bytes.fromhex("000102030405060708090a0b")
 TWEAK = (0x1122334455667788).to_bytes(8, "little") + bytes(8)
 VECTORS = Path(os.environ.get("PYHSM_VECTORS", Path(__file__).resolve().parents[3] / "shared" / "vectors"))
 Q = L.AES_FIRST_QID
+MAX = link.MAX_AES_TRANSFER   # 1 MiB per direction (docs/device.md)
 
 
 class Hsm:
@@ -135,6 +136,30 @@ def test_xts_round_trip_matches_cryptography(rig, hsm, length, unit, offset):
     assert (dec.cqe.status, dec.data) == (0, data)
 
 
+def test_transfer_limit_is_one_mib_per_direction(rig, hsm):
+    """Exactly 1 MiB each way is carried: an XTS round trip, and GCM with 1 MiB in the SGLs and a 15-byte
+    tail on top; 1 MiB + 1 in either direction is the device's own 0x002, nothing reaches the backend."""
+    k1, m1 = hsm.key(KeyType.AesXtsBulk256)
+    k2, m2 = hsm.key(KeyType.AesXtsBulk256)
+    data = os.urandom(MAX)
+    common = dict(key_id1=k1, key_id2=k2, tweak=TWEAK, data_unit=4096, short_app_id=5, src_offset=5, dst_offset=9)
+    enc = aes.xts(rig.ctrl, data=data, **common)
+    assert (enc.cqe.status, enc.cqe.length) == (0, MAX)
+    assert enc.data == xts_reference(m1 + m2, data, TWEAK, 4096)
+    dec = aes.xts(rig.ctrl, data=enc.data, decrypt=True, **common)
+    assert (dec.cqe.status, dec.data) == (0, data)
+    key_id, key = hsm.key(KeyType.AesGcmBulk256)
+    plain = data + os.urandom(15)
+    sealed = aes.gcm(rig.ctrl, key_id=key_id, data=plain, iv=IV, short_app_id=5)
+    assert (sealed.cqe.status, sealed.cqe.length, sealed.cqe.dst_tail_len) == (0, MAX, 15)
+    assert sealed.data + sealed.cqe.tag == AESGCM(key).encrypt(IV, plain, None)
+    seen = len(rig.backend.aes_requests)
+    for over in (dict(src_len=MAX + 1), dict(dst_len=MAX + 1)):
+        r = aes.xts(rig.ctrl, data=bytes(32), key_id1=k1, key_id2=k2, tweak=TWEAK, short_app_id=5, **over)
+        assert _device_error(r.cqe, link.Status.INVALID_FIELD), over
+    assert len(rig.backend.aes_requests) == seen
+
+
 def test_xts_refusals(rig, hsm):
     k1, m1 = hsm.key(KeyType.AesXtsBulk256)
     k2, _ = hsm.key(KeyType.AesXtsBulk256)
@@ -190,7 +215,7 @@ def test_malformed_attr_is_invalid_field(rig, hsm, attr):
 
 
 @pytest.mark.parametrize("fields", [
-    dict(frame_type=0), dict(src_len=0), dict(dst_len=0), dict(src_len=65537), dict(dst_len=65537),
+    dict(frame_type=0), dict(src_len=0), dict(dst_len=0), dict(src_len=MAX + 1), dict(dst_len=MAX + 1),
     dict(params=L.gcm_params(1, 0, bytes(16), IV, 0, 16, 16, 0x0100_0000, 0x0100_0000)),
     dict(params=L.gcm_params(1, 0, bytes(16), IV, 0, 3, 0, 0x0100_0000, 0)),
 ])

@@ -102,6 +102,7 @@ def _response_body(payload: bytes, byte_count: int | None = None) -> bytes:
     ("nonzero_flags", S.BACKEND_UNAVAILABLE),
     ("unknown_type", S.BACKEND_UNAVAILABLE),
     ("body_too_long", S.BACKEND_UNAVAILABLE),
+    ("aes_body_too_long", S.BACKEND_UNAVAILABLE),  # an AES_RESPONSE over 1 MiB + 256
     ("short_body", None),  # either answer is a precise error; the point is survival
     ("count_mismatch", None),
 ])
@@ -117,6 +118,7 @@ def test_malformed_response_frames(make_rig, case, status):
             "nonzero_flags": _frame(msg_id, 0x82, _response_body(b"ok"), flags=1),
             "unknown_type": _frame(msg_id, 0x7E, _response_body(b"ok")),
             "body_too_long": _frame(msg_id, 0x82, b"", length=link.MAX_BODY + 1),
+            "aes_body_too_long": _frame(msg_id, 0x86, b"", length=link.MAX_AES_BODY + 1),
             "short_body": _frame(msg_id, 0x82, b"\x00\x00"),
             "count_mismatch": _frame(msg_id, 0x82, _response_body(b"ab", byte_count=1000)),
         }[case]
