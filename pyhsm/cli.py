@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from pyhsm import __version__
+from pyhsm import __version__, paths
 
 # Modules that add sub-commands; each has ``register(subparsers)``.
 COMMAND_MODULES = (
@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the sub-command ``argv`` names (default: the process's arguments); its exit status."""
     args = build_parser().parse_args(argv)
+    try:
+        paths.use_numba_cache()
+    except paths.SourceTreeNotFound:
+        pass   # outside the source tree numba keeps its own default cache location
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     return args.func(args)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Protocol, TypeVar
 
-from pyhsm import link
+from pyhsm import link, paths
 from pyhsm.identity import DeviceIdentity
 from pyhsm.privfile import UnsafePath, private_dir
 
@@ -541,10 +541,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_serve_command)
 
 
-def default_firmware_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "build" / "images" / "firmware"
-
-
 def _serve_command(args: argparse.Namespace) -> int:
     os.umask(0o077)
     try:
@@ -560,7 +556,7 @@ def _serve_command(args: argparse.Namespace) -> int:
         from pyhsm.trace.record import Recorder
         recorder = Recorder(args.trace)
     allowed = frozenset({os.getuid(), 0, *args.allow_uid})
-    backend = default_backend(args.state, args.firmware or default_firmware_dir(), args.credits,
+    backend = default_backend(args.state, args.firmware or paths.hsm_firmware(), args.credits,
                               recorder, allowed, args.insecure_deterministic_silicon, args.device_kind)
 
     def export_secrets() -> None:

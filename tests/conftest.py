@@ -8,7 +8,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -16,6 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "ddi"))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "cvm"))
+
+from pyhsm import paths  # noqa: E402
+
+paths.use_numba_cache()   # before anything imports the root of trust's kernels
 
 from ddi_helpers import LocalTransport, Provisioned, provision  # noqa: E402
 from ddi_identity import TestIdentity  # noqa: E402
@@ -84,3 +90,21 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         out = ROOT / "build" / "reliability.md"
         out.parent.mkdir(exist_ok=True)
         out.write_text(RELIABILITY.table())
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short directory under /tmp, removed afterwards: UNIX socket paths are limited to 107 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="pyhsm-t-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def qemu_binary() -> Path:
+    """The build's QEMU; the test fails (naming how to build it) when it is missing."""
+    from pyhsm.qtest.machine import QemuMissing, require_qemu
+    try:
+        return require_qemu()
+    except QemuMissing as exc:
+        pytest.fail(str(exc), pytrace=False)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import load_der_x509_certificate
 
 from pyhsm.cvm import owner as cvm_owner
-from pyhsm.ddi import envelope, mbor, physical
+from pyhsm.ddi import envelope, physical
 from pyhsm.ddi.credentials import seal
 from pyhsm.ddi.errors import DdiFailure
 from pyhsm.ddi.schemas import (BY_NAME, ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, KEY_METADATA, KEY_PROPERTIES, OPS,
@@ -31,7 +31,7 @@ from pyhsm.ddi.types import (AesKeySize, AesOp, DeviceKind, EccCurve, HashAlgori
 from pyhsm.link import SessionFlags, SessionOp
 from pyhsm.transport import Transport
 
-__all__ = ["DdiError", "DeviceError", "EncodeError", "HsmClient", "Usage", "cvm_evidence", "cvm_signed_command", "key_properties"]
+__all__ = ["DdiError", "DeviceError", "EncodeError", "HsmClient", "Usage", "cvm_evidence", "key_properties"]
 
 REV = (1, 0)
 _UNSET: Any = object()
@@ -354,7 +354,7 @@ class HsmClient:
 
     def cvm_owner_command(self, op: str, owner_key: ec.EllipticCurvePrivateKey, **body: Any) -> Any:
         """Send owner command ``op`` (CvmRegisterVm, CvmSetPolicy) with ``body`` fields, signed."""
-        return self.cvm_submit(cvm_signed_command(op, owner_key, **body))
+        return self.cvm_submit(cvm_owner.signed_command(op, owner_key, **body))
 
     def cvm_submit(self, command: cvm_owner.SignedCommand) -> Any:
         """Send an owner command signed elsewhere (e.g. relayed by the guest agent)."""
@@ -374,14 +374,6 @@ class HsmClient:
         return self.cvm_owner_command("CvmSetPolicy", owner_key, seq=seq, workload=workload, vm_id=vm_id,
                                       pcr_bank=pcr_bank, pcr_mask=pcr_mask, pcr_values=pcr_values,
                                       key_tag=key_tag).version
-
-
-def cvm_signed_command(op: str, owner_key: ec.EllipticCurvePrivateKey, **body: Any) -> cvm_owner.SignedCommand:
-    """Owner command ``op`` with ``body`` fields (``OWNER_BODIES[op]``), MBOR-encoded and signed."""
-    schema = OWNER_BODIES[op]
-    encoded = mbor.encode(schema, schema(**body))
-    code = BY_NAME[op].code
-    return cvm_owner.SignedCommand(code, cvm_owner.sign(owner_key, code, encoded), encoded)
 
 
 def cvm_evidence(vm_id: bytes, attest: bytes, signature: bytes, pcr_values: bytes) -> Any:

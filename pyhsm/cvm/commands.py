@@ -85,12 +85,12 @@ def _owner_key(args: argparse.Namespace) -> int:
 
 
 def _provision_vtpm(args: argparse.Namespace) -> int:
-    from pyhsm.cvm.vtpm import Vtpm
+    from pyhsm.swtpm import AK_HANDLE, Swtpm
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    with Vtpm(args.state) as vtpm:
+    with Swtpm(args.state) as vtpm:
         (args.out_dir / "ak.pub").write_bytes(vtpm.create_ak(args.ak))
         (args.out_dir / "ek.pub").write_bytes(vtpm.ek_public())
-    print(f"vTPM state in {args.state}; AK persistent at 0x81010002; ek.pub and ak.pub in {args.out_dir}")
+    print(f"vTPM state in {args.state}; AK persistent at {AK_HANDLE:#x}; ek.pub and ak.pub in {args.out_dir}")
     return 0
 
 
@@ -122,17 +122,16 @@ def _session(args: argparse.Namespace) -> Iterator[Any]:
 
 def _send_owner_command(args: argparse.Namespace, op: str, **body: Any) -> Any:
     """Sign ``op`` with the owner key and send it, or write it to ``--emit``; returns the response."""
-    from pyhsm.client import cvm_signed_command
     if args.emit and args.seq is None:
         raise ValueError("--emit needs --seq (the HSM is not asked)")
     if args.emit:
-        command = cvm_signed_command(op, _owner(args.owner), seq=args.seq, **body)
+        command = owner.signed_command(op, _owner(args.owner), seq=args.seq, **body)
         args.emit.write_bytes(command.to_bytes())
         print(f"{op} seq {args.seq} written to {args.emit}")
         return None
     with _session(args) as client:
         seq = args.seq if args.seq is not None else client.cvm_get_owner_info().last_seq + 1
-        response = client.cvm_submit(cvm_signed_command(op, _owner(args.owner), seq=seq, **body))
+        response = client.cvm_submit(owner.signed_command(op, _owner(args.owner), seq=seq, **body))
     print(f"{op} seq {seq} accepted")
     return response
 

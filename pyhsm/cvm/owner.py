@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
                                                              encode_dss_signature)
+
+from pyhsm.ddi import mbor
+from pyhsm.ddi.schemas import BY_NAME
+from pyhsm.ddi.schemas_vendor import OWNER_BODIES
 
 DOMAIN = b"azihsm-cvm-owner-v1\0"
 
@@ -71,3 +76,13 @@ class SignedCommand:
         if len(data) < 8 + 4 + 96 or not data.startswith(FILE_MAGIC):
             raise ValueError("not a signed owner command")
         return cls(struct.unpack_from(">I", data, 8)[0], data[12:108], data[108:])
+
+
+def signed_command(op: str, key: ec.EllipticCurvePrivateKey, **body: Any) -> SignedCommand:
+    """Owner command ``op`` with ``body`` fields (``OWNER_BODIES[op]``), MBOR-encoded and signed,
+    for any party to send: the HSM authenticates owner commands by signature, whatever channel
+    carries them."""
+    schema = OWNER_BODIES[op]
+    encoded = mbor.encode(schema, schema(**body))
+    code = BY_NAME[op].code
+    return SignedCommand(code, sign(key, code, encoded), encoded)

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--qmp", type=Path, default=None,
                    help="QMP socket or run directory for --rings (default: the target's, or the "
                         "dump's .device.json)")
-    p.add_argument("--vmlinuz", type=Path, default=profile.DEFAULT_VMLINUZ,
+    p.add_argument("--vmlinuz", type=Path,
                    help="the guest's kernel image (default: build/images/vmlinuz)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_inspect_command)

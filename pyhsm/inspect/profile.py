@@ -15,12 +15,10 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from pyhsm import paths
 from pyhsm.inspect import elf
 from pyhsm.inspect.btf import Btf
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_VMLINUZ = ROOT / "build" / "images" / "vmlinuz"
-CACHE = ROOT / "build" / "inspect"
 XZ_MAGIC = b"\xfd7zXZ\x00"
 SYMBOLS = ("init_task", "page_offset_base", "phys_base")
 # (struct, member path) pairs introspection reads, named "struct.path" in the profile
@@ -39,14 +37,22 @@ class ProfileError(RuntimeError):
     """The kernel image lacks something introspection needs (named in the message)."""
 
 
-def load(vmlinuz: Path = DEFAULT_VMLINUZ) -> dict[str, Any]:
-    """The profile of ``vmlinuz``, from the cache or derived now (a few seconds)."""
-    digest = hashlib.sha256(vmlinuz.read_bytes()).hexdigest()[:16]
-    cached = CACHE / f"profile-{digest}.json"
+def default_vmlinuz() -> Path:
+    """The guest kernel ``make images`` builds."""
+    return paths.images() / "vmlinuz"
+
+
+def load(vmlinuz: Path | None = None) -> dict[str, Any]:
+    """The profile of ``vmlinuz`` (default: ``default_vmlinuz()``), from the cache under
+    ``build/inspect`` or derived now (a few seconds)."""
+    image = (vmlinuz or default_vmlinuz()).read_bytes()
+    digest = hashlib.sha256(image).hexdigest()[:16]
+    cache = paths.build() / "inspect"
+    cached = cache / f"profile-{digest}.json"
     if cached.exists():
         return json.loads(cached.read_text())
-    profile = derive(vmlinux_from_bzimage(vmlinuz.read_bytes()))
-    CACHE.mkdir(parents=True, exist_ok=True)
+    profile = derive(vmlinux_from_bzimage(image))
+    cache.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(profile, indent=1))
     return profile
 

@@ -1,19 +1,23 @@
-"""The HSM backend as a child process (``pyhsm serve``), so it can be killed and restarted."""
+"""The HSM backend as a child process (``pyhsm serve``), so it can be killed and restarted: for the
+launcher's VMs, the device tests and the benchmarks."""
 
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO
 
 READY_TIMEOUT_S = 60.0
 
 
 class BackendProcess:
-    """``pyhsm serve --socket SOCKET --state STATE``; its stderr goes to ``log``."""
+    """``pyhsm serve --socket SOCKET --state STATE``; its stderr goes to ``log``. Ready once it
+    prints its ``ready`` line; may be started again after ``stop`` or ``kill``."""
 
     def __init__(self, socket: Path, state: Path, log: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.socket = socket
@@ -23,29 +27,43 @@ class BackendProcess:
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        """Start the backend and wait until it listens; raises ``RuntimeError`` if it does not."""
+        """Start the backend and wait until it listens; raises ``RuntimeError`` with the log's last
+        lines if it exits first or is not ready within ``READY_TIMEOUT_S``."""
         self.state.mkdir(parents=True, exist_ok=True)
         with open(self.log, "a") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "pyhsm.cli", "serve", "--socket", str(self.socket),
                  "--state", str(self.state), *self.extra_args],
-                stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
-        ready = threading.Event()
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True,
+                start_new_session=True)
+        outcome: queue.Queue[bool] = queue.Queue()
 
-        def wait_ready() -> None:
-            assert self._proc and self._proc.stdout
-            for line in self._proc.stdout:
+        def watch(stdout: IO[str]) -> None:   # drains stdout for the process's life
+            for line in stdout:
                 if line.startswith("ready"):
-                    ready.set()
-        threading.Thread(target=wait_ready, daemon=True).start()
-        if not ready.wait(READY_TIMEOUT_S) or self._proc.poll() is not None:
+                    outcome.put(True)
+            outcome.put(False)
+        assert self._proc.stdout is not None
+        threading.Thread(target=watch, args=(self._proc.stdout,), daemon=True).start()
+        try:
+            ready = outcome.get(timeout=READY_TIMEOUT_S)
+        except queue.Empty:
+            ready = False
+        if not ready:
             self.stop()
             raise RuntimeError(f"the backend did not start listening on {self.socket}; "
-                               f"see {self.log}: {_tail(self.log)}")
+                               f"see {self.log}: {self.log_tail()}")
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    def log_tail(self, lines: int = 5) -> str:
+        """The log's last ``lines`` lines, joined with `` | ``."""
+        try:
+            return " | ".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     def kill(self) -> None:
         """SIGKILL the backend (a crash, as far as the device can tell)."""
@@ -63,16 +81,9 @@ class BackendProcess:
                 self.kill()
         self._proc = None
 
-    def __enter__(self) -> "BackendProcess":
+    def __enter__(self) -> BackendProcess:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(path.read_text().splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

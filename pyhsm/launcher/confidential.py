@@ -19,10 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from pyhsm.launcher import datadisk, fabric, measurements, vtpm
+from pyhsm import paths, swtpm
+from pyhsm.cvm import owner
+from pyhsm.launcher import datadisk, fabric, measurements
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.images import GuestImages
-from pyhsm.launcher.tpm import SwtpmProcess
 from pyhsm.launcher.vm import Vm, VmConfig, kernel_cmdline
 from pyhsm.launcher.workloads import attestation
 from pyhsm.launcher.workloads.confidential import (POLICY_WORKLOAD, RESULT_CONTEXT, job_result,
@@ -77,8 +78,8 @@ def reference_pcrs(config: VmConfig, out: Callable[[str], None]) -> dict[int, by
                       tpm_socket=workdir / "swtpm.sock", cmdline_extra="", guest_cmd=None,
                       qemu_extra=())
         out("reference boot (measure) for the policy's firmware PCRs 0 and 7 ...")
-        swtpm = SwtpmProcess(workdir / "tpm", ref.tpm_socket, workdir / "swtpm.log")
-        swtpm.start()
+        tpm = swtpm.Swtpm(workdir / "tpm", ctrl_socket=ref.tpm_socket, log=workdir / "swtpm.log")
+        tpm.start()
         try:
             with Vm(ref) as vm:
                 vm.wait_boot(REFERENCE_TIMEOUT_S)
@@ -87,7 +88,7 @@ def reference_pcrs(config: VmConfig, out: Callable[[str], None]) -> dict[int, by
                     raise RuntimeError(f"reference boot: {step.get('error')}")
                 vm.wait_for("done", 60)
         finally:
-            swtpm.stop()
+            tpm.stop()
         pcrs = {int(k): bytes.fromhex(v) for k, v in step["detail"]["pcrs"].items()}
         return boot_inputs(ref), pcrs
     shape = f"cpus={config.cpus} memory={config.memory_mb} accel={config.accel}"
@@ -108,17 +109,17 @@ def provision(config: VmConfig, backend: BackendProcess, owner_key: Path,
         notes.append(hsm.ensure_disk_key())
         result_public = hsm.result_public_key()
         chain = hsm.certificate_chain()
-        fabric_tpm = vtpm.manufacture(workdir / "fabric-tpm", workdir / "fabric-scratch")
+        fabric_tpm = swtpm.provision(workdir / "fabric-tpm")
         fabric_vm = hsm.register_vm(fabric_tpm)
-        guest_tpm = vtpm.manufacture(workdir / "vm-tpm", workdir / "vm-scratch")
+        guest_tpm = swtpm.provision(workdir / "vm-tpm")
         vm_id = hsm.register_vm(guest_tpm)
         mask = measurements.pcr_mask()
-        with vtpm.tpm2_tools(fabric_tpm.state, workdir / "fabric-scratch") as env:
-            fabric_pcrs = attestation.quote(fabric_vm, bytes(32), env=env).pcr_values
+        with swtpm.Swtpm(fabric_tpm.state) as tpm:
+            fabric_pcrs = attestation.quote(fabric_vm, bytes(32), env=tpm.env).pcr_values
         hsm.set_policy(OTHER_WORKLOAD, fabric_vm, mask, fabric_pcrs)
-        with vtpm.tpm2_tools(fabric_tpm.state, workdir / "fabric-scratch") as env:
+        with swtpm.Swtpm(fabric_tpm.state) as tpm:
             evidence = attestation.quote(fabric_vm, attestation.get_nonce(hsm.client, fabric_vm),
-                                         env=env)
+                                         env=tpm.env)
         disk_key, _ = attestation.release_key(hsm.client, evidence, OTHER_WORKLOAD)
         assert config.data_disk is not None
         datadisk.create(config.data_disk, DATA_FILES, disk_key)
@@ -146,19 +147,21 @@ def policy_update_line(provisioned: Provisioned, owner_key: Path, seq: int) -> s
     policy (its version goes up, outstanding nonces go stale). Mid-run the VM holds the partition's
     one link (docs/link-protocol.md), and owner commands are authenticated by signature, not by
     channel, so the guest can carry it."""
-    body, signature = fabric.signed_owner_command(
-        fabric.load_owner_key(owner_key), "CvmSetPolicy",
+    command = owner.signed_command(
+        "CvmSetPolicy", fabric.load_owner_key(owner_key),
         **fabric.policy_body(seq, POLICY_WORKLOAD, provisioned.vm_id, measurements.pcr_mask(),
                              provisioned.policy_values))
-    return RELAY_PREFIX + json.dumps({"op": "CvmSetPolicy", "body": body.hex(),
-                                      "owner_sig": signature.hex()})
+    return RELAY_PREFIX + json.dumps({"op": "CvmSetPolicy", "body": command.body.hex(),
+                                      "owner_sig": command.signature.hex()})
 
 
-def start_vtpm(config: VmConfig, provisioned: Provisioned) -> SwtpmProcess:
+def start_vtpm(config: VmConfig, provisioned: Provisioned) -> swtpm.Swtpm:
+    """The VM's vTPM, running on its control socket."""
     assert config.tpm_socket is not None
-    swtpm = SwtpmProcess(provisioned.vtpm_state, config.tpm_socket, config.workdir / "swtpm.log")
-    swtpm.start()
-    return swtpm
+    tpm = swtpm.Swtpm(provisioned.vtpm_state, ctrl_socket=config.tpm_socket,
+                      log=config.workdir / "swtpm.log")
+    tpm.start()
+    return tpm
 
 
 def verify_result(detail: dict[str, Any], provisioned: Provisioned) -> list[str]:
@@ -170,9 +173,8 @@ def verify_result(detail: dict[str, Any], provisioned: Provisioned) -> list[str]
     from pyhsm.cvm import statement as cose
     from pyhsm.rot import firmware
     from pyhsm.rot.verify import verify_chain
-    from pyhsm.server import default_firmware_dir
     certs = [x509.load_der_x509_certificate(c) for c in provisioned.chain]
-    stages = [firmware.load_stage(default_firmware_dir(), name) for name in firmware.STAGES]
+    stages = [firmware.load_stage(paths.hsm_firmware(), name) for name in firmware.STAGES]
     chain = verify_chain(certs, stages)
     lines = [f"DICE chain: {' -> '.join(link.subject for link in chain.links)} "
              f"(UEID {chain.ueid.hex()[:16]}..), every layer's FWID, version and SVN equal to the "

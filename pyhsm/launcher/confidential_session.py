@@ -15,10 +15,7 @@ from typing import Any, Callable
 from pyhsm.launcher import confidential, report
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.summary import Summary
-from pyhsm.launcher.vm import Vm, VmConfig
-
-BOOT_TIMEOUT_S = {"kvm": 60.0, "tcg": 300.0}
-WORKLOAD_TIMEOUT_S = 600.0
+from pyhsm.launcher.vm import BOOT_TIMEOUT_S, WORKLOAD_TIMEOUT_S, Vm, VmConfig
 SIGN_STEP = "sign result (ML-DSA-65)"
 VERIFY_STEP = "host: verify signed result and evidence"
 POLICY_UPDATE_AFTER = "evidence gathered before policy update"
@@ -88,8 +85,7 @@ def run_vm(config: VmConfig, backend: BackendProcess, owner_key: Path, summary: 
             if "result_at_s" not in outcome.phases:   # the verdict rests on a verified result only
                 summary.add(VERIFY_STEP, report.FAILED, 0.0, "the guest reported no signed result")
             with summary.timed("guest powered off, QMP quit") as notes:
-                vm.wait_for("poweroff", 60)
-                vm.wait_stopped(60)
+                vm.wait_powered_off()
                 notes.append(f"QEMU exit status {vm.quit()}")
     finally:
         swtpm.stop()

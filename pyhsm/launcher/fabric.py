@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pyhsm.client import DdiError, HsmClient
 from pyhsm.client.socket_transport import SocketTransport
 from pyhsm.cvm import owner
-from pyhsm.ddi import mbor
-from pyhsm.ddi.schemas import BY_NAME
-from pyhsm.ddi.schemas_vendor import OWNER_BODIES
 from pyhsm.ddi.types import AesKeySize
-from pyhsm.launcher.vtpm import VtpmIdentity
 from pyhsm.launcher.workloads import credential
 from pyhsm.launcher.workloads.attestation import POLICY_BANK, vm_id_for
 from pyhsm.launcher.workloads.confidential import RESULT_KEY_TAG
+from pyhsm.swtpm import VtpmIdentity
 
 DISK_KEY_TAG = 0x5C00       # AES-256 app key released to the workload (the LUKS2 key)
 TPM_ALG = {"sha256": 0x000B}
@@ -95,15 +93,6 @@ class Fabric:
                 raise
             return False
         return True
-
-
-def signed_owner_command(owner_key: ec.EllipticCurvePrivateKey, op: str,
-                         **body: Any) -> tuple[bytes, bytes]:
-    """The MBOR body and owner signature of owner command ``op``, for a relay to send: the HSM
-    authenticates owner commands by signature, whatever channel carries them."""
-    schema = OWNER_BODIES[op]
-    encoded = mbor.encode(schema, schema(**body))
-    return encoded, owner.sign(owner_key, BY_NAME[op].code, encoded)
 
 
 def policy_body(seq: int, workload: str, vm_id: bytes, mask: int, values: bytes,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pyhsm.launcher import paths
+from pyhsm import paths
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,10 @@ class GuestImages:
     verity: str = ""     # the rootfs's dm-verity tree: "ROOT_HASH,SALT,DATA_BLOCKS" (pyhsm.verity=)
 
 
-def current(out: Path = paths.IMAGES_OUT) -> GuestImages:
-    """The images as they are now in ``out``; raises ``FileNotFoundError`` naming a missing one."""
+def current(out: Path | None = None) -> GuestImages:
+    """The images as they are now in ``out`` (default: the build's); raises ``FileNotFoundError``
+    naming a missing one."""
+    out = out or paths.images()
     for name in ("vmlinuz", "initramfs.cpio.gz", "rootfs.ext4", "rootfs.verity"):
         path = out / name
         if not path.exists():
@@ -35,7 +37,7 @@ def current(out: Path = paths.IMAGES_OUT) -> GuestImages:
 def build(progress: Callable[[str], None]) -> GuestImages:
     """Run the image builder (a no-op when nothing changed), passing each output line to
     ``progress``; raises ``RuntimeError`` with the builder's last lines when it fails."""
-    proc = subprocess.Popen([sys.executable, str(paths.IMAGE_BUILDER)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, str(paths.image_builder())], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     assert proc.stdout is not None

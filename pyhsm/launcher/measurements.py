@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pyhsm.launcher import paths
+from pyhsm import paths
 from pyhsm.launcher.workloads.attestation import POLICY_PCRS, SEPARATOR_DIGEST
 
-CACHE = paths.BUILD / "confidential" / "reference"
 CACHE_FORMAT = "pcrs 0,7 + inputs"    # part of the cache key: older entries are not read
 OVMF_INITRD_OPTION = " initrd=initrd"
 CALLING_EFI_APPLICATION = b"Calling EFI Application from Boot Option"
@@ -154,7 +153,7 @@ def reference(kernel: Path, qemu: Path, shape: str,
     reference boot returning its inputs and the PCR values it read), checked and cached with its
     inputs. Raises ``RuntimeError`` if the boot's PCR 4 or 9 differs from ``built_pcrs`` of its
     inputs."""
-    cached = CACHE / f"{reference_key(kernel, qemu, shape)}.json"
+    cached = paths.build() / "confidential" / "reference" / f"{reference_key(kernel, qemu, shape)}.json"
     if cached.exists():
         return {int(k): bytes.fromhex(v) for k, v in json.loads(cached.read_text())["pcrs"].items()}
     inputs, values = boot()

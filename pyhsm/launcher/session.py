@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from pyhsm import paths
 from pyhsm.inspect.run_debug import TOOLS_QMP, DebugRun
-from pyhsm.launcher import (accel, confidential, confidential_session, images, paths, report,
+from pyhsm.launcher import (accel, confidential, confidential_session, images, report,
                             verify)
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.summary import Summary
-from pyhsm.launcher.vm import HSM_ID, Vm, VmConfig
-
-BOOT_TIMEOUT_S = {"kvm": 60.0, "tcg": 300.0}
-WORKLOAD_TIMEOUT_S = 600.0
+from pyhsm.launcher.vm import BOOT_TIMEOUT_S, HSM_ID, WORKLOAD_TIMEOUT_S, Vm, VmConfig
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[st
         notes.append(f"pid {backend.pid}, state {backend.state}")
     try:
         with summary.timed("choose accelerator") as notes:
-            choice = accel.choose(options.accel, paths.QEMU, built.kernel, paths.QEMU_FIRMWARE)
+            choice = accel.choose(options.accel, paths.qemu(), built.kernel, paths.qemu_firmware())
             notes.append(f"{choice.accel.upper()} ({choice.reason})")
         if options.workload in confidential_session.WORKLOADS and not options.interactive:
             _confidential(options, built, backend, choice.accel, workdir, summary, out)
@@ -96,14 +94,12 @@ def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[st
                 return
             if options.reset:
                 with summary.timed("guest powered off, QMP system_reset"):
-                    vm.wait_for("poweroff", 60)
-                    vm.wait_stopped(60)
+                    vm.wait_powered_off()
                     vm.reset()
                 _boot(vm, summary, BOOT_TIMEOUT_S[choice.accel], "after reset: ")
                 _workload(vm, summary, "after reset: ")
             with summary.timed("guest powered off, QMP quit") as notes:
-                vm.wait_for("poweroff", 60)
-                vm.wait_stopped(60)
+                vm.wait_powered_off()
                 notes.append(f"QEMU exit status {vm.quit()}")
     finally:
         backend.stop()

@@ -18,15 +18,18 @@ from typing import Any, Callable
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from pyhsm.launcher import paths, report
+from pyhsm import paths
+from pyhsm.launcher import report
 from pyhsm.launcher.images import GuestImages
+from pyhsm.qemu_devices import device_argv, hsm_device, mailbox_device, socket_chardev_argv
 
 HSM_VENDOR, HSM_DEVICE = 0x1414, 0xC003
 HSM_ID = "hsm0"          # QOM id of the azihsm device (QMP path /machine/peripheral/hsm0)
 HSM_PORT = "hsmport"     # the pcie-root-port it sits on (hot-pluggable)
 MAILBOX_ID = "mbx0"      # QOM id of the HSM's serial mailbox (azihsm-i2c on the ICH9 SMBus)
-MAILBOX_ADDRESS = 0x41   # its 7-bit address (docs/serial-mailbox.md)
 KERNEL_PANIC = "Kernel panic - not syncing"
+BOOT_TIMEOUT_S = {"kvm": 60.0, "tcg": 300.0}   # QEMU start to the guest agent's first report
+WORKLOAD_TIMEOUT_S = 600.0                     # the guest agent's workload, to its "done"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class VmConfig:
     qemu_extra: tuple[str, ...] = ()    # appended to the QEMU command line (pyhsm run --debug/--gdb)
     console_input: bool = False         # the host may write lines to the guest console (send_console)
     verity: bool = False                # root read-only through dm-verity (images.verity on the cmdline)
-    qemu: Path = paths.QEMU
+    qemu: Path = field(default_factory=paths.qemu)
 
     @property
     def qmp_socket(self) -> Path:
@@ -82,10 +85,9 @@ def kernel_cmdline(config: VmConfig) -> str:
     return " ".join(words)
 
 
-def hsm_device_args(config: VmConfig) -> dict[str, str]:
-    """The ``device_add`` arguments of the HSM (also used to hot-plug it back)."""
-    return {"driver": "azihsm", "id": HSM_ID, "bus": HSM_PORT, "chardev": "hsmlink",
-            "serial": config.serial}
+def hsm_device_props(config: VmConfig) -> dict[str, str]:
+    """The ``device_add`` properties of the HSM (also used to hot-plug it back)."""
+    return hsm_device(HSM_ID, "hsmlink", bus=HSM_PORT, serial=config.serial)
 
 
 def qemu_argv(config: VmConfig) -> list[str]:
@@ -93,7 +95,7 @@ def qemu_argv(config: VmConfig) -> list[str]:
     console = (f"socket,id=con,path={config.console_socket},server=on,wait=off"
                if config.interactive else "stdio,id=con,signal=off")
     argv = [str(config.qemu), "-nodefaults", "-no-user-config", "-display", "none",
-            "-L", str(paths.QEMU_FIRMWARE),
+            "-L", str(paths.qemu_firmware()),
             "-machine", "q35", "-accel", config.accel,
             "-cpu", "host" if config.accel == "kvm" else "max",
             "-smp", str(config.cpus), "-m", f"{config.memory_mb}M",
@@ -104,13 +106,11 @@ def qemu_argv(config: VmConfig) -> list[str]:
             "-device", "virtio-blk-pci,drive=root",
             "-chardev", console, "-serial", "chardev:con",
             "-qmp", f"unix:{config.qmp_socket},server=on,wait=off",
-            "-chardev", f"socket,id=hsmlink,path={config.hsm_socket},reconnect-ms=500",
+            *socket_chardev_argv("hsmlink", config.hsm_socket, 500),
             "-device", f"pcie-root-port,id={HSM_PORT},chassis=1,slot=1",
-            "-device", ",".join(f"{k}={v}" if k != "driver" else v
-                                for k, v in hsm_device_args(config).items()),
-            "-chardev", f"socket,id=mbxlink,path={config.hsm_socket},reconnect-ms=500",
-            "-device", f"azihsm-i2c,id={MAILBOX_ID},bus=i2c,address=0x{MAILBOX_ADDRESS:02x},chardev=mbxlink,"
-                       f"serial={config.serial}"]
+            *device_argv(hsm_device_props(config)),
+            *socket_chardev_argv("mbxlink", config.hsm_socket, 500),
+            *device_argv(mailbox_device(MAILBOX_ID, "mbxlink", serial=config.serial))]
     if config.data_disk:
         argv += ["-drive", f"file={config.data_disk},format=raw,if=none,id=data",
                  "-device", "virtio-blk-pci,drive=data"]
@@ -243,8 +243,10 @@ class Vm:
             walk(bus["devices"])
         return found
 
-    def wait_stopped(self, timeout: float) -> None:
-        """Wait until the guest has powered off (QEMU runs with -no-shutdown, so it stays)."""
+    def wait_powered_off(self, timeout: float = 60.0) -> None:
+        """Wait for the guest agent's ``poweroff`` report, then until the machine has stopped (QEMU
+        runs with -no-shutdown, so it stays); each wait up to ``timeout``."""
+        self.wait_for("poweroff", timeout)
         deadline = time.monotonic() + timeout
         while self.qmp("query-status")["status"] != "shutdown":
             if time.monotonic() > deadline:

@@ -2,7 +2,7 @@
 
 Layers, each in its own module: ``protocol`` (the qtest text client), ``machine`` (launching QEMU),
 ``memory`` (guest RAM pages), ``pci`` (enumeration, BARs, MSI-X), ``layout`` (register and entry
-formats), ``controller`` (the test-side driver, behaving as the spec's guest driver does),
-``transport`` (the client library's Transport over that driver) and ``backend`` (a ``pyhsm serve``
-child process).
+formats), ``controller`` (the test-side driver, behaving as the spec's guest driver does)
+and ``transport`` (the client library's Transport over that driver). The real backend runs as
+``pyhsm.launcher.backend.BackendProcess``; device arguments come from ``pyhsm.qemu_devices``.
 """

@@ -12,15 +12,15 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
+from pyhsm import paths
+from pyhsm.qemu_devices import (MAILBOX_ADDRESS, device_argv, hsm_device, mailbox_device,
+                                socket_chardev_argv)
 from pyhsm.qtest.protocol import Qtest
 
-REPO = Path(__file__).resolve().parents[2]
-QEMU_BINARY = REPO / "build" / "qemu" / "qemu-system-x86_64"
-FIRMWARE_DIR = REPO / "build" / "qemu" / "firmware"
 CONNECT_TIMEOUT_S = 20.0
 HSM_DEVICE_ID = "hsm"
 HSM_QOM_PATH = f"/machine/peripheral/{HSM_DEVICE_ID}"
@@ -30,46 +30,38 @@ class QemuMissing(RuntimeError):
     """The QEMU binary has not been built."""
 
 
-def require_qemu(binary: Path = QEMU_BINARY) -> Path:
-    """Return ``binary`` or raise ``QemuMissing`` naming how to build it."""
+def require_qemu(binary: Path | None = None) -> Path:
+    """Return ``binary`` (default: the build's QEMU) or raise ``QemuMissing`` naming how to build it."""
+    binary = binary or paths.qemu()
     if not binary.is_file():
         raise QemuMissing(f"{binary} is missing: build it with `make qemu` (make test does this first)")
     return binary
 
 
-def hsm_device_args(backend_socket: Path | str, *, serial: str | None = None, res_cnt: int | None = None,
-                    timeout_ms: int | None = None, partition: int | None = None,
-                    ready_timeout_ms: int | None = None) -> list[str]:
-    """QEMU arguments for one azihsm device (QOM id ``hsm``) linked to a backend socket."""
-    props = [f"chardev=hsm0,id={HSM_DEVICE_ID}"]
-    for name, value in (("serial", serial), ("res-cnt", res_cnt), ("backend-timeout-ms", timeout_ms),
-                        ("partition", partition), ("ready-timeout-ms", ready_timeout_ms)):
-        if value is not None:
-            props.append(f"{name}={value}")
-    return ["-chardev", f"socket,id=hsm0,path={backend_socket},reconnect-ms=200",
-            "-device", "azihsm," + ",".join(props)]
+def hsm_device_args(backend_socket: Path | str, **props: Any) -> list[str]:
+    """QEMU arguments for one azihsm device (QOM id ``hsm``) linked to a backend socket; ``props``
+    are ``qemu_devices.hsm_device`` keywords."""
+    return (socket_chardev_argv("hsm0", backend_socket, 200)
+            + device_argv(hsm_device(HSM_DEVICE_ID, "hsm0", **props)))
 
 
 MAILBOX_ID = "mbx"
 MAILBOX_QOM_PATH = f"/machine/peripheral/{MAILBOX_ID}"
 
 
-def mailbox_device_args(backend_socket: Path | str, *, serial: str | None = None, address: int = 0x41,
-                        timeout_ms: int | None = None) -> list[str]:
+def mailbox_device_args(backend_socket: Path | str, *, serial: str | None = None,
+                        address: int = MAILBOX_ADDRESS, timeout_ms: int | None = None) -> list[str]:
     """QEMU arguments for one azihsm-i2c serial mailbox (QOM id ``mbx``) on q35's ICH9 SMBus."""
-    props = [f"bus=i2c,address=0x{address:02x},chardev=mbx0,id={MAILBOX_ID}"]
-    for name, value in (("serial", serial), ("backend-timeout-ms", timeout_ms)):
-        if value is not None:
-            props.append(f"{name}={value}")
-    return ["-chardev", f"socket,id=mbx0,path={backend_socket},reconnect-ms=200",
-            "-device", "azihsm-i2c," + ",".join(props)]
+    return (socket_chardev_argv("mbx0", backend_socket, 200)
+            + device_argv(mailbox_device(MAILBOX_ID, "mbx0", serial=serial, address=address,
+                                         timeout_ms=timeout_ms)))
 
 
 class Machine:
     """One QEMU process. Use as a context manager; ``qtest`` and ``qmp`` are live inside it."""
 
     def __init__(self, extra_args: Sequence[str] = (), *, memory: str = "256M",
-                 binary: Path = QEMU_BINARY) -> None:
+                 binary: Path | None = None) -> None:
         self._binary = require_qemu(binary)
         self._extra_args = list(extra_args)
         self._memory = memory
@@ -98,7 +90,7 @@ class Machine:
         listener.listen(1)
         listener.settimeout(0.1)
         args = [str(self._binary), "-machine", "q35", "-accel", "qtest", "-nodefaults", "-display", "none",
-                "-L", str(FIRMWARE_DIR), "-m", self._memory, "-d", "guest_errors",
+                "-L", str(paths.qemu_firmware()), "-m", self._memory, "-d", "guest_errors",
                 "-qtest", f"unix:{qtest_path}", "-qmp", f"unix:{qmp_path},server=on,wait=off",
                 *self._extra_args]
         with open(self.log_path, "wb") as log:

@@ -1,9 +1,9 @@
 """Numba kernels of the root of trust: PUF read-out, RM(1,7) encode/decode, SP 800-90B health tests.
 
 Every kernel has a plain NumPy twin in ``pyhsm.rot.reference``; the two agree bit for bit (tests check).
-Compiled code is cached on disk (``cache=True``) under ``NUMBA_CACHE_DIR``, which defaults to
-``build/numba-cache`` in the source tree so the cache is always writable (set here before the kernels
-are defined, also when numba was imported earlier).
+Compiled code is cached on disk (``cache=True``) where numba is told before this module is imported:
+entry points call ``pyhsm.paths.use_numba_cache`` (``build/numba-cache`` unless ``NUMBA_CACHE_DIR``
+says otherwise).
 
 Code conventions: a PUF response or code word is a uint8 array of 0/1 bits. An RM(1,7) message is one
 byte ``m = a0 | u << 1``: code word bit ``x`` (0..127) is ``a0 XOR parity(u AND x)``.
@@ -12,16 +12,9 @@ byte ``m = a0 | u << 1``: code word bit ``x`` (0..127) is ``a0 XOR parity(u AND 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
-os.environ.setdefault("NUMBA_CACHE_DIR",
-                      str(Path(__file__).resolve().parents[2] / "build" / "numba-cache"))
-
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-
-numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]   # also when numba was imported before this module
+import numba
+import numpy as np
 
 RM_M = 7
 RM_N = 1 << RM_M          # code word length

@@ -15,9 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from pyhsm import paths
 from pyhsm.link import SessionOp
-
-TRACE_EVENTS = Path(__file__).resolve().parents[2] / "qemu-device" / "trace-events"
 
 ADMIN_OPCODES = {0x00: "DeleteSq", 0x01: "CreateSq", 0x04: "DeleteCq", 0x05: "CreateCq",
                  0x06: "Identify", 0x08: "Abort", 0x09: "SetFeatures", 0x0A: "GetFeatures",
@@ -52,9 +51,9 @@ def _format(declaration: str) -> EventFormat | None:
 
 
 @cache
-def formats(path: Path = TRACE_EVENTS) -> dict[str, EventFormat]:
-    """The device's trace events by name, from its trace-events file."""
-    found = (_format(line.strip()) for line in path.read_text().splitlines())
+def formats(path: Path | None = None) -> dict[str, EventFormat]:
+    """The device's trace events by name, from its trace-events file (default: the source tree's)."""
+    found = (_format(line.strip()) for line in (path or paths.trace_events()).read_text().splitlines())
     return {f.name: f for f in found if f}
 
 

@@ -28,11 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from pyhsm import swtpm
 from pyhsm.launcher import confidential, images, report
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.confidential_session import Outcome, run_vm
 from pyhsm.launcher.summary import Summary
-from pyhsm.launcher.tpm import SwtpmProcess
 from pyhsm.launcher.vm import Vm
 
 RUNS = int(os.environ.get("BENCH_CONFIDENTIAL_RUNS", "2"))
@@ -91,7 +91,7 @@ def _anchor(built: images.GuestImages, backend: BackendProcess, workdir: Path) -
     config = confidential.vm_config(built, backend, workdir, "tcg", "boot", "AZIHSM-BENCH-0002",
                                     cpus=CPUS)
     config = dataclasses.replace(config, data_disk=None)
-    tpm = SwtpmProcess(workdir / "tpm", workdir / "swtpm.sock", workdir / "swtpm.log")
+    tpm = swtpm.Swtpm(workdir / "tpm", ctrl_socket=workdir / "swtpm.sock", log=workdir / "swtpm.log")
     tpm.start()
     try:
         with Vm(config) as vm:

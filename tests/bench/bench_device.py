@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pyhsm import link  # noqa: E402
-from pyhsm.qtest.backend import BackendProcess  # noqa: E402
+from pyhsm.launcher.backend import BackendProcess  # noqa: E402
 from pyhsm.qtest.controller import open_controller  # noqa: E402
 from pyhsm.qtest.machine import Machine, hsm_device_args  # noqa: E402
 
@@ -145,13 +145,13 @@ def run(count: int) -> list[Timing]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
     tpm_process = None
     try:
-        with BackendProcess(workdir / "hsm.sock", workdir / "state") as backend:
-            direct = LinkClient(backend.socket_path, "AZIHSM-BENCH-DIRECT")
+        with BackendProcess(workdir / "hsm.sock", workdir / "state", workdir / "backend.log") as backend:
+            direct = LinkClient(backend.socket, "AZIHSM-BENCH-DIRECT")
             try:
                 backend_timing = measure("backend socket, GetApiRev", direct.get_api_rev, count)
             finally:
                 direct.close()
-            with Machine(hsm_device_args(backend.socket_path, serial="AZIHSM-BENCH-QTEST")) as machine:
+            with Machine(hsm_device_args(backend.socket, serial="AZIHSM-BENCH-QTEST")) as machine:
                 ctrl = open_controller(machine.qtest)
                 ctrl.probe()
                 deadline = time.monotonic() + 15

@@ -13,9 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pyhsm.launcher import accel, images, paths, report
+from pyhsm import paths
+from pyhsm.swtpm import Swtpm
+from pyhsm.launcher import accel, images, report
 from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.tpm import SwtpmProcess
 from pyhsm.launcher.vm import Vm, VmConfig
 from pyhsm.launcher.workloads.bench import HSM_LATENCY_STEP, TPM_LATENCY_STEP
 
@@ -32,10 +33,10 @@ def _cpu_model() -> str:
 def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-guest-"))
     built = images.build(lambda line: print(line, flush=True))
-    choice = accel.choose("auto", paths.QEMU, built.kernel, paths.QEMU_FIRMWARE)
+    choice = accel.choose("auto", paths.qemu(), built.kernel, paths.qemu_firmware())
     print(f"accelerator: {choice.accel} ({choice.reason}); logs in {workdir}", flush=True)
     backend = BackendProcess(workdir / "hsm.sock", workdir / "state", workdir / "backend.log")
-    tpm = SwtpmProcess(workdir / "tpm", workdir / "swtpm.sock", workdir / "swtpm.log")
+    tpm = Swtpm(workdir / "tpm", ctrl_socket=workdir / "swtpm.sock", log=workdir / "swtpm.log")
     steps: dict[str, dict] = {}
     failures: list[str] = []
     with backend:

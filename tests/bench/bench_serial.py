@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pyhsm.launcher import accel, images, paths, report
+from pyhsm import paths
+from pyhsm.launcher import accel, images, report
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.vm import Vm, VmConfig
 
@@ -25,7 +26,7 @@ GOAL_MS = 1000.0
 def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-serial-"))
     built = images.build(lambda line: None)
-    choice = accel.choose("auto", paths.QEMU, built.kernel, paths.QEMU_FIRMWARE)
+    choice = accel.choose("auto", paths.qemu(), built.kernel, paths.qemu_firmware())
     backend = BackendProcess(workdir / "hsm.sock", workdir / "state", workdir / "backend.log")
     steps: dict[str, dict] = {}
     with backend:

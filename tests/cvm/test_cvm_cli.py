@@ -15,7 +15,7 @@ from ddi_helpers import APP_ID, PIN, provision
 from pyhsm.client import HsmClient, cvm_evidence
 from pyhsm.client.socket_transport import SocketTransport
 from pyhsm.cvm import commands
-from pyhsm.cvm.vtpm import Vtpm, missing_tools
+from pyhsm.swtpm import Swtpm, missing_tools
 from pyhsm.cvm.wrap import RELEASE_CONTEXT, Recipient, Wrapped
 from pyhsm.ddi.types import AesKeySize
 
@@ -65,7 +65,7 @@ def test_owner_tooling_end_to_end(socket_path: Path, tmp_path: Path, capsys) -> 
     capsys.readouterr()
     assert cli("predict-pcr", "--file", str(kernel)) == 0
     predicted = capsys.readouterr().out.strip()
-    with Vtpm(tmp_path / "vtpm") as vtpm:
+    with Swtpm(tmp_path / "vtpm") as vtpm:
         zero = vtpm.pcr_values([0]).hex()
         assert cli("set-policy", *creds, "--owner", str(owner_pem), "--workload", "app", "--pcrs", "0,9",
                    "--value", f"0={zero}", "--value", f"9={predicted}", "--key-tag", "0x77") == 0

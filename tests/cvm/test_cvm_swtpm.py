@@ -13,7 +13,7 @@ from ddi_helpers import Provisioned, expect
 from pyhsm.client import cvm_evidence
 from pyhsm.cvm import owner, statement
 from pyhsm.cvm.tpm2 import HASH_BY_NAME
-from pyhsm.cvm.vtpm import Vtpm, missing_tools
+from pyhsm.swtpm import Swtpm, missing_tools
 from pyhsm.cvm.wrap import RELEASE_CONTEXT, Recipient, Wrapped
 from pyhsm.ddi.schemas_vendor import VendorStatus as V
 from pyhsm.ddi.types import AesKeySize
@@ -29,7 +29,7 @@ def test_swtpm_quotes_release_and_refuse(hsm: Provisioned, tmp_path: Path) -> No
     owner_key = ec.generate_private_key(ec.SECP384R1())
     client.cvm_set_owner(owner.public_der(owner_key))
     client.aes_generate_key(AesKeySize.Aes256, tag=0x42)
-    with Vtpm(tmp_path / "vm-ecc") as tpm_a, Vtpm(tmp_path / "vm-rsa") as tpm_b:
+    with Swtpm(tmp_path / "vm-ecc") as tpm_a, Swtpm(tmp_path / "vm-rsa") as tpm_b:
         for seq, (tpm, vm_id, kind) in enumerate(((tpm_a, b"vm-ecc", "ecc"), (tpm_b, b"vm-rsa", "rsa")), 1):
             ak_public = tpm.create_ak(kind)
             client.cvm_register_vm(owner_key, seq, vm_id, tpm.ek_public(), ak_public)
@@ -39,7 +39,7 @@ def test_swtpm_quotes_release_and_refuse(hsm: Provisioned, tmp_path: Path) -> No
         client.cvm_set_policy(owner_key, 3, b"app", HASH_BY_NAME["sha256"].alg_id, sum(1 << i for i in PCRS),
                               expected, key_tag=0x42)
 
-        def evidence(tpm: Vtpm, vm_id: bytes, nonce_vm: bytes | None = None) -> object:
+        def evidence(tpm: Swtpm, vm_id: bytes, nonce_vm: bytes | None = None) -> object:
             nonce = client.cvm_get_nonce(nonce_vm or vm_id)
             return cvm_evidence(vm_id, *tpm.quote(nonce, PCRS))
 

@@ -3,8 +3,6 @@ travels in real SQEs, the completion's session fields come back in real CQEs."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,9 +14,9 @@ from ddi_helpers import expect
 from pyhsm.client import DeviceError, HsmClient
 from pyhsm.ddi.status import DdiStatus as S
 from pyhsm.ddi.types import AesKeySize, AesOp, EccCurve
-from pyhsm.qtest.backend import BackendProcess
+from pyhsm.launcher.backend import BackendProcess
 from pyhsm.qtest.controller import open_controller
-from pyhsm.qtest.machine import Machine, QemuMissing, hsm_device_args, require_qemu
+from pyhsm.qtest.machine import Machine, hsm_device_args
 from pyhsm.qtest.transport import QtestTransport
 
 pytestmark = pytest.mark.qemu
@@ -26,24 +24,16 @@ LINK_UP_TIMEOUT_S = 10.0
 
 
 @pytest.fixture
-def device_client():
-    try:
-        require_qemu()
-    except QemuMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    sockdir = Path(tempfile.mkdtemp(prefix="azd-", dir="/tmp"))
-    try:
-        with BackendProcess(sockdir / "hsm.sock", sockdir / "state") as backend:
-            with Machine(hsm_device_args(backend.socket_path, serial="AZIHSM-DDI-QTEST")) as machine:
-                controller = open_controller(machine.qtest)
-                controller.probe()
-                transport = QtestTransport(controller)
-                client = HsmClient(transport)
-                _wait_link_up(client)
-                yield client
-                transport.close()
-    finally:
-        shutil.rmtree(sockdir, ignore_errors=True)
+def device_client(qemu_binary: Path, workdir: Path):
+    with BackendProcess(workdir / "hsm.sock", workdir / "state", workdir / "backend.log") as backend:
+        with Machine(hsm_device_args(backend.socket, serial="AZIHSM-DDI-QTEST")) as machine:
+            controller = open_controller(machine.qtest)
+            controller.probe()
+            transport = QtestTransport(controller)
+            client = HsmClient(transport)
+            _wait_link_up(client)
+            yield client
+            transport.close()
 
 
 def _wait_link_up(client: HsmClient) -> None:

@@ -14,7 +14,8 @@ import pytest
 from pyhsm.inspect import scan
 from pyhsm.inspect.commands import MEMORY_FILE
 from pyhsm.inspect.run_debug import SECRETS, DebugRun
-from pyhsm.launcher import confidential, images, paths, report
+from pyhsm import paths
+from pyhsm.launcher import confidential, images, report
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.confidential_session import run_vm
 from pyhsm.launcher.fabric import DISK_KEY_TAG, Fabric
@@ -43,8 +44,8 @@ def _released_key_id(backend: BackendProcess, owner: Path) -> int:
 
 
 def test_confidential_leak_scan_finds_the_canary_and_no_hsm_secret() -> None:
-    if not paths.QEMU.exists():
-        pytest.fail(f"{paths.QEMU} is missing: run `make qemu`")
+    if not paths.qemu().exists():
+        pytest.fail(f"{paths.qemu()} is missing: run `make qemu`")
     built = images.build(lambda line: None)
     if built.driver_status != "built":
         pytest.fail(f"the guest images carry no azihsm.ko ({built.driver_status})")

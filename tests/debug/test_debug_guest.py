@@ -18,20 +18,19 @@ from typing import Any, Iterator
 
 import pytest
 
-from pyhsm import qmp
+from pyhsm import paths, qmp
 from pyhsm.inspect import profile, rings, scan
 from pyhsm.inspect.commands import MEMORY_FILE
 from pyhsm.inspect.kernel import Kernel
 from pyhsm.inspect.memory import PhysicalMemory
 from pyhsm.inspect.run_debug import BACKEND_TRACE, DEVICE_TRACE, SECRETS, DebugRun
-from pyhsm.launcher import images, paths
+from pyhsm.launcher import images
 from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.vm import Vm, VmConfig
+from pyhsm.launcher.vm import BOOT_TIMEOUT_S, Vm, VmConfig
 from pyhsm.trace.commands import read_lines, records
 
 pytestmark = [pytest.mark.guest, pytest.mark.qemu, pytest.mark.timeout(480)]
 
-BOOT_TIMEOUT_S = 300.0
 CANARY_PROCESS = "hsm-canary"
 READY = "CANARY-READY"
 
@@ -83,8 +82,8 @@ def assert_only_the_canary_found(memory_file: Path, secrets: list[scan.Secret],
 
 @pytest.fixture(scope="module")
 def guest() -> Iterator[dict[str, Any]]:
-    if not paths.QEMU.exists():
-        pytest.fail(f"{paths.QEMU} is missing: run `make qemu`")
+    if not paths.qemu().exists():
+        pytest.fail(f"{paths.qemu()} is missing: run `make qemu`")
     built = images.build(lambda line: None)
     if built.driver_status != "built":
         pytest.fail(f"the guest images carry no azihsm.ko ({built.driver_status})")
@@ -100,9 +99,9 @@ def guest() -> Iterator[dict[str, Any]]:
     vm = Vm(config)
     try:
         vm.start()
-        vm.wait_boot(BOOT_TIMEOUT_S)
+        vm.wait_boot(BOOT_TIMEOUT_S["tcg"])
         steps: list[dict[str, Any]] = []
-        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        deadline = time.monotonic() + BOOT_TIMEOUT_S["tcg"]
         while READY not in config.console_log.read_text(errors="replace"):
             assert time.monotonic() < deadline, f"no {READY}: {vm.console_tail()}"
             while not vm.events.empty():
@@ -240,7 +239,7 @@ def test_offline_dump_inspects_like_the_live_memory(guest: dict[str, Any]) -> No
         assert client.cmd("query-status")["status"] == "running"
     finally:
         client.close()
-    out = subprocess.run([str(paths.ROOT / "build" / "venv" / "bin" / "pyhsm"), "inspect",
+    out = subprocess.run([str(paths.build() / "venv" / "bin" / "pyhsm"), "inspect",
                           str(dump), "--ps", "--rings", "--scan-hex", guest["canary"].hex(),
                           "--json"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 3, out.stderr      # 3: something was found (the canary)

@@ -18,8 +18,8 @@ from pyhsm.inspect.memory import PhysicalMemory
 
 
 def test_profile_from_the_guest_kernel_image() -> None:
-    if not profile.DEFAULT_VMLINUZ.exists():
-        pytest.fail(f"{profile.DEFAULT_VMLINUZ} is missing: build the guest images (make images)")
+    if not profile.default_vmlinuz().exists():
+        pytest.fail(f"{profile.default_vmlinuz()} is missing: build the guest images (make images)")
     prof = profile.load()
     symbols = {k: int(v, 16) for k, v in prof["symbols"].items()}
     assert set(symbols) == {"init_task", "page_offset_base", "phys_base", "printk_rb_static"}

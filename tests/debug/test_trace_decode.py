@@ -9,6 +9,7 @@ import json
 import pytest
 from debug_samples import PLAIN_MARK, SECRET_MARK, sample
 
+from pyhsm import paths
 from pyhsm.ddi import envelope, mbor
 from pyhsm.ddi.schemas import OPS, F, OpSpec, P
 from pyhsm.ddi.schemas_vendor import VENDOR_OPS, VendorStatus
@@ -124,7 +125,7 @@ def test_qemu_log_pairs_submissions_with_completions() -> None:
 
 
 def test_every_device_trace_event_has_a_parsed_format() -> None:
-    names = {line.split("(")[0] for line in qemu_log.TRACE_EVENTS.read_text().splitlines()
+    names = {line.split("(")[0] for line in paths.trace_events().read_text().splitlines()
              if line.startswith("azihsm_")}
     assert names and names == set(qemu_log.formats())
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -12,26 +10,10 @@ import pytest
 
 from pyhsm import link
 from pyhsm.qtest.controller import Controller, open_controller
-from pyhsm.qtest.machine import Machine, QemuMissing, hsm_device_args, require_qemu
+from pyhsm.qtest.machine import Machine, hsm_device_args
 from backend_double import GET_API_REV_REQUEST, BackendDouble
 
 LINK_UP_TIMEOUT_S = 10.0
-
-
-@pytest.fixture(scope="session")
-def qemu_binary() -> Path:
-    try:
-        return require_qemu()
-    except QemuMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-@pytest.fixture
-def sockdir() -> Iterator[Path]:
-    """A short directory for UNIX sockets (paths are limited to 108 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="azt-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass
@@ -57,7 +39,7 @@ RigFactory = Callable[..., Rig]
 
 
 @pytest.fixture
-def make_rig(qemu_binary: Path, sockdir: Path) -> Iterator[RigFactory]:
+def make_rig(qemu_binary: Path, workdir: Path) -> Iterator[RigFactory]:
     """Build rigs: ``make_rig(probe=, start_backend=, credits=, hello_result=, hello_delay_s=, **device_props)``;
     device props are ``hsm_device_args`` keywords (serial, res_cnt, timeout_ms, partition, ready_timeout_ms)."""
     made: list[tuple[Machine, BackendDouble]] = []
@@ -65,7 +47,7 @@ def make_rig(qemu_binary: Path, sockdir: Path) -> Iterator[RigFactory]:
     def make(*, probe: bool = True, start_backend: bool = True, credits: int = 32,
              hello_result: int = link.HelloAck.ACCEPTED, hello_delay_s: float = 0.0,
              hello_minor: int = link.MINOR, **props: object) -> Rig:
-        backend = BackendDouble(sockdir / "hsm.sock", credits=credits, hello_result=hello_result,
+        backend = BackendDouble(workdir / "hsm.sock", credits=credits, hello_result=hello_result,
                                 hello_delay_s=hello_delay_s, hello_minor=hello_minor)
         if start_backend:
             backend.start()

@@ -136,8 +136,8 @@ def test_link_drop_keeps_rdy_and_cc_en_toggle_waits_again(make_rig):
     assert ctrl.hsm(GET_API_REV_REQUEST).cqe.status == 0
 
 
-def test_ready_trace_event(qemu_binary, sockdir):
-    backend = BackendDouble(sockdir / "hsm.sock", hello_delay_s=0.3).start()
+def test_ready_trace_event(qemu_binary, workdir):
+    backend = BackendDouble(workdir / "hsm.sock", hello_delay_s=0.3).start()
     try:
         with Machine([*hsm_device_args(backend.path), "-trace", "azihsm_ready"]) as machine:
             open_controller(machine.qtest).enable()

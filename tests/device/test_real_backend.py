@@ -12,7 +12,7 @@ from backend_double import GET_API_REV_REQUEST, GET_API_REV_RESPONSE
 
 from pyhsm import link
 from pyhsm.link import SessionFlags
-from pyhsm.qtest.backend import BackendProcess
+from pyhsm.launcher.backend import BackendProcess
 from pyhsm.qtest.controller import HsmResult, open_controller
 from pyhsm.qtest.machine import Machine, hsm_device_args
 from pyhsm.qtest.transport import QtestTransport
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.qemu
 
 
 @pytest.fixture
-def real_rig(qemu_binary, sockdir):
-    with BackendProcess(sockdir / "hsm.sock", sockdir / "state") as backend:
-        with Machine(hsm_device_args(backend.socket_path, serial="AZIHSM-QTEST-REAL")) as machine:
+def real_rig(qemu_binary, workdir):
+    with BackendProcess(workdir / "hsm.sock", workdir / "state", workdir / "backend.log") as backend:
+        with Machine(hsm_device_args(backend.socket, serial="AZIHSM-QTEST-REAL")) as machine:
             ctrl = open_controller(machine.qtest)
             ctrl.probe()
             yield machine, ctrl, backend
@@ -43,14 +43,14 @@ def test_first_command_after_probe_succeeds_on_a_cold_backend(real_rig):
     it answers HELLO. RDY waits for that, so the very first command is served, not answered 0x701."""
     machine, ctrl, backend = real_rig
     result = ctrl.hsm(GET_API_REV_REQUEST)
-    assert result.cqe.status == 0, f"status {result.cqe.status:#x}; backend stderr:\n{backend.stderr()}"
+    assert result.cqe.status == 0, f"status {result.cqe.status:#x}; backend log: {backend.log_tail()}"
     assert result.payload == GET_API_REV_RESPONSE
 
 
 def test_get_api_rev_through_device_to_real_backend(real_rig):
     machine, ctrl, backend = real_rig
     result = _until_link_up(ctrl)
-    assert result.cqe.status == 0, f"status {result.cqe.status:#x}; backend stderr:\n{backend.stderr()}"
+    assert result.cqe.status == 0, f"status {result.cqe.status:#x}; backend log: {backend.log_tail()}"
     assert result.payload == GET_API_REV_RESPONSE
     assert (result.cqe.byte_count, result.cqe.session_flags, result.cqe.session_id) == (58, 0, 0)
     assert ctrl.msix.take(1)

@@ -6,19 +6,16 @@ device, images that do not build, or images built without azihsm.ko.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-from pyhsm.launcher import images, paths
+from pyhsm import paths
+from pyhsm.launcher import images
 from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.vm import Vm, VmConfig
-
-BOOT_TIMEOUT_S = 300.0
+from pyhsm.launcher.vm import BOOT_TIMEOUT_S, Vm, VmConfig
 
 
 @pytest.fixture(scope="session")
@@ -36,20 +33,13 @@ def guest_images() -> images.GuestImages:
 @pytest.fixture(scope="session")
 def hsm_qemu() -> Path:
     """The project's QEMU, which must offer the azihsm device."""
-    if not paths.QEMU.exists():
-        pytest.fail(f"{paths.QEMU} is missing: run `make qemu`")
-    devices = subprocess.run([str(paths.QEMU), "-device", "help"], capture_output=True, text=True)
+    qemu = paths.qemu()
+    if not qemu.exists():
+        pytest.fail(f"{qemu} is missing: run `make qemu`")
+    devices = subprocess.run([str(qemu), "-device", "help"], capture_output=True, text=True)
     if '"azihsm"' not in devices.stdout:
-        pytest.fail(f"{paths.QEMU} has no azihsm device (qemu-device/ not built into it)")
-    return paths.QEMU
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    """A short directory for sockets (UNIX socket paths are limited to 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="e2e-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+        pytest.fail(f"{qemu} has no azihsm device (qemu-device/ not built into it)")
+    return qemu
 
 
 @pytest.fixture
@@ -74,7 +64,7 @@ def boot_vm(guest_images: images.GuestImages, hsm_qemu: Path, backend: BackendPr
         vm = Vm(config)
         started.append(vm)
         vm.start()
-        boot_event = vm.wait_boot(BOOT_TIMEOUT_S)
+        boot_event = vm.wait_boot(BOOT_TIMEOUT_S["tcg"])
         print(f"{name}: guest agent up {boot_event['at_s']:.1f} s after QEMU start "
               f"(guest uptime {boot_event['uptime_s']:.1f} s)")
         return vm

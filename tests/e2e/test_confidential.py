@@ -24,6 +24,7 @@ from typing import Iterator
 import pytest
 from cryptography.exceptions import InvalidSignature
 
+from pyhsm import swtpm
 from pyhsm.launcher import confidential, report
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.confidential_session import VERIFY_STEP, Outcome, run_vm
@@ -32,7 +33,6 @@ from pyhsm.launcher.images import GuestImages
 from pyhsm.launcher.summary import Summary
 from pyhsm.launcher.vm import VmConfig
 from pyhsm.launcher.workloads import attestation
-from pyhsm.launcher.vtpm import tpm2_tools
 from pyhsm.launcher.workloads.confidential_refusals import OTHER_WORKLOAD
 from verity_images import verifies, with_changed_byte, with_rebuilt_tree
 
@@ -61,10 +61,10 @@ def _released_key(config: VmConfig, backend: BackendProcess, owner: Path) -> byt
     """The disk key, released again to the fabric's vTPM after the VM is gone (for the log scan)."""
     fabric = Fabric(backend.socket, config.serial, owner)
     try:
-        state, scratch = config.workdir / "fabric-tpm", config.workdir / "fabric-scratch"
-        vm_id = attestation.vm_id_for((scratch / "ekcert.der").read_bytes())
-        with tpm2_tools(state, scratch) as env:
-            evidence = attestation.quote(vm_id, attestation.get_nonce(fabric.client, vm_id), env=env)
+        with swtpm.Swtpm(config.workdir / "fabric-tpm") as tpm:
+            vm_id = attestation.vm_id_for(tpm.ek_certificate_der("ecc"))
+            evidence = attestation.quote(vm_id, attestation.get_nonce(fabric.client, vm_id),
+                                         env=tpm.env)
         key, _ = attestation.release_key(fabric.client, evidence, OTHER_WORKLOAD)
         return key
     finally:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from verity_images import verifies, with_changed_byte
 
-from pyhsm.launcher import datadisk, measurements, vtpm
+from pyhsm import swtpm
+from pyhsm.launcher import datadisk, measurements
 from pyhsm.launcher.images import GuestImages
 from pyhsm.launcher.workloads import attestation
 from pyhsm.launcher.workloads.confidential import job_result, result_message
@@ -121,22 +122,20 @@ def test_initramfs_carries_what_opens_the_verified_root(guest_images: GuestImage
 
 
 @pytest.fixture(scope="module")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> tuple[vtpm.VtpmIdentity, Path]:
-    """A manufactured vTPM and its scratch directory."""
-    root = tmp_path_factory.mktemp("vtpm")
-    return vtpm.manufacture(root / "state", root / "scratch"), root / "scratch"
+def identity(tmp_path_factory: pytest.TempPathFactory) -> swtpm.VtpmIdentity:
+    """A vTPM provisioned as the fabric does."""
+    return swtpm.provision(tmp_path_factory.mktemp("vtpm") / "state")
 
 
-def test_manufactured_vtpm_quotes_with_its_ak(identity: tuple[vtpm.VtpmIdentity, Path]) -> None:
+def test_manufactured_vtpm_quotes_with_its_ak(identity: swtpm.VtpmIdentity) -> None:
     """EK certificate from swtpm-localca, AK persistent at 0x81010002, a quote over the nonce whose
     qualifiedSigner is the AK's qualified name under the EK (what the HSM checks)."""
     from pyhsm.cvm import tpm2
-    identity, scratch = identity
     vm_id = attestation.vm_id_for(identity.ek_cert_der)
     assert vm_id == hashlib.sha256(identity.ek_spki_der).digest()[:16]
     nonce = bytes(range(32))
-    with vtpm.tpm2_tools(identity.state, scratch) as env:
-        evidence = attestation.quote(vm_id, nonce, env=env)
+    with swtpm.Swtpm(identity.state) as tpm:
+        evidence = attestation.quote(vm_id, nonce, env=tpm.env)
     quote = tpm2.parse_quote(evidence.attest)
     assert quote.extra_data == nonce
     ek, ak = tpm2.parse_public(identity.ek_public), tpm2.parse_public(identity.ak_public)
@@ -147,15 +146,14 @@ def test_manufactured_vtpm_quotes_with_its_ak(identity: tuple[vtpm.VtpmIdentity,
 
 
 def test_separator_moves_pcr9_by_the_tcg_separator_digest(
-        identity: tuple[vtpm.VtpmIdentity, Path]) -> None:
+        identity: swtpm.VtpmIdentity) -> None:
     """After ``extend_separator`` a quote of the same TPM carries PCR 9 extended by the separator,
     so it no longer equals what a policy computed for the boot expects; the other PCRs stay."""
-    identity, scratch = identity
     vm_id = attestation.vm_id_for(identity.ek_cert_der)
-    with vtpm.tpm2_tools(identity.state, scratch) as env:
-        before = attestation.quote(vm_id, bytes(32), env=env).pcr_values
-        attestation.extend_separator(env=env)
-        after = attestation.quote(vm_id, bytes(32), env=env).pcr_values
+    with swtpm.Swtpm(identity.state) as tpm:
+        before = attestation.quote(vm_id, bytes(32), env=tpm.env).pcr_values
+        attestation.extend_separator(env=tpm.env)
+        after = attestation.quote(vm_id, bytes(32), env=tpm.env).pcr_values
     at = attestation.POLICY_PCRS.index(attestation.SEPARATOR_PCR) * 32
     assert after[at:at + 32] == measurements.extend(before[at:at + 32], attestation.SEPARATOR_DIGEST)
     assert after[:at] + after[at + 32:] == before[:at] + before[at + 32:]

@@ -15,7 +15,7 @@ from pyhsm.launcher import report
 from pyhsm.launcher.backend import BackendProcess
 from pyhsm.launcher.images import GuestImages
 from pyhsm.launcher.session import RunOptions, run
-from pyhsm.launcher.vm import HSM_ID, Vm, hsm_device_args
+from pyhsm.launcher.vm import HSM_ID, Vm, hsm_device_props
 
 from e2e_events import assert_all_ok, expect_ok, next_step, run_to_done
 
@@ -74,7 +74,7 @@ def test_hot_unplug_and_replug_of_the_hsm(boot_vm: Callable[..., Vm]) -> None:
     while vm.hsm_functions():
         assert time.monotonic() < deadline, "QEMU still lists the HSM 30 s after the guest let go"
         time.sleep(0.2)
-    vm.qmp("device_add", **hsm_device_args(vm.config))
+    vm.qmp("device_add", **hsm_device_props(vm.config))
     for step in ("bound after device_add", "GetApiRev on the new device", "kernel log clean"):
         expect_ok(next_step(vm), step)
     assert vm.wait_for("done", 60)["ok"]

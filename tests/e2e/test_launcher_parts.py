@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from pyhsm.launcher import commands, guest, paths, report, verify
+from pyhsm import paths
+from pyhsm.launcher import commands, guest, report, verify
 from pyhsm.launcher.images import GuestImages
 from pyhsm.launcher.summary import Summary
 from pyhsm.launcher.vm import Vm, VmConfig, kernel_cmdline, qemu_argv
@@ -22,7 +23,7 @@ from pyhsm.launcher.workloads import NotAvailable, Step, Workload
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, paths.ROOT / "images" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, paths.root() / "images" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

@@ -10,20 +10,20 @@ from typing import Iterator
 
 import pytest
 
+from pyhsm import paths
 from pyhsm.ddi.types import DeviceKind
 from pyhsm.rot import power_on
 from pyhsm.rot.device import DiceIdentity
 from pyhsm.rot.firmware import STAGES, Stage, load_stage
 from pyhsm.serialbus.endpoint import Endpoint
 from pyhsm.serialbus.vdm import Management
-from pyhsm.server import default_firmware_dir
 from serialbus_loopback import LoopbackMailbox
 
 
 
 @pytest.fixture(scope="session")
 def firmware() -> list[Stage]:
-    directory = default_firmware_dir()
+    directory = paths.hsm_firmware()
     if not (directory / "runtime.fw").is_file():
         pytest.fail(f"{directory} has no firmware stages: build them with `make firmware`", pytrace=False)
     return [load_stage(directory, name) for name in STAGES]
@@ -32,7 +32,7 @@ def firmware() -> list[Stage]:
 @pytest.fixture(scope="session")
 def identity(firmware: list[Stage]) -> Iterator[DiceIdentity]:
     path = Path(tempfile.mkdtemp(prefix="sb-id-", dir="/tmp"))
-    yield power_on(path / "dev", default_firmware_dir(), serial="SERIAL-BUS-1", deterministic_silicon=True)
+    yield power_on(path / "dev", paths.hsm_firmware(), serial="SERIAL-BUS-1", deterministic_silicon=True)
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -3,9 +3,7 @@ attestation, bus errors, a missing, silent, killed and restarted backend, and a 
 
 from __future__ import annotations
 
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -15,10 +13,9 @@ import pytest
 
 from pyhsm import link
 from pyhsm.client import HsmClient
-from pyhsm.qtest.backend import BackendProcess
+from pyhsm.launcher.backend import BackendProcess
 from pyhsm.qtest.controller import open_controller
-from pyhsm.qtest.machine import (MAILBOX_QOM_PATH, Machine, QemuMissing, hsm_device_args, mailbox_device_args,
-                                 require_qemu)
+from pyhsm.qtest.machine import MAILBOX_QOM_PATH, Machine, hsm_device_args, mailbox_device_args
 from pyhsm.qtest.smbus import Ich9Smbus
 from pyhsm.qtest.transport import QtestTransport
 from pyhsm.rot.firmware import Stage
@@ -28,28 +25,15 @@ from pyhsm.serialbus.mctp import Drop, packetize
 from pyhsm.serialbus.requester import HOST_ADDRESS, HOST_EID, MctpRequester, attest
 from pyhsm.serialbus.vdm import Command, request
 
+pytestmark = pytest.mark.usefixtures("qemu_binary")
+
 SERIAL = "AZIHSM-I2C-QTEST"
 LINK_TIMEOUT_S = 30.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def qemu() -> None:
-    try:
-        require_qemu()
-    except QemuMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="sbq-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.fixture
 def backend(workdir: Path) -> Iterator[BackendProcess]:
-    with BackendProcess(workdir / "hsm.sock", workdir / "state") as process:
+    with BackendProcess(workdir / "hsm.sock", workdir / "state", workdir / "backend.log") as process:
         yield process
 
 
@@ -75,7 +59,7 @@ def expect_error(box: Mailbox, code: int) -> None:
 
 
 def test_registers_control_and_attestation(backend: BackendProcess, firmware: list[Stage]) -> None:
-    with Machine(mailbox_device_args(backend.socket_path, serial=SERIAL)) as machine:
+    with Machine(mailbox_device_args(backend.socket, serial=SERIAL)) as machine:
         bus = Ich9Smbus(machine.qtest)
         box = Mailbox(bus)
         assert box.identify() == (0x1414, 1)
@@ -90,7 +74,7 @@ def test_registers_control_and_attestation(backend: BackendProcess, firmware: li
 
 
 def test_bus_errors_give_defined_status(backend: BackendProcess) -> None:
-    with Machine(mailbox_device_args(backend.socket_path, serial=SERIAL)) as machine:
+    with Machine(mailbox_device_args(backend.socket, serial=SERIAL)) as machine:
         bus = Ich9Smbus(machine.qtest)
         box = Mailbox(bus)
         wait_link(box)
@@ -179,16 +163,15 @@ def test_silent_backend_times_out_and_a_lost_link_is_reported(workdir: Path) -> 
 
 
 def test_backend_killed_and_restarted_mid_message(workdir: Path, firmware: list[Stage]) -> None:
-    backend = BackendProcess(workdir / "hsm.sock", workdir / "state")
+    backend = BackendProcess(workdir / "hsm.sock", workdir / "state", workdir / "backend.log")
     backend.start()
     try:
-        with Machine(mailbox_device_args(backend.socket_path, serial=SERIAL)) as machine:
+        with Machine(mailbox_device_args(backend.socket, serial=SERIAL)) as machine:
             box = Mailbox(Ich9Smbus(machine.qtest))
             wait_link(box)
             first, second = two_packets()
             box.send(first)
-            backend.process.kill()
-            backend.process.wait(10)
+            backend.kill()
             wait_link(box, up=False)
             backend.start()
             wait_link(box)
@@ -203,7 +186,7 @@ def test_backend_killed_and_restarted_mid_message(workdir: Path, firmware: list[
 
 
 def test_device_reset_mid_message_restarts_assembly_and_eid(backend: BackendProcess) -> None:
-    with Machine(mailbox_device_args(backend.socket_path, serial=SERIAL)) as machine:
+    with Machine(mailbox_device_args(backend.socket, serial=SERIAL)) as machine:
         box = Mailbox(Ich9Smbus(machine.qtest))
         wait_link(box)
         mctp = MctpRequester(box)
@@ -221,7 +204,7 @@ def test_device_reset_mid_message_restarts_assembly_and_eid(backend: BackendProc
 
 
 def test_both_mailboxes_are_one_device(backend: BackendProcess) -> None:
-    args = hsm_device_args(backend.socket_path, serial=SERIAL) + mailbox_device_args(backend.socket_path,
+    args = hsm_device_args(backend.socket, serial=SERIAL) + mailbox_device_args(backend.socket,
                                                                                      serial=SERIAL)
     with Machine(args) as machine:
         ctrl = open_controller(machine.qtest)

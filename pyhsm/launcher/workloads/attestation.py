@@ -18,12 +18,13 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-EK_CERT_NV = 0x01C00016
-AK_HANDLE = 0x81010002
+from pyhsm.cvm.wrap import RELEASE_CONTEXT
+from pyhsm.swtpm import AK_HANDLE, EK_CERT_NV
+
+EK_CERT_INDEX = EK_CERT_NV["ecc"]   # the vTPMs the host manufactures have an ECC P-384 EK
 POLICY_BANK = "sha256"
 POLICY_PCRS = (0, 4, 7, 9)    # firmware, boot loader/kernel, secure boot state, initrd + cmdline
 POLICY_SELECTION = f"{POLICY_BANK}:{','.join(map(str, POLICY_PCRS))}"
-RELEASE_CONTEXT = b"azihsm-cvm/release/"
 GUEST_TCTI = "device:/dev/tpmrm0"
 SEPARATOR_PCR = 9             # a policy PCR: once extended, no quote of this boot matches again
 SEPARATOR_DIGEST = hashlib.sha256(bytes(4)).digest()   # TCG EV_SEPARATOR's digest (0x00000000)
@@ -71,7 +72,7 @@ def guest_vm_id() -> bytes:
     """This VM's id, from the EK certificate in its vTPM's NV index."""
     with tempfile.TemporaryDirectory() as tmp:
         cert = Path(tmp) / "ek.der"
-        tpm2("nvread", hex(EK_CERT_NV), "-o", str(cert))
+        tpm2("nvread", hex(EK_CERT_INDEX), "-o", str(cert))
         return vm_id_for(cert.read_bytes())
 
 
