@@ -400,6 +400,28 @@ static uint32_t azihsm_next_msg_id(AzihsmState *s)
     return id;
 }
 
+/*
+ * A free outstanding-request slot for command @cid of @sq, marked in use
+ * with a fresh msg_id. The fetch loop checks credits first, so a slot is
+ * always free.
+ */
+static AzihsmRequest *azihsm_claim_request(AzihsmState *s, AzihsmSQ *sq,
+                                           uint16_t cid)
+{
+    AzihsmRequest *r = NULL;
+
+    for (int i = 0; i < LINK_MAX_INFLIGHT && !r; i++) {
+        r = s->req[i].in_use ? NULL : &s->req[i];
+    }
+    g_assert(r);
+    r->in_use = true;
+    r->msg_id = azihsm_next_msg_id(s);
+    r->sqid = sq->qid;
+    r->sq_gen = sq->gen;
+    r->cid = cid;
+    return r;
+}
+
 /* Move @len bytes to or from a two-page PRP pair (PRP2 only past 4 KiB). */
 static MemTxResult azihsm_prp_rw(AzihsmState *s, const uint64_t prp[2],
                                  uint8_t *buf, uint32_t len, DMADirection dir)
@@ -516,16 +538,7 @@ static void azihsm_hsm_submit(AzihsmState *s, AzihsmSQ *sq,
         return;
     }
 
-    for (int i = 0; i < LINK_MAX_INFLIGHT && !r; i++) {
-        r = s->req[i].in_use ? NULL : &s->req[i];
-    }
-    /* The fetch loop checks credits first, so a slot is always free. */
-    g_assert(r);
-    r->in_use = true;
-    r->msg_id = azihsm_next_msg_id(s);
-    r->sqid = sq->qid;
-    r->sq_gen = sq->gen;
-    r->cid = cmd.cid;
+    r = azihsm_claim_request(s, sq, cmd.cid);
     r->session_flags = cmd.session_flags;
     r->session_id = cmd.session_id;
     r->dst_len = cmd.dst_len;
@@ -904,16 +917,7 @@ static void azihsm_aes_submit(AzihsmState *s, AzihsmSQ *sq,
         return;
     }
 
-    for (int i = 0; i < LINK_MAX_INFLIGHT && !r; i++) {
-        r = s->req[i].in_use ? NULL : &s->req[i];
-    }
-    /* The fetch loop checks credits first, so a slot is always free. */
-    g_assert(r);
-    r->in_use = true;
-    r->msg_id = azihsm_next_msg_id(s);
-    r->sqid = sq->qid;
-    r->sq_gen = sq->gen;
-    r->cid = cmd.cid;
+    r = azihsm_claim_request(s, sq, cmd.cid);
     r->aes = true;
     r->attr = cmd.attr;
     r->dst_segs = g_steal_pointer(&dst);

@@ -12,21 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pyhsm.client.ioctl_transport import align_aad
 from pyhsm.qtest import layout as L
 from pyhsm.qtest.controller import COMMAND_TIMEOUT_S, Controller
 from pyhsm.qtest.memory import PAGE
 
 DUL = {None: 0, 512: 1, 4096: 2, 8192: 3}
-
-
-def align_aad(aad: bytes) -> bytes:
-    """The client's 32-byte AAD alignment (docs/device.md, "AES path")."""
-    rem = len(aad) % 32
-    if rem == 0:
-        return aad
-    if rem <= 16:
-        aad = bytes(16) + aad
-    return aad + bytes(-len(aad) % 32)
 
 
 @dataclass
