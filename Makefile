@@ -46,11 +46,12 @@ test: deps qemu firmware images
 	$(VENV)/bin/pytest -ra
 
 bench: deps qemu firmware images
-	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) -m $$(echo $${b%.py} | tr / .) || exit 1; done
 
 # The tests that try hostile inputs and faults, and the table of what they tried (docs/reliability.md).
-RELIABILITY_TESTS := tests/security tests/test_server.py tests/ddi/test_ddi_fuzz.py tests/ddi/test_ddi_limits.py \
-	tests/ddi/test_ddi_crash_loop.py tests/debug/test_trace_secrets.py tests/device/test_fuzz.py tests/device/test_malformed.py
+RELIABILITY_TESTS := tests/security tests/backend/test_server.py tests/backend/ddi/test_ddi_fuzz.py \
+	tests/backend/ddi/test_ddi_limits.py tests/backend/ddi/test_ddi_crash_loop.py tests/tools/test_trace_secrets.py \
+	tests/device/test_fuzz.py tests/device/test_malformed.py
 reliability: deps qemu firmware images
 	$(VENV)/bin/pytest -q $(RELIABILITY_TESTS)
 	$(PY) scripts/reliability-doc.py $(BUILD)/reliability.md docs/reliability.md

@@ -9,17 +9,20 @@ import sys
 
 from pyhsm import __version__, paths
 
-# Modules that add sub-commands; each has ``register(subparsers)``.
+# Modules that add sub-commands, each with ``register(subparsers)``, and the extra (pyproject.toml)
+# that brings what it imports beyond the client's dependencies.
 COMMAND_MODULES = (
-    "pyhsm.server",
-    "pyhsm.launcher.commands",
-    "pyhsm.rot.commands",
-    "pyhsm.trace.commands",
-    "pyhsm.inspect.commands",
-    "pyhsm.qmp",
-    "pyhsm.cvm.commands",
-    "pyhsm.serialbus.commands",
+    ("pyhsm.backend.server", "backend"),
+    ("pyhsm.host.commands", "host"),
+    ("pyhsm.backend.rot.commands", "backend"),
+    ("pyhsm.tools.trace.commands", "tools"),
+    ("pyhsm.tools.inspect.commands", "tools"),
+    ("pyhsm.tools.qmp", "tools"),
+    ("pyhsm.host.confidential.owner_commands", "host"),
+    ("pyhsm.client.serialbus.commands", ""),
 )
+# Third-party packages only an extra installs: without them, their commands are left out, and said so.
+OPTIONAL_PACKAGES = ("numba", "numpy", "qemu", "libvmi")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["debug", "info", "warning", "error"],
                         help="log level of messages written to stderr (default: info)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    missing = []
+    for name, extra in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            if not extra or (exc.name or "").split(".")[0] not in OPTIONAL_PACKAGES:
+                raise
+            missing.append(f"{name.rsplit('.', 2)[-2]} commands need pyhsm[{extra}] ({exc.name} is missing)")
+            continue
+        module.register(subparsers)
+    if missing:
+        parser.epilog = "Not installed: " + "; ".join(missing) + "."
     return parser
 
 

@@ -81,7 +81,7 @@ def trace_events() -> Path:
 
 def use_numba_cache() -> Path:
     """Point numba's on-disk cache at ``$NUMBA_CACHE_DIR``, by default ``build/numba-cache``, and
-    return it. Entry points call this before ``pyhsm.rot.kernels`` is imported (numba picks the
+    return it. Entry points call this before ``pyhsm.backend.rot.kernels`` is imported (numba picks the
     cache of a ``cache=True`` kernel when the kernel is defined); also when numba is already
     imported."""
     directory = os.environ.setdefault("NUMBA_CACHE_DIR", str(build() / "numba-cache"))

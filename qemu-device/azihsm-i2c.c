@@ -15,7 +15,7 @@
  * MAILBOX_ANSWER frames queue packets for the host to read.  Each committed
  * packet gets exactly one answer frame marked END; the device counts those
  * to drive STS.PENDING and its timeout.  Reassembly, MCTP control, SPDM and
- * vendor messages live in the backend (pyhsm/serialbus/).
+ * vendor messages live in the backend (pyhsm/backend/serialbus/).
  *
  * Registers, bits, error codes and timing: docs/serial-mailbox.md.
  * Link frames: docs/link-protocol.md.

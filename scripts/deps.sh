@@ -50,5 +50,5 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 say "installing Python packages into $VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/build-requirements.txt -e '.[test]'
+"$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/build-requirements.txt -e '.[all,test]'
 say "done"

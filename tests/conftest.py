@@ -1,7 +1,7 @@
 """Fixtures shared by the HSM tests (DDI, post-quantum, confidential VM, root of trust, security): a test
 identity, partitions in temporary state directories, clients talking to them in-process
-(``LocalTransport``: the real ``Partition.execute``), and the HSM firmware images. The helpers live in tests/ddi/ and tests/cvm/, which are put on the import path
-here."""
+(``LocalTransport``: the real ``Partition.execute``), and the HSM firmware images. The helpers live in tests/backend/ddi/ and
+tests/backend/cvm/."""
 
 from __future__ import annotations
 
@@ -16,20 +16,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "ddi"))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "cvm"))
 
 from pyhsm import paths  # noqa: E402
 
 paths.use_numba_cache()   # before anything imports the root of trust's kernels
 
-from ddi_helpers import LocalTransport, Provisioned, provision  # noqa: E402
-from ddi_identity import TestIdentity  # noqa: E402
+from tests.backend.ddi.ddi_helpers import LocalTransport, Provisioned, provision  # noqa: E402
+from tests.backend.ddi.ddi_identity import TestIdentity  # noqa: E402
 
-from reliability_log import RELIABILITY, Reliability  # noqa: E402
+from tests.reliability_log import RELIABILITY, Reliability  # noqa: E402
 
 from pyhsm.client import HsmClient  # noqa: E402
-from pyhsm.ddi.partition import Partition  # noqa: E402
+from pyhsm.backend.ddi.partition import Partition  # noqa: E402
 
 
 @pytest.fixture
@@ -103,7 +101,7 @@ def workdir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def qemu_binary() -> Path:
     """The build's QEMU; the test fails (naming how to build it) when it is missing."""
-    from pyhsm.qtest.machine import QemuMissing, require_qemu
+    from pyhsm.testing.qtest.machine import QemuMissing, require_qemu
     try:
         return require_qemu()
     except QemuMissing as exc:

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Command timeouts, level-1 abort (delete and recreate one SQ), level-2 abort (controller reset and
- * full re-initialisation with new queue memory) and the CSTS health monitor (azihsm-device.md 7).
+ * full re-initialisation with new queue memory) and the CSTS health monitor
+ * (docs/guest-driver.md, "Timeouts, aborts, resets").
  */
 #include "azihsm.h"
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Admin commands and the controller initialisation sequence run at probe and at level-2 re-init
- * (azihsm-device.md 5): Identify, [PF: Set Resource Count], Set Features 0x07, HSM queue pairs,
+ * (docs/guest-driver.md, "Design"; docs/device.md, "Admin commands"): Identify,
+ * [PF: Set Resource Count], Set Features 0x07, HSM queue pairs,
  * Set Features 0xC1, AES queue pairs, Get Features 0xC2.
  */
 #include <linux/dma-mapping.h>
@@ -90,7 +91,7 @@ out:
 	return ret;
 }
 
-/* Set Features queue count: returns min(SQ, CQ) granted (0-based halves, u16 wrap as the spec). */
+/* Set Features queue count: returns min(SQ, CQ) granted (0-based halves, u16 wrap: docs/guest-driver.md, "Design"). */
 static int azihsm_set_queue_count(struct azihsm_dev *hsm, u8 fid, unsigned int *count)
 {
 	struct azihsm_admin_sqe sqe = { .opcode = AZIHSM_ADM_SET_FEATURES };

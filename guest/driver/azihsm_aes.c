@@ -3,7 +3,7 @@
  * The AES fast-path ioctls (GCM and XTS): validate the 400-byte request, pin the user's source and
  * destination pages, describe them to the device with NVMe SGLs, move the GCM tail through a small
  * DMA buffer when the tail-buffer workaround is on, run the command on an AES queue (timeout and
- * abort as for HSM commands) and copy the results back (azihsm-device.md 3.8, 3.9, 4.2, 6.3).
+ * abort as for HSM commands) and copy the results back (docs/guest-driver.md, "AES fast path"; docs/device.md, "AES queues and the AES path").
  */
 #include <linux/dma-mapping.h>
 #include <linux/mm.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* /dev/azihsmN (class azihsm-hsm): open/release, ioctl dispatch, device info and reset (azihsm-device.md 6). */
+/* /dev/azihsmN (class azihsm-hsm): open/release, ioctl dispatch, device info and reset (docs/guest-driver.md, "ioctl ABI"). */
 #include <linux/fs.h>
 #include <linux/idr.h>
 #include <linux/sched.h>
@@ -11,7 +11,7 @@
 #define AZIHSM_CLASS_NAME	"azihsm-hsm"
 #define AZIHSM_MINORS		1040
 
-/* The ABI is fixed by the spec: pin sizes, offsets and ioctl numbers. */
+/* The ABI is fixed (docs/guest-driver.md, "ioctl ABI"): pin sizes, offsets and ioctl numbers. */
 static_assert(sizeof(struct azihsm_cp_generic_cmd) == 112);
 static_assert(offsetof(struct azihsm_cp_generic_cmd, in.session_flags) == 64);
 static_assert(offsetof(struct azihsm_cp_generic_cmd, out.ctxt) == 88);

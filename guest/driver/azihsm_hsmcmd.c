@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * One command on an HSM or AES queue: queue selection, submission, timeout and abort
- * (azihsm-device.md 3.6-3.9, 7).
+ * (docs/device.md, "Queue entry formats", "AES queues and the AES path"; docs/guest-driver.md, "Timeouts, aborts, resets").
  */
 #include "azihsm.h"
 

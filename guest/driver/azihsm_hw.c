@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* BAR0 register sequences: ready poll, enable, disable, NSSR (azihsm-device.md 2.1). */
+/* BAR0 register sequences: ready poll, enable, disable, NSSR (docs/guest-driver.md, "Design"). */
 #include <linux/io-64-nonatomic-lo-hi.h>
 #include <linux/jiffies.h>
 

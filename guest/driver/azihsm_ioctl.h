@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
- * Userspace ABI of /dev/azihsmN (azihsm-device.md section 6). Layouts are fixed for x86-64;
+ * Userspace ABI of /dev/azihsmN (docs/guest-driver.md, "ioctl ABI"). Layouts are fixed for x86-64;
  * the static assertions in the driver pin every size.
  */
 #ifndef AZIHSM_IOCTL_H
@@ -107,7 +107,7 @@ struct azihsm_reset_device_data {
 	__u8 rsvd1[160];
 };
 
-/* AES fast path (azihsm-device.md 6.3): 400 bytes, on the HSM fd. */
+/* AES fast path (docs/guest-driver.md, "AES fast path"): 400 bytes, on the HSM fd. */
 #define AZIHSM_AES_OP_ENCRYPT		0
 #define AZIHSM_AES_OP_DECRYPT		1
 #define AZIHSM_AES_CIPHER_GCM		0

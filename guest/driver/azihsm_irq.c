@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * MSI-X vectors (azihsm-device.md 1.3): vector 0 serves the admin queue, 1.. the HSM queues and
+ * MSI-X vectors (docs/guest-driver.md, "Design"): vector 0 serves the admin queue, 1.. the HSM queues and
  * 16.. the AES queues. The ISR only schedules the vector's tasklet, which drains every CQ bound to
  * the vector.
  */

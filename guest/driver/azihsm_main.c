@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * PCI driver for the Azure Integrated HSM function 1414:C003: module parameters, probe, remove,
- * shutdown (azihsm-device.md 1, 2.1, 5).
+ * shutdown (docs/device.md, "PCI function"; docs/guest-driver.md, "Design").
  */
 #include <linux/dma-mapping.h>
 #include <linux/module.h>

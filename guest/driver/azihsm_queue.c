@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Queue pairs: coherent SQ/CQ memory, CID tags, submission with the SQ doorbell, and CQ draining with
- * phase tags and SQ-head tracking (azihsm-device.md 3).
+ * phase tags and SQ-head tracking (docs/device.md, "Queue entry formats"; docs/guest-driver.md, "Design").
  */
 #include <linux/bitmap.h>
 #include <linux/dma-mapping.h>

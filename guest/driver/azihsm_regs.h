@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Hardware interface of the AziHSM function: registers and queue entry layouts (azihsm-device.md 2-5). */
+/* Hardware interface of the AziHSM function: registers and queue entry layouts (docs/device.md, "PCI function", "Queue entry formats", "Admin commands"). */
 #ifndef AZIHSM_REGS_H
 #define AZIHSM_REGS_H
 
@@ -119,7 +119,7 @@ struct azihsm_hsm_cqe {
 	__le16 status;	/* bit 0 phase; bits 11:1 status */
 } __packed;
 
-/* SGL descriptor (NVMe format), AES commands only (azihsm-device.md 4.2) */
+/* SGL descriptor (NVMe format), AES commands only (docs/device.md, "AES queues and the AES path") */
 struct azihsm_sgl_desc {
 	__le64 addr;
 	__le32 len;

@@ -2,7 +2,7 @@
 /*
  * AZIHSM_CTRL_PATH_GENERIC_IOCTL_SESSION: validate the request, keep the fd's single session, bounce
  * the MBOR request/response through 4 KiB DMA pages, and flush the session on close
- * (azihsm-device.md 3.6, 3.7, 6.1, 6.2).
+ * (docs/device.md, "Queue entry formats"; docs/guest-driver.md, "ioctl ABI").
  */
 #include <linux/uaccess.h>
 

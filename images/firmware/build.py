@@ -4,7 +4,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from pyhsm.rot import firmware
+from pyhsm.protocol.dice import firmware
 
 
 def main(stages_toml: Path, out_dir: Path) -> None:

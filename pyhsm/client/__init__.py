@@ -11,25 +11,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import load_der_x509_certificate
 
-from pyhsm.cvm import owner as cvm_owner
-from pyhsm.ddi import envelope, physical
-from pyhsm.ddi.credentials import seal
-from pyhsm.ddi.errors import DdiFailure
-from pyhsm.ddi.schemas import (BY_NAME, ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, KEY_METADATA, KEY_PROPERTIES, OPS,
-                               PUBLIC_KEY, SESSION_CREDENTIAL, SessionKind)
-from pyhsm.ddi.schemas_vendor import EVIDENCE, OWNER_BODIES, RECIPIENT, VendorStatus
-from pyhsm.ddi.status import DdiStatus
-from pyhsm.ddi.types import (AesKeySize, AesOp, DeviceKind, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType,
-                             Usage)
-from pyhsm.link import SessionFlags, SessionOp
-from pyhsm.transport import Transport
+from pyhsm.protocol.cvm import owner as cvm_owner
+from pyhsm.protocol.ddi import envelope, messages, physical
+from pyhsm.protocol.ddi.credential_seal import seal
+from pyhsm.protocol.ddi.errors import DdiFailure
+from pyhsm.protocol.ddi.schemas import SessionKind
+from pyhsm.protocol.ddi.optable import BY_NAME, OPS
+from pyhsm.protocol.ddi.schemas_vendor import OWNER_BODIES, VendorStatus
+from pyhsm.protocol.ddi.status import DdiStatus
+from pyhsm.protocol.ddi.types import AesKeySize, AesOp, DeviceKind, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType, Usage
+from pyhsm.protocol.link import SessionFlags, SessionOp
+from pyhsm.client.transport import Transport
 
 __all__ = ["DdiError", "DeviceError", "EncodeError", "HsmClient", "Usage", "cvm_evidence", "key_properties"]
 
@@ -64,10 +63,12 @@ class DeviceError(Exception):
         super().__init__(f"{op}: device status 0x{status:03X}")
 
 
-def key_properties(usage: Usage, *, session_only: bool = False, label: bytes = b"") -> Any:
+def key_properties(usage: Usage, *, session_only: bool = False,
+                   label: bytes = b"") -> messages.DdiTargetKeyProperties:
     """A DdiTargetKeyProperties with one usage class."""
     value = sum(1 << bit for bit in _USAGE_BITS[usage]) | int(session_only)
-    return KEY_PROPERTIES(key_metadata=KEY_METADATA(blob=value.to_bytes(16, "little")), key_label=label)
+    return messages.DdiTargetKeyProperties(
+        key_metadata=messages.DdiTargetKeyMetadata(blob=value.to_bytes(16, "little")), key_label=label)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class HsmClient:
         FileHandleSessionLimitReached, an in-session op without one FileHandleNoExistingSession and
         with another id FileHandleSessionIdDoesNotMatch. Against a Physical device the request is
         converted to the device's field formats (``EncodeError`` if it has none) and the response
-        back (``pyhsm.ddi.physical``)."""
+        back (``pyhsm.protocol.ddi.physical``)."""
         spec = BY_NAME[op]
         in_session = spec.kind in (SessionKind.IN_SESSION, SessionKind.CLOSE)
         header_sess = (self.session_id if in_session else None) if sess_id is _UNSET else sess_id
@@ -148,13 +149,13 @@ class HsmClient:
 
     # -- information -----------------------------------------------------------------------------
 
-    def get_api_rev(self) -> Any:
+    def get_api_rev(self) -> messages.DdiGetApiRevResp:
         return self.call("GetApiRev")
 
-    def get_device_info(self) -> Any:
+    def get_device_info(self) -> messages.DdiGetDeviceInfoResp:
         return self.call("GetDeviceInfo")
 
-    def get_cert_chain_info(self, slot_id: int = 0) -> Any:
+    def get_cert_chain_info(self, slot_id: int = 0) -> messages.DdiGetCertChainInfoResp:
         return self.call("GetCertChainInfo", slot_id=slot_id)
 
     def get_certificate(self, cert_id: int, slot_id: int = 0) -> bytes:
@@ -169,10 +170,10 @@ class HsmClient:
 
     # -- credentials and sessions ----------------------------------------------------------------
 
-    def get_establish_cred_encryption_key(self) -> Any:
+    def get_establish_cred_encryption_key(self) -> messages.DdiGetEstablishCredEncryptionKeyResp:
         return self.call("GetEstablishCredEncryptionKey")
 
-    def get_session_encryption_key(self) -> Any:
+    def get_session_encryption_key(self) -> messages.DdiGetSessionEncryptionKeyResp:
         return self.call("GetSessionEncryptionKey")
 
     def establish_credential(self, app_id: bytes, pin: bytes, masked_bk3: bytes,
@@ -186,27 +187,31 @@ class HsmClient:
                                                       serialization.PublicFormat.SubjectPublicKeyInfo)
         device = self.get_establish_cred_encryption_key()
         sealed = seal(device.pub_key.der, device.nonce, [app_id, pin])
-        cred = ESTABLISH_CREDENTIAL(encrypted_id=sealed.pieces[0], encrypted_pin=sealed.pieces[1], iv=sealed.iv,
-                                    nonce=device.nonce, tag=sealed.tag)
+        cred = messages.DdiEncryptedEstablishCredential(
+            encrypted_id=sealed.pieces[0], encrypted_pin=sealed.pieces[1], iv=sealed.iv, nonce=device.nonce,
+            tag=sealed.tag)
         return self.call("EstablishCredential", encrypted_credential=cred, pub_key=_p384(sealed.client_public_der),
                          masked_bk3=masked_bk3, bmk=bmk, masked_unwrapping_key=masked_unwrapping_key,
                          pota_sig=r.to_bytes(48, "big") + s.to_bytes(48, "big"),
                          pota_pub_key=_p384(pota_der)).bmk
 
-    def _session_credential(self, app_id: bytes, pin: bytes, seed: bytes) -> tuple[Any, Any]:
+    def _session_credential(self, app_id: bytes, pin: bytes,
+                            seed: bytes) -> tuple[messages.DdiEncryptedSessionCredential, messages.DdiDerPublicKey]:
         device = self.get_session_encryption_key()
         sealed = seal(device.pub_key.der, device.nonce, [app_id, pin, seed])
-        cred = SESSION_CREDENTIAL(encrypted_id=sealed.pieces[0], encrypted_pin=sealed.pieces[1],
-                                  encrypted_seed=sealed.pieces[2], iv=sealed.iv, nonce=device.nonce, tag=sealed.tag)
+        cred = messages.DdiEncryptedSessionCredential(
+            encrypted_id=sealed.pieces[0], encrypted_pin=sealed.pieces[1], encrypted_seed=sealed.pieces[2],
+            iv=sealed.iv, nonce=device.nonce, tag=sealed.tag)
         return cred, _p384(sealed.client_public_der)
 
     def open_session(self, app_id: bytes, pin: bytes, seed: bytes | None = None) -> OpenedSession:
         seed = seed if seed is not None else os.urandom(48)
         cred, pub = self._session_credential(app_id, pin, seed)
-        data = self.call("OpenSession", encrypted_credential=cred, pub_key=pub)
+        data: messages.DdiOpenSessionResp = self.call("OpenSession", encrypted_credential=cred, pub_key=pub)
         return OpenedSession(data.sess_id, data.short_app_id, data.bmk_session, seed)
 
-    def reopen_session(self, sess_id: int, app_id: bytes, pin: bytes, seed: bytes, bmk_session: bytes) -> Any:
+    def reopen_session(self, sess_id: int, app_id: bytes, pin: bytes, seed: bytes,
+                       bmk_session: bytes) -> messages.DdiReopenSessionResp:
         self.session_id = sess_id
         cred, pub = self._session_credential(app_id, pin, seed)
         return self.call("ReopenSession", encrypted_credential=cred, pub_key=pub, bmk_session=bmk_session)
@@ -217,37 +222,38 @@ class HsmClient:
     def change_pin(self, new_pin: bytes) -> None:
         device = self.get_session_encryption_key()
         sealed = seal(device.pub_key.der, device.nonce, [new_pin])
-        enc = ENCRYPTED_PIN(encrypted_pin=sealed.pieces[0], iv=sealed.iv, nonce=device.nonce, tag=sealed.tag)
+        enc = messages.DdiEncryptedPin(encrypted_pin=sealed.pieces[0], iv=sealed.iv, nonce=device.nonce,
+                                       tag=sealed.tag)
         self.call("ChangePin", new_pin=enc, pub_key=_p384(sealed.client_public_der))
 
     # -- keys ------------------------------------------------------------------------------------
 
     def ecc_generate_key_pair(self, curve: EccCurve, usage: Usage = Usage.SIGN_VERIFY, *, tag: int | None = None,
-                              session_only: bool = False, label: bytes = b"") -> Any:
+                              session_only: bool = False, label: bytes = b"") -> messages.DdiEccGenerateKeyPairResp:
         return self.call("EccGenerateKeyPair", curve=int(curve), key_tag=tag,
                          key_properties=key_properties(usage, session_only=session_only, label=label))
 
     def aes_generate_key(self, size: AesKeySize, *, tag: int | None = None, session_only: bool = False,
-                         label: bytes = b"") -> Any:
+                         label: bytes = b"") -> messages.DdiAesGenerateKeyResp:
         return self.call("AesGenerateKey", key_size=int(size), key_tag=tag,
                          key_properties=key_properties(Usage.ENCRYPT_DECRYPT, session_only=session_only,
                                                        label=label))
 
-    def open_key(self, tag: int) -> Any:
+    def open_key(self, tag: int) -> messages.DdiOpenKeyResp:
         return self.call("OpenKey", key_tag=tag)
 
     def delete_key(self, key_id: int) -> None:
         self.call("DeleteKey", key_id=key_id)
 
-    def unmask_key(self, masked_key: bytes) -> Any:
+    def unmask_key(self, masked_key: bytes) -> messages.DdiUnmaskKeyResp:
         return self.call("UnmaskKey", masked_key=masked_key)
 
-    def get_unwrapping_key(self) -> Any:
+    def get_unwrapping_key(self) -> messages.DdiGetUnwrappingKeyResp:
         return self.call("GetUnwrappingKey")
 
     def rsa_unwrap(self, kek_id: int, wrapped_blob: bytes, key_class: KeyClass, usage: Usage, *,
                    hash_algorithm: HashAlgorithm = HashAlgorithm.Sha256, tag: int | None = None,
-                   session_only: bool = False) -> Any:
+                   session_only: bool = False) -> messages.DdiRsaUnwrapResp:
         return self.call("RsaUnwrap", key_id=kek_id, wrapped_blob=wrapped_blob, wrapped_blob_key_class=int(key_class),
                          wrapped_blob_padding=1, wrapped_blob_hash_algorithm=int(hash_algorithm), key_tag=tag,
                          key_properties=key_properties(usage, session_only=session_only))
@@ -262,23 +268,23 @@ class HsmClient:
         return self.call("EccSign", key_id=key_id, digest=digest, digest_algo=int(algo)).signature
 
     def ecdh_key_exchange(self, key_id: int, peer_der: bytes, key_type: KeyType, *, tag: int | None = None,
-                          session_only: bool = False) -> Any:
+                          session_only: bool = False) -> messages.DdiEcdhKeyExchangeResp:
         return self.call("EcdhKeyExchange", priv_key_id=key_id, pub_key_der=peer_der, key_type=int(key_type),
                          key_tag=tag, key_properties=key_properties(Usage.DERIVE, session_only=session_only))
 
-    def aes_encrypt_decrypt(self, key_id: int, op: AesOp, msg: bytes, iv: bytes) -> Any:
+    def aes_encrypt_decrypt(self, key_id: int, op: AesOp, msg: bytes, iv: bytes) -> messages.DdiAesEncryptDecryptResp:
         return self.call("AesEncryptDecrypt", key_id=key_id, op=int(op), msg=msg, iv=iv)
 
     def hkdf_derive(self, key_id: int, hash_algorithm: HashAlgorithm, key_type: KeyType, usage: Usage, *,
                     salt: bytes | None = None, info: bytes | None = None, tag: int | None = None,
-                    session_only: bool = False) -> Any:
+                    session_only: bool = False) -> messages.DdiHkdfDeriveResp:
         return self.call("HkdfDerive", key_id=key_id, hash_algorithm=int(hash_algorithm), salt=salt, info=info,
                          key_type=int(key_type), key_tag=tag,
                          key_properties=key_properties(usage, session_only=session_only))
 
     def kbkdf_derive(self, key_id: int, hash_algorithm: HashAlgorithm, key_type: KeyType, usage: Usage, *,
                      label: bytes | None = None, context: bytes | None = None, tag: int | None = None,
-                     session_only: bool = False) -> Any:
+                     session_only: bool = False) -> messages.DdiKbkdfCounterHmacDeriveResp:
         return self.call("KbkdfCounterHmacDerive", key_id=key_id, hash_algorithm=int(hash_algorithm), label=label,
                          context=context, key_type=int(key_type), key_tag=tag,
                          key_properties=key_properties(usage, session_only=session_only))
@@ -303,7 +309,7 @@ class HsmClient:
     # -- post-quantum keys (docs/vendor-ops.md) --------------------------------------------------
 
     def mldsa_generate_key(self, params: int, *, tag: int | None = None, session_only: bool = False,
-                           label: bytes = b"", seed: bytes | None = None) -> Any:
+                           label: bytes = b"", seed: bytes | None = None) -> messages.DdiMlDsaGenerateKeyResp:
         return self.call("MlDsaGenerateKey", params=params, key_tag=tag, seed=seed,
                          key_properties=key_properties(Usage.SIGN_VERIFY, session_only=session_only, label=label))
 
@@ -314,12 +320,12 @@ class HsmClient:
         return self.call("MlDsaGetPublicKey", key_id=key_id).pub_key
 
     def mlkem_generate_key(self, params: int, *, tag: int | None = None, session_only: bool = False,
-                           label: bytes = b"", seed: bytes | None = None) -> Any:
+                           label: bytes = b"", seed: bytes | None = None) -> messages.DdiMlKemGenerateKeyResp:
         return self.call("MlKemGenerateKey", params=params, key_tag=tag, seed=seed,
                          key_properties=key_properties(Usage.DERIVE, session_only=session_only, label=label))
 
     def mlkem_decapsulate(self, key_id: int, ciphertext: bytes, *, tag: int | None = None,
-                          session_only: bool = False) -> Any:
+                          session_only: bool = False) -> messages.DdiMlKemDecapsulateResp:
         return self.call("MlKemDecapsulate", key_id=key_id, ciphertext=ciphertext, key_tag=tag,
                          key_properties=key_properties(Usage.DERIVE, session_only=session_only))
 
@@ -331,32 +337,36 @@ class HsmClient:
     def cvm_get_nonce(self, vm_id: bytes) -> bytes:
         return self.call("CvmGetNonce", vm_id=vm_id).nonce
 
-    def cvm_verify_evidence(self, evidence: Any) -> bytes:
+    def cvm_verify_evidence(self, evidence: messages.CvmEvidence) -> bytes:
         """``evidence``: ``cvm_evidence(...)``; returns the countersigned statement."""
         return self.call("CvmVerifyEvidence", evidence=evidence).statement
 
-    def cvm_release_key(self, evidence: Any, workload: bytes, kem_pub: bytes, ecdh_pub: bytes) -> Any:
+    def cvm_release_key(self, evidence: messages.CvmEvidence, workload: bytes, kem_pub: bytes,
+                        ecdh_pub: bytes) -> messages.DdiCvmReleaseKeyResp:
         return self.call("CvmReleaseKey", evidence=evidence, workload=workload,
-                         recipient=RECIPIENT(kem_pub=kem_pub, ecdh_pub=ecdh_pub))
+                         recipient=messages.CvmRecipient(kem_pub=kem_pub, ecdh_pub=ecdh_pub))
 
     def cvm_seal(self, workload: bytes, data: bytes) -> bytes:
         return self.call("CvmSeal", workload=workload, data=data).sealed
 
-    def cvm_unseal(self, evidence: Any, sealed: bytes, kem_pub: bytes, ecdh_pub: bytes) -> Any:
+    def cvm_unseal(self, evidence: messages.CvmEvidence, sealed: bytes, kem_pub: bytes,
+                   ecdh_pub: bytes) -> messages.DdiCvmUnsealResp:
         return self.call("CvmUnseal", evidence=evidence, sealed=sealed,
-                         recipient=RECIPIENT(kem_pub=kem_pub, ecdh_pub=ecdh_pub))
+                         recipient=messages.CvmRecipient(kem_pub=kem_pub, ecdh_pub=ecdh_pub))
 
     def cvm_set_owner(self, owner_public_der: bytes) -> None:
         self.call("CvmSetOwner", owner_pub=owner_public_der)
 
-    def cvm_get_owner_info(self) -> Any:
+    def cvm_get_owner_info(self) -> messages.DdiCvmGetOwnerInfoResp:
         return self.call("CvmGetOwnerInfo")
 
-    def cvm_owner_command(self, op: str, owner_key: ec.EllipticCurvePrivateKey, **body: Any) -> Any:
+    def cvm_owner_command(self, op: str, owner_key: ec.EllipticCurvePrivateKey,
+                          **body: Any) -> messages.DdiCvmRegisterVmResp | messages.DdiCvmSetPolicyResp:
         """Send owner command ``op`` (CvmRegisterVm, CvmSetPolicy) with ``body`` fields, signed."""
         return self.cvm_submit(cvm_owner.signed_command(op, owner_key, **body))
 
-    def cvm_submit(self, command: cvm_owner.SignedCommand) -> Any:
+    def cvm_submit(self,
+                   command: cvm_owner.SignedCommand) -> messages.DdiCvmRegisterVmResp | messages.DdiCvmSetPolicyResp:
         """Send an owner command signed elsewhere (e.g. relayed by the guest agent)."""
         spec = OPS.get(command.opcode)
         if spec is None or spec.name not in OWNER_BODIES:
@@ -371,15 +381,16 @@ class HsmClient:
 
     def cvm_set_policy(self, owner_key: ec.EllipticCurvePrivateKey, seq: int, workload: bytes, pcr_bank: int,
                        pcr_mask: int, pcr_values: bytes, *, vm_id: bytes = b"", key_tag: int | None = None) -> int:
-        return self.cvm_owner_command("CvmSetPolicy", owner_key, seq=seq, workload=workload, vm_id=vm_id,
-                                      pcr_bank=pcr_bank, pcr_mask=pcr_mask, pcr_values=pcr_values,
-                                      key_tag=key_tag).version
+        response = self.cvm_owner_command("CvmSetPolicy", owner_key, seq=seq, workload=workload, vm_id=vm_id,
+                                          pcr_bank=pcr_bank, pcr_mask=pcr_mask, pcr_values=pcr_values,
+                                          key_tag=key_tag)
+        return cast(messages.DdiCvmSetPolicyResp, response).version  # the response of CvmSetPolicy
 
 
-def cvm_evidence(vm_id: bytes, attest: bytes, signature: bytes, pcr_values: bytes) -> Any:
+def cvm_evidence(vm_id: bytes, attest: bytes, signature: bytes, pcr_values: bytes) -> messages.CvmEvidence:
     """The evidence structure of the CVM ops: a TPM2 quote (TPMS_ATTEST, TPMT_SIGNATURE) and PCR values."""
-    return EVIDENCE(vm_id=vm_id, attest=attest, signature=signature, pcr_values=pcr_values)
+    return messages.CvmEvidence(vm_id=vm_id, attest=attest, signature=signature, pcr_values=pcr_values)
 
 
-def _p384(der: bytes) -> Any:
-    return PUBLIC_KEY(der=der, key_kind=int(KeyType.Ecc384Public))
+def _p384(der: bytes) -> messages.DdiDerPublicKey:
+    return messages.DdiDerPublicKey(der=der, key_kind=int(KeyType.Ecc384Public))

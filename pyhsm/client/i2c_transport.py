@@ -1,4 +1,4 @@
-"""The Transport protocol (pyhsm/transport.py) over the serial-bus mailbox: management DDI only.
+"""The Transport protocol (pyhsm/client/transport.py) over the serial-bus mailbox: management DDI only.
 
 Each ``submit`` sends the MBOR request as a vendor-defined MCTP message (vendor 0x1414, command 0xC0)
 through a ``Mailbox`` (``smbus2.SMBus`` on ``/dev/i2c-N`` in a guest; the qtest ICH9 host on the
@@ -9,11 +9,11 @@ GetDeviceInfo, GetCertChainInfo and GetCertificate; anything else comes back as 
 
 from __future__ import annotations
 
-from pyhsm.link import SessionFlags, SessionOp
-from pyhsm.serialbus.mailbox import Mailbox, MailboxError, SmbusLike
-from pyhsm.serialbus.requester import MctpRequester, ProtocolError
-from pyhsm.serialbus.vdm import Command, request
-from pyhsm.transport import MAX_BUFFER, Completion
+from pyhsm.protocol.link import SessionFlags, SessionOp
+from pyhsm.client.serialbus.mailbox import Mailbox, MailboxError, SmbusLike
+from pyhsm.client.serialbus.requester import MctpRequester, ProtocolError
+from pyhsm.protocol.serialbus.vdm import Command, request
+from pyhsm.client.transport import MAX_BUFFER, Completion
 
 _ANSWER_HEADER = 5   # type, vendor id (2), rq/crypt, command
 

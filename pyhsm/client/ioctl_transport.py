@@ -1,4 +1,4 @@
-"""The Transport protocol (pyhsm/transport.py) over the guest driver's ``/dev/azihsmN`` ioctls.
+"""The Transport protocol (pyhsm/client/transport.py) over the guest driver's ``/dev/azihsmN`` ioctls.
 
 One ``submit`` is one ``AZIHSM_CTRL_PATH_GENERIC_IOCTL_SESSION`` (azihsm-device.md 6.2). The driver
 keeps the fd's single session and flushes it when the fd is closed, so ``close`` only closes the fd.
@@ -24,10 +24,10 @@ import os
 import struct
 from dataclasses import dataclass
 
-from pyhsm.ddi.mbor import MborError, Reader
-from pyhsm.ddi.schemas import RESP_HDR
-from pyhsm.link import SessionFlags, SessionOp
-from pyhsm.transport import MAX_BUFFER, Completion
+from pyhsm.protocol.ddi.mbor import MborError, Reader
+from pyhsm.protocol.ddi.schemas import RESP_HDR
+from pyhsm.protocol.link import SessionFlags, SessionOp
+from pyhsm.client.transport import MAX_BUFFER, Completion
 
 HSM_CMD_IOCTL = 0xC0704203
 LEGACY_HSM_CMD_IOCTL = 0xC0704202

@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from pyhsm import link
-from pyhsm.transport import MAX_BUFFER, Completion
+from pyhsm.protocol import link
+from pyhsm.client.transport import MAX_BUFFER, Completion
 
 CONNECT_TIMEOUT_S = 5.0
 

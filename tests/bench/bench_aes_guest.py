@@ -16,9 +16,10 @@ import tempfile
 from pathlib import Path
 
 from pyhsm import paths
-from pyhsm.launcher import accel, images, report
-from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.vm import Vm, VmConfig
+from pyhsm.host import accel, images
+from pyhsm.protocol import console
+from pyhsm.host.backend import BackendProcess
+from pyhsm.host.vm import Vm, VmConfig
 
 TIMEOUT_S = 900.0
 STEP = "AES throughput"
@@ -42,7 +43,7 @@ def main() -> int:
                 if event["event"] == "step":
                     print(f"  {event['result']:<8} {event['name']}", flush=True)
                     steps[event["name"]] = event
-                    if event["result"] != report.OK:
+                    if event["result"] != console.OK:
                         failures.append(f"{event['name']}: {event['result']} {event.get('error', '')}")
             vm.wait_for("done", TIMEOUT_S, seen)
     d = (steps.get(STEP) or {}).get("detail") or {}

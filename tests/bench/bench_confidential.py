@@ -28,12 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from pyhsm import swtpm
-from pyhsm.launcher import confidential, images, report
-from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.confidential_session import Outcome, run_vm
-from pyhsm.launcher.summary import Summary
-from pyhsm.launcher.vm import Vm
+from pyhsm.host import swtpm
+from pyhsm.host.confidential import launch as confidential
+from pyhsm.host import images
+from pyhsm.protocol import console
+from pyhsm.host.backend import BackendProcess
+from pyhsm.host.confidential.session import Outcome, run_vm
+from pyhsm.host.summary import Summary
+from pyhsm.host.vm import Vm
 
 RUNS = int(os.environ.get("BENCH_CONFIDENTIAL_RUNS", "2"))
 GOAL_S = 30.0
@@ -57,12 +59,12 @@ PHASES = (("provision_s", "provision (host)"), ("firmware_s", "firmware (OVMF)")
           ("verity_cost_s", "verity cost in the run (read x difference)"))
 
 
-def _verity_probe(console: Path) -> dict[str, float]:
-    """The ``verity`` report line the probe wrote on ``console``, as phases."""
-    events = [e for e in map(report.parse_line, console.read_text(errors="replace").splitlines())
+def _verity_probe(log: Path) -> dict[str, float]:
+    """The ``verity`` report line the probe wrote on ``log``, as phases."""
+    events = [e for e in map(console.parse_line, log.read_text(errors="replace").splitlines())
               if e and e["event"] == "verity"]
     if not events:
-        raise RuntimeError(f"no verity probe result on {console}")
+        raise RuntimeError(f"no verity probe result on {log}")
     probe = events[-1]
     raw, verity = (probe[k] * 1000 / PROBE_MIB for k in ("raw_s", "verity_s"))
     read = probe["read_kib"] / 1024

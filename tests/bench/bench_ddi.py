@@ -3,11 +3,11 @@
 Operations: EccSign P-384, EcdhKeyExchange P-384, AesEncryptDecrypt (CBC, 1 KiB) and Hmac
 (HMAC-SHA-384, 1 KiB), each with 1 and 8 concurrent sessions (one client thread per session, all on
 one device connection, as guest processes share one device). The backend runs as its own process
-(tests/ddi/ddi_backend.py: the real link server and DDI partition). The direct anchor calls
+(tests/backend/ddi/ddi_backend.py: the real link server and DDI partition). The direct anchor calls
 ``cryptography`` in this process with the same number of threads. Goal: EccSign P-384 at 8 sessions
 >= 70 % of the direct rate.
 
-    build/venv/bin/python tests/bench/bench_ddi.py [seconds per measurement, default 3]
+    build/venv/bin/python -m tests.bench.bench_ddi [seconds per measurement, default 3]
 
 Each measurement alternates backend and direct slices (5 each) and reports the medians, so that both
 sides see the same background load on a shared machine.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,17 +25,16 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives import hashes, hmac, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed  # noqa: E402
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: E402
 
+from tests.backend.ddi import ddi_backend
 from pyhsm.client import HsmClient, Usage  # noqa: E402
 from pyhsm.client.socket_transport import SocketTransport  # noqa: E402
-from pyhsm.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyType  # noqa: E402
+from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyType  # noqa: E402
 
 APP_ID, PIN = bytes.fromhex("0123456789abcdef0123456789abcdef"), b"bench-pin-012345"
 MSG = os.urandom(1024)
@@ -125,12 +123,11 @@ def backend_ops(client: HsmClient) -> dict[str, Callable[[], object]]:
 
 @contextlib.contextmanager
 def backend_socket() -> Iterator[Path]:
-    """The socket of a backend process (tests/ddi/ddi_backend.py: the real link server and DDI
+    """The socket of a backend process (tests/backend/ddi/ddi_backend.py: the real link server and DDI
     partition), stopped when the block ends."""
     work = Path(tempfile.mkdtemp(prefix="bench-backend-"))
     sock = work / "hsm.sock"
-    backend = subprocess.Popen([sys.executable, str(ROOT / "tests/ddi/ddi_backend.py"), str(sock), str(work)],
-                               stdout=subprocess.PIPE, text=True)
+    backend = ddi_backend.start(sock, work)
     try:
         assert backend.stdout is not None and backend.stdout.readline().strip() == "ready"
         yield sock

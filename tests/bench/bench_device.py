@@ -20,13 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pyhsm import link  # noqa: E402
-from pyhsm.launcher.backend import BackendProcess  # noqa: E402
-from pyhsm.qtest.controller import open_controller  # noqa: E402
-from pyhsm.qtest.machine import Machine, hsm_device_args  # noqa: E402
+from pyhsm.protocol import link  # noqa: E402
+from pyhsm.host.backend import BackendProcess  # noqa: E402
+from pyhsm.testing.qtest.controller import open_controller  # noqa: E402
+from pyhsm.testing.qtest.machine import Machine, hsm_device_args  # noqa: E402
 
 GET_API_REV = bytes.fromhex("A2 18 00 A1 18 02 1A 00 00 03 EA 18 01 A0")  # ddi.md 1.9, example A
 WARM_UP = 100

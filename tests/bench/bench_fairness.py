@@ -1,11 +1,11 @@
 """Fairness between devices: a neighbour's GetApiRev latency while another partition loops NSSR and
 EstablishCredential (key generation and state saves), against the same neighbour on a quiet backend.
 
-The backend is the real link server and DDI partition (tests/ddi/ddi_backend.py) in its own process.
+The backend is the real link server and DDI partition (tests/backend/ddi/ddi_backend.py) in its own process.
 Quiet and busy slices alternate (``SLICES`` each) so both see the same background load; the table shows
 p50 and p99 over all samples of each kind. Goal: busy p99 at most 2x the quiet p99.
 
-    build/venv/bin/python tests/bench/bench_fairness.py [samples per slice, default 400]
+    build/venv/bin/python -m tests.bench.bench_fairness [samples per slice, default 400]
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
-from bench_ddi import APP_ID, PIN, backend_socket, provisioned_clients  # noqa: E402
-from bench_roundtrip import p99  # noqa: E402
+from tests.bench.bench_ddi import APP_ID, PIN, backend_socket, provisioned_clients  # noqa: E402
+from tests.bench.bench_roundtrip import p99  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from pyhsm import link  # noqa: E402
+from pyhsm.protocol import link  # noqa: E402
 from pyhsm.client import DdiError, HsmClient  # noqa: E402
 from pyhsm.client.socket_transport import SocketTransport  # noqa: E402
 

@@ -14,11 +14,12 @@ import tempfile
 from pathlib import Path
 
 from pyhsm import paths
-from pyhsm.swtpm import Swtpm
-from pyhsm.launcher import accel, images, report
-from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.vm import Vm, VmConfig
-from pyhsm.launcher.workloads.bench import HSM_LATENCY_STEP, TPM_LATENCY_STEP
+from pyhsm.host.swtpm import Swtpm
+from pyhsm.host import accel, images
+from pyhsm.protocol import console
+from pyhsm.host.backend import BackendProcess
+from pyhsm.host.vm import Vm, VmConfig
+from pyhsm.guest.workloads.bench import HSM_LATENCY_STEP, TPM_LATENCY_STEP
 
 TIMEOUT_S = 1800.0
 
@@ -53,7 +54,7 @@ def main() -> int:
                         print(f"  {event['result']:<8} {event['name']}: {event.get('detail') or event.get('error')}",
                               flush=True)
                         steps[event["name"]] = event
-                        if event["result"] != report.OK:
+                        if event["result"] != console.OK:
                             failures.append(f"{event['name']}: {event['result']} {event.get('error', '')}")
                 vm.wait_for("done", TIMEOUT_S, seen)
         finally:
@@ -77,7 +78,7 @@ def _table(steps: dict[str, dict], accelerator: str) -> str:
             value = f"{d['signs_per_s']} signs/s ({d['signs']} in the run)"
         else:
             continue
-        rows.append(f"| {name} | {value if event['result'] == report.OK else event['result']} |")
+        rows.append(f"| {name} | {value if event['result'] == console.OK else event['result']} |")
     hsm, tpm = (steps.get(name, {}).get("detail") or {} for name in (HSM_LATENCY_STEP, TPM_LATENCY_STEP))
     if "median_us" in hsm and "median_us" in tpm:
         ratio = hsm["median_us"] / tpm["median_us"]

@@ -2,11 +2,11 @@
 ``cryptography`` in this process, in one run: ML-DSA-65 sign (1 KiB message) and ML-KEM-768
 decapsulation, with 1 and 2 sessions (one client thread each, sharing one device connection).
 
-The backend is its own process (tests/ddi/ddi_backend.py: the real link server and DDI partition).
+The backend is its own process (tests/backend/ddi/ddi_backend.py: the real link server and DDI partition).
 MlKemDecapsulate stores the shared secret as a session key, so each measured backend step also
 deletes that key (two round trips); the direct anchor is one ``decapsulate`` call.
 
-    build/venv/bin/python tests/bench/bench_pqc.py [seconds per measurement, default 3]
+    build/venv/bin/python -m tests.bench.bench_pqc [seconds per measurement, default 3]
 
 Backend and direct slices alternate (5 each) and medians are reported, as in bench_ddi.py.
 """
@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
-from bench_ddi import backend_clients, compare  # noqa: E402
+from tests.bench.bench_ddi import backend_clients, compare  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem  # noqa: E402
 
 from pyhsm.client import HsmClient  # noqa: E402

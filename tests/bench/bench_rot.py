@@ -1,7 +1,7 @@
 """Root-of-trust benchmark: power-on latency (warm, new process, cold JIT cache), decode throughput of the
 numba kernel against the NumPy reference in the same run, simulated power-ons and puf-stats.
 
-Run: build/venv/bin/python tests/bench/bench_rot.py [--quick]. Prints one line per figure and a JSON
+Run: build/venv/bin/python -m tests.bench.bench_rot [--quick]. Prints one line per figure and a JSON
 summary on the last line. Goals: warm power-on < 100 ms; numba decode >= 20x the reference.
 """
 
@@ -25,7 +25,7 @@ _CHILD = """
 import sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from pyhsm.rot import power_on
+from pyhsm.backend.rot import power_on
 t1 = time.perf_counter()
 power_on(Path(sys.argv[1]), Path(sys.argv[2]), serial="BENCH")
 t2 = time.perf_counter()
@@ -46,7 +46,7 @@ def child_power_on(device_dir: Path, firmware_dir: Path, cache_dir: str) -> tupl
 
 
 def bench_power_on(work: Path, firmware_dir: Path, repeats: int) -> dict:
-    from pyhsm.rot import power_on
+    from pyhsm.backend.rot import power_on
     device_dir = work / "dev"
     with tempfile.TemporaryDirectory() as empty_cache:
         cold_import, cold_first = child_power_on(device_dir, firmware_dir, empty_cache)   # compiles, enrols
@@ -63,7 +63,7 @@ def bench_power_on(work: Path, firmware_dir: Path, repeats: int) -> dict:
 
 
 def bench_decode(blocks: int) -> dict:
-    from pyhsm.rot import kernels, reference
+    from pyhsm.backend.rot import kernels, reference
     rng = np.random.default_rng(1)
     messages = rng.integers(0, 256, blocks).astype(np.uint8)
     words = kernels.rm_encode(messages) ^ (rng.random((blocks, 128)) < 0.10).astype(np.uint8)
@@ -83,8 +83,8 @@ def bench_decode(blocks: int) -> dict:
 
 
 def bench_simulation(trials: int) -> dict:
-    from pyhsm.rot import extractor, kernels, noise
-    from pyhsm.rot.silicon import manufacture
+    from pyhsm.backend.rot import extractor, kernels, noise
+    from pyhsm.backend.rot.silicon import manufacture
     profile = manufacture("bench-sim")
     thresholds = profile.thresholds()
     response = kernels.puf_read(thresholds, noise.read_noise(os.urandom, profile.cells))
@@ -99,7 +99,7 @@ def bench_simulation(trials: int) -> dict:
 
 
 def bench_puf_stats(devices: int, reads: int) -> dict:
-    from pyhsm.rot import stats
+    from pyhsm.backend.rot import stats
     start = time.perf_counter()
     s = stats.evaluate(stats.fleet(devices), reads)
     return {"puf_stats_devices": devices, "puf_stats_reads": reads,
@@ -112,7 +112,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (for a smoke run)")
     args = parser.parse_args()
     os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "build" / "numba-cache"))
-    sys.path.insert(0, str(ROOT))
     results = {"load_average_1min": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -6,7 +6,7 @@ exactly, one command at a time. Slices of the two alternate (``SLICES`` each) so
 background load; medians and p99 over all samples; the machine's load is printed. Goal: HSM / TPM
 median ratio at most 1.0.
 
-    build/venv/bin/python tests/bench/bench_roundtrip.py [--count N] [--slices N]
+    build/venv/bin/python -m tests.bench.bench_roundtrip [--count N] [--slices N]
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from pyhsm import link  # noqa: E402
-from pyhsm.launcher.backend import BackendProcess  # noqa: E402
+from pyhsm.protocol import link  # noqa: E402
+from pyhsm.host.backend import BackendProcess  # noqa: E402
 
 GET_API_REV = bytes.fromhex("A2 18 00 A1 18 02 1A 00 00 03 EA 18 01 A0")
 TPM2_GET_RANDOM_16 = bytes.fromhex("8001 0000000C 0000017B 0010")

@@ -15,9 +15,10 @@ import tempfile
 from pathlib import Path
 
 from pyhsm import paths
-from pyhsm.launcher import accel, images, report
-from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.vm import Vm, VmConfig
+from pyhsm.host import accel, images
+from pyhsm.protocol import console
+from pyhsm.host.backend import BackendProcess
+from pyhsm.host.vm import Vm, VmConfig
 
 TIMEOUT_S = 600.0
 GOAL_MS = 1000.0
@@ -35,7 +36,7 @@ def main() -> int:
         with Vm(config) as vm:
             vm.wait_boot(300)
             vm.wait_for("done", TIMEOUT_S, lambda e: steps.__setitem__(e["name"], e) if e["event"] == "step" else None)
-    failed = [name for name, e in steps.items() if e["result"] != report.OK]
+    failed = [name for name, e in steps.items() if e["result"] != console.OK]
     attestation = (steps.get("serial: SPDM attestation") or {}).get("detail") or {}
     api = (steps.get("serial: GetApiRev serial vs PCIe") or {}).get("detail") or {}
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} host cores, "

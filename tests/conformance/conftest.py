@@ -10,18 +10,16 @@ the same counts go to build/conformance.json, from which ``report.py`` writes do
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vendor import Device, Setup, common_setup, make_device  # noqa: E402
-from vendor_inventory import VENDOR_TESTS  # noqa: E402
+from tests.conformance.vendor import Device, Setup, common_setup, make_device  # noqa: E402
+from tests.conformance.vendor_inventory import VENDOR_TESTS  # noqa: E402
 
-from pyhsm.ddi.types import DeviceKind  # noqa: E402
+from pyhsm.protocol.ddi.types import DeviceKind  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "build" / "conformance.json"

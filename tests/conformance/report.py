@@ -1,6 +1,6 @@
 """Write docs/conformance.md from the counts of the last conformance run (build/conformance.json).
 
-    build/venv/bin/pytest tests/conformance && build/venv/bin/python tests/conformance/report.py
+    build/venv/bin/pytest tests/conformance && build/venv/bin/python -m tests.conformance.report
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ vendor test under the vendor's name, with the same inputs and asserted statuses,
 vendor sources (no code copied; fixed keys and vectors are our own of the same shapes). Every test runs
 in-process (`LocalTransport` to a `Partition`) once per device profile, `physical` and `virtual`
 (docs/ddi.md, "Device profiles"); `make test` runs them with the rest of the suite. The summary of
-a run prints the counts below; `python tests/conformance/report.py` rewrites this file from them.
+a run prints the counts below; `python -m tests.conformance.report` rewrites this file from them.
 
 How the vendor's harness maps onto ours: each vendor test resets the device (NSSR) and runs
 `common_setup` (credential established by one file handle, a session opened on another with a fixed

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from vendor import S, Setup, expect, generate, malformed
+from tests.conformance.vendor import S, Setup, expect, generate, malformed
 
 from pyhsm.client import DdiError, HsmClient, Usage
-from pyhsm.ddi.types import AesKeySize, AesOp, EccCurve
+from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve
 
 MSG = bytes([1]) * 512
 

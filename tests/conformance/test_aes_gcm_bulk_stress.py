@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from vendor import MAX_SESSIONS, Setup, fast_path, open_retrying
+from tests.conformance.vendor import MAX_SESSIONS, Setup, fast_path, open_retrying
 
 from pyhsm.client import HsmClient
-from pyhsm.ddi.types import AesKeySize, AesOp
+from pyhsm.protocol.ddi.types import AesKeySize, AesOp
 
 ROUNDS = 4
 DATA = bytes([1]) * 16384

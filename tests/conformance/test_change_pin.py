@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from vendor import CRED_ID, CRED_PIN, CRED_PIN_ALT, MAX_SESSIONS, Setup, encrypt_pin, flip
+from tests.conformance.vendor import CRED_ID, CRED_PIN, CRED_PIN_ALT, MAX_SESSIONS, Setup, encrypt_pin, flip
 
 from pyhsm.client import DdiError, HsmClient
 

@@ -3,7 +3,7 @@ test lists the devices and logs their versions; here, the device answers as a de
 
 from __future__ import annotations
 
-from vendor import Device
+from tests.conformance.vendor import Device
 
 
 def test_ddi_dev_info(device: Device) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from vendor import S, Setup, expect, rsa_wrapped
+from tests.conformance.vendor import S, Setup, expect, rsa_wrapped
 
 from pyhsm.client import Usage
-from pyhsm.ddi.types import AesKeySize, AesOp, KeyClass
+from pyhsm.protocol.ddi.types import AesKeySize, AesOp, KeyClass
 
 
 def _create_key(setup: Setup) -> int:

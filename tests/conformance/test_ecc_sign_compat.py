@@ -4,9 +4,9 @@ Our device is not a FIPS-approved module, so SHA-1 digests are signed rather tha
 
 from __future__ import annotations
 
-from vendor import Setup, ecc_verify
+from tests.conformance.vendor import Setup, ecc_verify
 
-from pyhsm.ddi.types import EccCurve
+from pyhsm.protocol.ddi.types import EccCurve
 
 
 def _sign_verify(setup: Setup, curve: EccCurve, digest_len: int) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from vendor import MAX_SESSIONS, S, Setup, ecc_verify
+from tests.conformance.vendor import MAX_SESSIONS, S, Setup, ecc_verify
 
 from pyhsm.client import DdiError, HsmClient
-from pyhsm.ddi.types import EccCurve, HashAlgorithm
+from pyhsm.protocol.ddi.types import EccCurve, HashAlgorithm
 
 DIGEST = bytes([100]) * 20
 SIGNATURES = 20

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ecdh_cases as case
-from vendor import Setup
+import tests.conformance.ecdh_cases as case
+from tests.conformance.vendor import Setup
 
-from pyhsm.ddi.types import EccCurve, KeyType
+from pyhsm.protocol.ddi.types import EccCurve, KeyType
 
 CURVE = EccCurve.P521
 

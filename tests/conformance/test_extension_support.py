@@ -3,11 +3,11 @@ vendor checks only a Virtual device; ours rejects the request extension under bo
 
 from __future__ import annotations
 
-from vendor import S, Setup
+from tests.conformance.vendor import S, Setup
 
-from pyhsm.ddi import envelope
-from pyhsm.ddi.schemas import BY_NAME
-from pyhsm.link import SessionFlags, SessionOp
+from pyhsm.protocol.ddi import envelope
+from pyhsm.protocol.ddi.optable import BY_NAME
+from pyhsm.protocol.link import SessionFlags, SessionOp
 
 
 def test_extension_support_virtual(setup: Setup) -> None:

@@ -3,7 +3,7 @@ left open when its file handle goes is flushed by the driver."""
 
 from __future__ import annotations
 
-from vendor import Setup
+from tests.conformance.vendor import Setup
 
 
 def _open_and_flush(setup: Setup) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
-from vendor import MAX_SESSIONS, Setup, physical_only
+from tests.conformance.vendor import MAX_SESSIONS, Setup, physical_only
 
 from pyhsm.client import HsmClient
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vendor import S, Device, expect
+from tests.conformance.vendor import S, Device, expect
 
-from pyhsm.ddi.schemas import BY_NAME
+from pyhsm.protocol.ddi.optable import BY_NAME
 
 
 def test_get_device_info(device: Device) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from vendor import S, Device, expect, key_signature_ok
+from tests.conformance.vendor import S, Device, expect, key_signature_ok
 
 from pyhsm.client import HsmClient
 

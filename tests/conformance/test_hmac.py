@@ -3,10 +3,10 @@ draw their key length at random in the vendor suite; here every length of each r
 
 from __future__ import annotations
 
-from vendor import S, Setup, derive, ecdh_secret, expect, hmac_key
+from tests.conformance.vendor import S, Setup, derive, ecdh_secret, expect, hmac_key
 
 from pyhsm.client import Usage
-from pyhsm.ddi.types import EccCurve, KeyType
+from pyhsm.protocol.ddi.types import EccCurve, KeyType
 
 MSG = bytes(64)
 

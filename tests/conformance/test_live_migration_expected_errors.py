@@ -4,8 +4,8 @@ simulate_nssr_after_lm) to requests prepared before it."""
 
 from __future__ import annotations
 
-from credential_cases import establish
-from vendor import S, Device, Setup, establish_credential, expect, session_credential
+from tests.conformance.credential_cases import establish
+from tests.conformance.vendor import S, Device, Setup, establish_credential, expect, session_credential
 
 
 def test_get_establish_cred_encryption_key_after_lm(device: Device) -> None:

@@ -4,7 +4,7 @@ is what the device presents after one, an NSSR. Physical only, like the vendor's
 
 from __future__ import annotations
 
-from vendor import Device, physical_only, recover, setup_for_lm
+from tests.conformance.vendor import Device, physical_only, recover, setup_for_lm
 
 
 def test_lm_context_save_and_restore(device: Device) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import struct
 
-from vendor import S, Setup, expect, malformed
+from tests.conformance.vendor import S, Setup, expect, malformed
 
-from pyhsm.ddi.types import AesKeySize
+from pyhsm.protocol.ddi.types import AesKeySize
 
 RESERVED_END = 52   # version, algorithm, seven u16 lengths, 34 reserved bytes
 

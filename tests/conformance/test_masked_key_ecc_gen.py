@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from vendor import Setup, ecc_verify, unmask_again
+from tests.conformance.vendor import Setup, ecc_verify, unmask_again
 
 from pyhsm.client import HsmClient
-from pyhsm.ddi.types import EccCurve, HashAlgorithm
+from pyhsm.protocol.ddi.types import EccCurve, HashAlgorithm
 
 DIGEST = bytes([1]) * 20
 

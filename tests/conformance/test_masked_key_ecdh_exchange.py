@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vendor import Setup, ecc_key_pair, unmask_again
+from tests.conformance.vendor import Setup, ecc_key_pair, unmask_again
 
-from pyhsm.ddi.types import EccCurve, KeyType
+from pyhsm.protocol.ddi.types import EccCurve, KeyType
 
 
 def _exchange(setup: Setup, curve: EccCurve, kind: KeyType) -> None:

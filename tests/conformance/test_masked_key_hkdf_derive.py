@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import masked_derive_cases as case
-from vendor import Setup
+import tests.conformance.masked_derive_cases as case
+from tests.conformance.vendor import Setup
 
-from pyhsm.ddi.types import HashAlgorithm, KeyType
+from pyhsm.protocol.ddi.types import HashAlgorithm, KeyType
 
 OP = "HkdfDerive"
 

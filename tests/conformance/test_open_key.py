@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vendor import S, Setup, expect, rsa_import
+from tests.conformance.vendor import S, Setup, expect, rsa_import
 
-from pyhsm.ddi.types import AesKeySize
+from pyhsm.protocol.ddi.types import AesKeySize
 
 KEY_TAG = 0x5453
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from vendor import S, Setup, ecc_verify, expect
+from tests.conformance.vendor import S, Setup, ecc_verify, expect
 
 from pyhsm.client import Usage
-from pyhsm.ddi.types import AesKeySize, EccCurve, HashAlgorithm, KeyType
+from pyhsm.protocol.ddi.types import AesKeySize, EccCurve, HashAlgorithm, KeyType
 
 KEY_TAG = 0x5453
 DIGEST = bytes([100]) * 20

@@ -8,12 +8,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from credential_cases import expect_invalid_key, invalid_key
-from vendor import (CRED_ID, CRED_PIN, MAX_SESSIONS, S, Device, expect, flip, physical_only,
+from tests.conformance.credential_cases import expect_invalid_key, invalid_key
+from tests.conformance.vendor import (CRED_ID, CRED_PIN, MAX_SESSIONS, S, Device, expect, flip, physical_only,
                     session_credential)
 
 from pyhsm.client import DdiError, HsmClient
-from pyhsm.ddi.schemas import SESSION_CREDENTIAL
+from pyhsm.protocol.ddi.schemas import SESSION_CREDENTIAL
 
 
 def _established(device: Device) -> HsmClient:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import rsa_decrypt_cases as case
-from vendor import Setup
+import tests.conformance.rsa_decrypt_cases as case
+from tests.conformance.vendor import Setup
 
 BITS, CRT = 3072, True
 

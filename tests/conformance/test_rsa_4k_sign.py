@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import rsa_sign_cases as case
-from vendor import Setup
+import tests.conformance.rsa_sign_cases as case
+from tests.conformance.vendor import Setup
 
 BITS = 4096
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import secret_derive_cases as case
-from vendor import S, Setup
+import tests.conformance.secret_derive_cases as case
+from tests.conformance.vendor import S, Setup
 
 from pyhsm.client import Usage
-from pyhsm.ddi.types import HashAlgorithm, KeyType
+from pyhsm.protocol.ddi.types import HashAlgorithm, KeyType
 
 OP = "HkdfDerive"
 SALT, INFO = b"salt", b"label"

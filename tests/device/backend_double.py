@@ -1,4 +1,4 @@
-"""An in-test HSM backend built on pyhsm.link, for link-level behaviour the real backend never shows.
+"""An in-test HSM backend built on pyhsm.protocol.link, for link-level behaviour the real backend never shows.
 
 It answers each REQUEST through ``handler`` (a Response, raw frame bytes to send instead, or None to
 stay silent), records HELLO, REQUEST, RESET and CANCEL frames, can answer HELLO late (a slow first
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable, Union
 
-from pyhsm import link
+from pyhsm.protocol import link
 
 # ddi.md 1.9, example A: GetApiRev as the client sends it, and the simulator's 58-byte answer.
 GET_API_REV_REQUEST = bytes.fromhex("A2 18 00 A1 18 02 1A 00 00 03 EA 18 01 A0")

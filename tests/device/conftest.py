@@ -8,10 +8,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from pyhsm import link
-from pyhsm.qtest.controller import Controller, open_controller
-from pyhsm.qtest.machine import Machine, hsm_device_args
-from backend_double import GET_API_REV_REQUEST, BackendDouble
+from pyhsm.protocol import link
+from pyhsm.testing.qtest.controller import Controller, open_controller
+from pyhsm.testing.qtest.machine import Machine, hsm_device_args
+from tests.device.backend_double import GET_API_REV_REQUEST, BackendDouble
 
 LINK_UP_TIMEOUT_S = 10.0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyhsm.qtest import layout as L
-from pyhsm.qtest.controller import ControllerError
+from pyhsm.protocol import layout as L
+from pyhsm.testing.qtest.controller import ControllerError
 
 pytestmark = pytest.mark.qemu
 Op = L.AdminOpcode

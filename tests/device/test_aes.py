@@ -1,7 +1,7 @@
 """The AES fast path at the qtest level (docs/device.md, "AES path"): SQE, SGL and CQE fields and errors,
 GCM and XTS round trips checked against ``cryptography``, Wycheproof AES-GCM vectors, aborts and link loss.
 
-The backend double answers AES_REQUESTs with the real fast-path module (pyhsm/ddi/fastpath.py) over a
+The backend double answers AES_REQUESTs with the real fast-path module (pyhsm/backend/ddi/fastpath.py) over a
 vault built in the test, so the keys' bytes are known and every output can be checked.
 """
 
@@ -18,14 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pyhsm import link
-from pyhsm.ddi import fastpath
-from pyhsm.ddi.keys import KeyEntry
-from pyhsm.ddi.status import DdiStatus
-from pyhsm.ddi.types import DeviceKind, Flag, KeyType
-from pyhsm.ddi.vault import Vault
-from pyhsm.qtest import aes
-from pyhsm.qtest import layout as L
+from pyhsm.protocol import link
+from pyhsm.backend.ddi import fastpath
+from pyhsm.backend.ddi.keys import KeyEntry
+from pyhsm.protocol.ddi.status import DdiStatus
+from pyhsm.protocol.ddi.types import DeviceKind, Flag, KeyType
+from pyhsm.backend.ddi.vault import Vault
+from pyhsm.testing.qtest import aes
+from pyhsm.protocol import layout as L
 
 APP = bytes(range(16))
 OTHER_APP = bytes(16)

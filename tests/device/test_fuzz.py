@@ -9,10 +9,10 @@ import os
 import random
 
 import pytest
-from backend_double import GET_API_REV_REQUEST
+from tests.device.backend_double import GET_API_REV_REQUEST
 
-from pyhsm.qtest import layout as L
-from pyhsm.qtest.controller import Controller, ControllerError
+from pyhsm.protocol import layout as L
+from pyhsm.testing.qtest.controller import Controller, ControllerError
 
 pytestmark = pytest.mark.qemu
 

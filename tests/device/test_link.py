@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from backend_double import GET_API_REV_REQUEST, echo_handler
+from tests.device.backend_double import GET_API_REV_REQUEST, echo_handler
 
-from pyhsm import link
-from pyhsm.qtest import layout as L
-from pyhsm.qtest.controller import ControllerFatal
+from pyhsm.protocol import link
+from pyhsm.protocol import layout as L
+from pyhsm.testing.qtest.controller import ControllerFatal
 
 pytestmark = pytest.mark.qemu
 S = link.Status

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyhsm.qtest import layout as L
-from pyhsm.qtest.pci import CAP_ID_MSIX, CAP_ID_PCIE, EXT_CAP_ID_SRIOV, PciConfig, enumerate_functions
+from pyhsm.protocol import layout as L
+from pyhsm.testing.qtest.pci import CAP_ID_MSIX, CAP_ID_PCIE, EXT_CAP_ID_SRIOV, PciConfig, enumerate_functions
 
 pytestmark = pytest.mark.qemu
 

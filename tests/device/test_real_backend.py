@@ -8,14 +8,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from backend_double import GET_API_REV_REQUEST, GET_API_REV_RESPONSE
+from tests.device.backend_double import GET_API_REV_REQUEST, GET_API_REV_RESPONSE
 
-from pyhsm import link
-from pyhsm.link import SessionFlags
-from pyhsm.launcher.backend import BackendProcess
-from pyhsm.qtest.controller import HsmResult, open_controller
-from pyhsm.qtest.machine import Machine, hsm_device_args
-from pyhsm.qtest.transport import QtestTransport
+from pyhsm.protocol import link
+from pyhsm.protocol.link import SessionFlags
+from pyhsm.host.backend import BackendProcess
+from pyhsm.testing.qtest.controller import HsmResult, open_controller
+from pyhsm.testing.qtest.machine import Machine, hsm_device_args
+from pyhsm.testing.qtest.transport import QtestTransport
 
 pytestmark = pytest.mark.qemu
 

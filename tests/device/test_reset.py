@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pyhsm import link
-from pyhsm.qtest import layout as L
-from pyhsm.qtest.pci import CAP_ID_MSIX
+from pyhsm.protocol import link
+from pyhsm.protocol import layout as L
+from pyhsm.testing.qtest.pci import CAP_ID_MSIX
 
 pytestmark = pytest.mark.qemu
 

@@ -13,9 +13,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from pyhsm import paths
-from pyhsm.launcher import images
-from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.vm import BOOT_TIMEOUT_S, Vm, VmConfig
+from pyhsm.host import images
+from pyhsm.host.backend import BackendProcess
+from pyhsm.host.vm import BOOT_TIMEOUT_S, Vm, VmConfig
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pyhsm.launcher import report
-from pyhsm.launcher.vm import Vm
+from pyhsm.protocol import console
+from pyhsm.host.vm import Vm
 
 STEP_TIMEOUT_S = 300.0
 
@@ -25,7 +25,7 @@ def next_step(vm: Vm, timeout: float = STEP_TIMEOUT_S) -> dict[str, Any]:
 def expect_ok(event: dict[str, Any], name: str) -> dict[str, Any]:
     """Assert ``event`` is step ``name`` and passed; returns its detail."""
     assert event["name"] == name, f"expected step {name!r}, got {event}"
-    assert event["result"] == report.OK, f"step {name!r} {event['result']}: {event.get('error')}"
+    assert event["result"] == console.OK, f"step {name!r} {event['result']}: {event.get('error')}"
     return event["detail"]
 
 
@@ -39,6 +39,6 @@ def run_to_done(vm: Vm, timeout: float = STEP_TIMEOUT_S) -> list[dict[str, Any]]
 def assert_all_ok(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Every step passed and the workload said ok; returns the step details by name."""
     steps = [e for e in events if e["event"] == "step"]
-    bad = [f"{s['name']}: {s['result']} {s.get('error', '')}" for s in steps if s["result"] != report.OK]
+    bad = [f"{s['name']}: {s['result']} {s.get('error', '')}" for s in steps if s["result"] != console.OK]
     assert not bad and events[-1].get("ok"), f"guest steps not ok: {bad or events[-1]}"
     return {s["name"]: s["detail"] for s in steps}

@@ -24,17 +24,18 @@ from typing import Iterator
 import pytest
 from cryptography.exceptions import InvalidSignature
 
-from pyhsm import swtpm
-from pyhsm.launcher import confidential, report
-from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.confidential_session import VERIFY_STEP, Outcome, run_vm
-from pyhsm.launcher.fabric import Fabric
-from pyhsm.launcher.images import GuestImages
-from pyhsm.launcher.summary import Summary
-from pyhsm.launcher.vm import VmConfig
-from pyhsm.launcher.workloads import attestation
-from pyhsm.launcher.workloads.confidential_refusals import OTHER_WORKLOAD
-from verity_images import verifies, with_changed_byte, with_rebuilt_tree
+from pyhsm.host import swtpm
+from pyhsm.host.confidential import launch as confidential
+from pyhsm.protocol import console
+from pyhsm.host.backend import BackendProcess
+from pyhsm.host.confidential.session import VERIFY_STEP, Outcome, run_vm
+from pyhsm.host.confidential.fabric import Fabric
+from pyhsm.host.images import GuestImages
+from pyhsm.host.summary import Summary
+from pyhsm.host.vm import VmConfig
+from pyhsm.client import attestation
+from pyhsm.protocol.cvm.workload import OTHER_WORKLOAD
+from tests.e2e.verity_images import verifies, with_changed_byte, with_rebuilt_tree
 
 pytestmark = pytest.mark.guest
 
@@ -86,7 +87,7 @@ def test_release_refusals_and_restart_in_one_boot(confidential_vm: tuple[VmConfi
     config, backend, owner = confidential_vm
     config = dataclasses.replace(config, workload="confidential_refusals")
     outcome, summary = _run(config, backend, owner)
-    bad = [f"{s.name}: {s.result} {s.note}" for s in summary.steps if s.result != report.OK]
+    bad = [f"{s.name}: {s.result} {s.note}" for s in summary.steps if s.result != console.OK]
     assert not bad, bad
     steps = outcome.steps
     assert steps["replayed evidence refused"]["detail"]["status"] == "CvmNonceUnknown"
@@ -132,13 +133,13 @@ def _refused_for_measurement(config: VmConfig, backend: BackendProcess, owner: P
                              tampered: VmConfig) -> None:
     outcome, summary = _run(tampered, backend, owner, policy_config=config)
     release = outcome.steps[RELEASE]
-    assert release["result"] == report.FAILED
+    assert release["result"] == console.FAILED
     assert release["error"] == "RuntimeError: key release refused: CvmPolicyMismatch", release
-    assert outcome.steps["unlock data disk"]["result"] == report.NOT_RUN
+    assert outcome.steps["unlock data disk"]["result"] == console.NOT_RUN
     assert "CvmReleaseKey: CvmPolicyMismatch" in backend.log.read_text()
     assert not outcome.chain_of_trust
     verdict = {s.name: s for s in summary.steps}[VERIFY_STEP]
-    assert not summary.ok and verdict.result == report.FAILED, verdict
+    assert not summary.ok and verdict.result == console.FAILED, verdict
     _assert_key_not_logged(_released_key(tampered, backend, owner), tampered.workdir,
                            backend.log.parent)
 
@@ -205,13 +206,13 @@ def _stopped_by_verity(config: VmConfig, backend: BackendProcess, owner: Path,
     summary = Summary(print)
     with pytest.raises(RuntimeError, match="dm-verity device corrupted"):
         run_vm(tampered, backend, owner, summary, print, policy_config=config)
-    assert not summary.ok and summary.steps[-1].result == report.FAILED
-    console = tampered.console_log.read_text(errors="replace")
-    assert "device-mapper: verity" in console and "is corrupted" in console, console[-2000:]
-    assert RELEASE not in console, "the guest reached the release step"
+    assert not summary.ok and summary.steps[-1].result == console.FAILED
+    log = tampered.console_log.read_text(errors="replace")
+    assert "device-mapper: verity" in log and "is corrupted" in log, log[-2000:]
+    assert RELEASE not in log, "the guest reached the release step"
     _assert_key_not_logged(_released_key(tampered, backend, owner), tampered.workdir,
                            backend.log.parent)
-    return console
+    return log
 
 
 def test_one_changed_byte_of_the_agent_stops_the_guest(

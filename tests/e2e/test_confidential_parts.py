@@ -13,13 +13,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from verity_images import verifies, with_changed_byte
+from tests.e2e.verity_images import verifies, with_changed_byte
 
-from pyhsm import swtpm
-from pyhsm.launcher import datadisk, measurements
-from pyhsm.launcher.images import GuestImages
-from pyhsm.launcher.workloads import attestation
-from pyhsm.launcher.workloads.confidential import job_result, result_message
+from pyhsm.host import swtpm
+from pyhsm.host.confidential import datadisk, measurements
+from pyhsm.host.images import GuestImages
+from pyhsm.client import attestation
+from pyhsm.protocol.cvm.workload import job_result, result_message
 
 # Recorded with tpm2_eventlog in a guest booted by OVMF (Debian 12) with this command line: the
 # EV_EVENT_TAG "LOADED_IMAGE::LoadOptions" digest in PCR 9 (SHA-256 bank).
@@ -130,7 +130,7 @@ def identity(tmp_path_factory: pytest.TempPathFactory) -> swtpm.VtpmIdentity:
 def test_manufactured_vtpm_quotes_with_its_ak(identity: swtpm.VtpmIdentity) -> None:
     """EK certificate from swtpm-localca, AK persistent at 0x81010002, a quote over the nonce whose
     qualifiedSigner is the AK's qualified name under the EK (what the HSM checks)."""
-    from pyhsm.cvm import tpm2
+    from pyhsm.protocol.cvm import tpm2
     vm_id = attestation.vm_id_for(identity.ek_cert_der)
     assert vm_id == hashlib.sha256(identity.ek_spki_der).digest()[:16]
     nonce = bytes(range(32))
@@ -193,5 +193,5 @@ def test_job_result_and_signed_message_are_deterministic(tmp_path: Path) -> None
 @pytest.mark.parametrize("name", ["CvmPolicyMismatch", "CvmNonceStale"])
 def test_status_name_reads_vendor_statuses(name: str) -> None:
     from pyhsm.client import DdiError
-    from pyhsm.ddi.schemas_vendor import VendorStatus
+    from pyhsm.protocol.ddi.schemas_vendor import VendorStatus
     assert attestation.status_name(DdiError("CvmReleaseKey", VendorStatus[name])) == name

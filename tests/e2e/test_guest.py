@@ -11,13 +11,13 @@ from typing import Callable
 
 import pytest
 
-from pyhsm.launcher import report
-from pyhsm.launcher.backend import BackendProcess
-from pyhsm.launcher.images import GuestImages
-from pyhsm.launcher.session import RunOptions, run
-from pyhsm.launcher.vm import HSM_ID, Vm, hsm_device_props
+from pyhsm.protocol import console
+from pyhsm.host.backend import BackendProcess
+from pyhsm.host.images import GuestImages
+from pyhsm.host.session import RunOptions, run
+from pyhsm.host.vm import HSM_ID, Vm, hsm_device_props
 
-from e2e_events import assert_all_ok, expect_ok, next_step, run_to_done
+from tests.e2e.e2e_events import assert_all_ok, expect_ok, next_step, run_to_done
 
 pytestmark = [pytest.mark.guest, pytest.mark.qemu]
 
@@ -42,7 +42,7 @@ def test_pyhsm_run_default_workload_passes(guest_images: GuestImages, hsm_qemu: 
     summary = "\n".join(lines)
     assert status == 0, summary
     passed = {line.split(" s  ", 1)[1].split("  ")[0] for line in lines
-              if line.startswith(f"  {report.OK} ") and " s  " in line}
+              if line.startswith(f"  {console.OK} ") and " s  " in line}
     assert {"guest: sign digest", "host: verify signature", "guest: attest key",
             "after reset: guest: GetApiRev"} <= passed, summary
 

@@ -15,11 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pyhsm import paths
-from pyhsm.launcher import commands, guest, report, verify
-from pyhsm.launcher.images import GuestImages
-from pyhsm.launcher.summary import Summary
-from pyhsm.launcher.vm import Vm, VmConfig, kernel_cmdline, qemu_argv
-from pyhsm.launcher.workloads import NotAvailable, Step, Workload
+from pyhsm.host import commands, verify
+from pyhsm.guest import agent as guest
+from pyhsm.protocol import console
+from pyhsm.host.images import GuestImages
+from pyhsm.host.summary import Summary
+from pyhsm.host.vm import Vm, VmConfig, kernel_cmdline, qemu_argv
+from pyhsm.guest.workloads import NotAvailable, Step, Workload
 
 
 def _load(name: str):
@@ -31,12 +33,12 @@ def _load(name: str):
 
 
 def test_report_lines_round_trip_and_log_text_is_not_a_report() -> None:
-    line = report.format_event("step", name="GetApiRev", result=report.OK, detail={"a": 1})
-    assert report.parse_line("[   3.1] " + line) == {"event": "step", "name": "GetApiRev",
+    line = console.format_event("step", name="GetApiRev", result=console.OK, detail={"a": 1})
+    assert console.parse_line("[   3.1] " + line) == {"event": "step", "name": "GetApiRev",
                                                        "result": "ok", "detail": {"a": 1}}
-    assert report.parse_line("plain console text") is None
-    assert report.parse_line(report.PREFIX + "{not json") is None
-    assert report.parse_line(report.PREFIX + '{"no_event": 1}') is None
+    assert console.parse_line("plain console text") is None
+    assert console.parse_line(console.PREFIX + "{not json") is None
+    assert console.parse_line(console.PREFIX + '{"no_event": 1}') is None
 
 
 def test_kernel_parameters_and_guest_command_survive_the_command_line(tmp_path: Path) -> None:
@@ -99,14 +101,14 @@ def test_workload_reports_each_step_and_stops_after_the_first_failure() -> None:
                         cleanup=lambda c: cleaned.append(True))
     assert workload.run(lambda event, **f: events.append({"event": event, **f})) is False
     assert [(e["name"], e["result"]) for e in events] == [
-        ("one", report.OK), ("two", report.FAILED), ("three", report.NOT_RUN)]
+        ("one", console.OK), ("two", console.FAILED), ("three", console.NOT_RUN)]
     assert events[0]["detail"] == {"v": 1} and events[1]["error"] == "ValueError: boom"
     assert cleaned == [True]
 
     events.clear()
     assert Workload((Step("three", missing),)).run(
         lambda event, **f: events.append(f)) is False
-    assert events[0]["result"] == report.UNAVAILABLE and "not implemented" in events[0]["error"]
+    assert events[0]["result"] == console.UNAVAILABLE and "not implemented" in events[0]["error"]
 
 
 def test_host_verifies_a_p384_signature_and_rejects_a_tampered_one() -> None:
@@ -132,7 +134,7 @@ def test_summary_fails_when_any_step_fails() -> None:
     with pytest.raises(RuntimeError), summary.timed("broken"):
         raise RuntimeError("first line\nsecond")
     assert not summary.ok
-    assert summary.steps[-1].result == report.FAILED and summary.steps[-1].note == "first line"
+    assert summary.steps[-1].result == console.FAILED and summary.steps[-1].note == "first line"
     assert summary.table().splitlines()[-1].startswith("result: FAILED")
 
 

@@ -7,9 +7,9 @@ from typing import Callable
 
 import pytest
 
-from pyhsm.launcher.vm import Vm
+from pyhsm.host.vm import Vm
 
-from e2e_events import assert_all_ok, run_to_done
+from tests.e2e.e2e_events import assert_all_ok, run_to_done
 
 pytestmark = [pytest.mark.guest, pytest.mark.qemu]
 

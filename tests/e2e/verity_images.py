@@ -9,9 +9,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pyhsm.launcher.images import GuestImages
+from pyhsm.host.images import GuestImages
 
-AGENT_PYC = ("/usr/local/lib/python3.11/dist-packages/pyhsm/launcher/workloads/__pycache__/"
+AGENT_PYC = ("/usr/local/lib/python3.11/dist-packages/pyhsm/guest/workloads/__pycache__/"
              "confidential.cpython-311.pyc")   # what the guest executes (compiled, unchecked-hash)
 DOCSTRING = b"The confidential workload"
 BLOCK = 4096

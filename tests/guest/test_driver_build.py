@@ -203,8 +203,8 @@ def test_ioctl_error_message_names_extended_status() -> None:
 
 
 def test_side_band_reconstructs_open_and_close() -> None:
-    from pyhsm.ddi import envelope
-    from pyhsm.link import SessionFlags, SessionOp
+    from pyhsm.protocol.ddi import envelope
+    from pyhsm.protocol.link import SessionFlags, SessionOp
 
     opened = envelope.encode_response(1, 0, sess_id=7)
     flags, sid = it.side_band(SessionFlags(SessionOp.OPEN), 0, 0, opened)

@@ -1,0 +1,45 @@
+"""GetCertChainInfo and GetCertificate (docs/ddi.md, "Device profiles"): the identity's chain, root first, leaf last."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+from pyhsm.backend.ddi.call import Call, Handler
+from pyhsm.protocol.ddi.errors import DdiFailure
+from pyhsm.protocol.ddi.optable import BY_NAME
+from pyhsm.protocol.ddi.status import DdiStatus
+
+
+def thumbprint(chain: Sequence[bytes]) -> bytes:
+    """SHA-256 of a single certificate; for longer chains the formula of docs/ddi.md, "Device profiles"."""
+    h = lambda data: hashlib.sha256(data).digest()  # noqa: E731
+    if len(chain) == 1:
+        return h(chain[0])
+    head = h(b"".join(h(c) for c in chain[:-2]))
+    return h(head + h(chain[-2]) + h(chain[-1]))
+
+
+def _slot(slot_id: int) -> None:
+    if slot_id != 0:
+        raise DdiFailure(DdiStatus.InvalidArg, f"certificate slot {slot_id} does not exist")
+
+
+def get_cert_chain_info(call: Call, req: Any) -> Any:
+    _slot(req.slot_id)
+    chain = call.identity.certificate_chain()
+    return BY_NAME["GetCertChainInfo"].response(num_certs=len(chain), thumbprint=thumbprint(chain))
+
+
+def get_certificate(call: Call, req: Any) -> Any:
+    _slot(req.slot_id)
+    chain = call.identity.certificate_chain()
+    if req.cert_id >= len(chain):
+        raise DdiFailure(DdiStatus.InvalidArg, f"certificate {req.cert_id} of {len(chain)}")
+    return BY_NAME["GetCertificate"].response(certificate=chain[req.cert_id])
+
+
+HANDLERS: dict[str, Handler] = {
+    "GetCertChainInfo": get_cert_chain_info,
+    "GetCertificate": get_certificate,
+}

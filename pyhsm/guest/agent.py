@@ -1,0 +1,73 @@
+"""The guest agent: started by /sbin/pyhsm-init as ``python3 -m pyhsm.guest.agent``.
+
+Reads ``pyhsm.workload=NAME`` (default ``default``), ``pyhsm.after-reset=NAME`` (the workload of
+every later boot of the same VM, e.g. after a QMP system_reset; default: the same) and
+``pyhsm.cmd=BASE64`` from the kernel command line, reports ``boot``, loads azihsm, runs
+``pyhsm.guest.workloads.NAME`` and then the extra shell command, and reports ``done``.
+Runs inside the VM only.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pyhsm.protocol.console import format_event
+from pyhsm.guest.workloads import Workload
+
+BOOT_COUNT = Path("/var/lib/pyhsm/boots")
+
+
+def emit(event: str, **fields: object) -> None:
+    """Write one report line to the console."""
+    print(format_event(event, **fields), flush=True)
+
+
+def kernel_params(cmdline: str) -> dict[str, str]:
+    """``pyhsm.*`` parameters of a kernel command line, without the prefix."""
+    params = {}
+    for word in cmdline.split():
+        key, sep, value = word.partition("=")
+        if sep and key.startswith("pyhsm."):
+            params[key.removeprefix("pyhsm.")] = value
+    return params
+
+
+def _count_boot() -> int:
+    count = int(BOOT_COUNT.read_text()) + 1 if BOOT_COUNT.exists() else 1
+    BOOT_COUNT.write_text(f"{count}\n")
+    return count
+
+
+def main() -> int:
+    params = kernel_params(Path("/proc/cmdline").read_text())
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    boot = _count_boot()
+    emit("boot", boot=boot, uptime_s=uptime)
+    name = params.get("workload", "default")
+    if boot > 1:
+        name = params.get("after-reset", name)
+    modprobe = subprocess.run(["modprobe", "azihsm"], capture_output=True, text=True)
+    if modprobe.returncode != 0:
+        print(f"pyhsm-guest: modprobe azihsm failed: {modprobe.stderr.strip()}", flush=True)
+    try:
+        workload: Workload = importlib.import_module(f"pyhsm.guest.workloads.{name}").WORKLOAD
+    except ImportError as exc:
+        emit("done", ok=False, error=f"unknown workload {name!r}: {exc}")
+        return 1
+    ok = workload.run(emit)
+    if "cmd" in params:
+        command = base64.b64decode(params["cmd"]).decode()
+        started = time.monotonic()
+        rc = subprocess.run(["sh", "-c", command]).returncode
+        emit("cmd", rc=rc, ms=round((time.monotonic() - started) * 1000, 1))
+    emit("done", ok=ok)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

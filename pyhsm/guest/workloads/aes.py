@@ -1,0 +1,265 @@
+"""The AES fast path from guest userspace: bulk keys and GCM / XTS through the driver's AES ioctls.
+
+Steps (they need an open session on ``open_client(context)`` and ``context["short_app_id"]``):
+``bulk_keys`` makes AesGenerateKey bulk keys (one GCM, two XTS) and imports known ones with RsaUnwrap,
+so that the device's output can be checked against ``cryptography`` in the guest; ``gcm_round_trips`` and
+``xts_round_trips`` run several sizes through the ioctls; ``refusals`` checks a tag mismatch, a wrong key
+type and a driver-side session mismatch; ``throughput`` measures 60 KiB operations against the guest's
+own ``cryptography`` rate; ``delete_bulk_keys`` removes the keys again. The ``aes`` workload adds two
+concurrent processes, each on its own descriptor and session.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from typing import Any
+
+from pyhsm.guest.workloads import Context, Step, Workload
+from pyhsm.client import credential
+from pyhsm.guest.workloads.device import close_client, driver_bound, open_client, open_new_client
+
+GCM_SIZES = (1, 15, 16, 100, 4096, 4097, 65000)
+GCM_AADS = (b"", b"A" * 20, b"B" * 32, b"C" * 45)
+XTS_SIZES = (16, 48, 512, 4096, 8192, 65536)
+BENCH_BYTES = 60 * 1024           # the buffer size of the throughput step (the device takes up to 1 MiB)
+BENCH_SECONDS = 1.0
+TAG_MISMATCH = {0x0870004D, 0x08700026}   # AesGcmDecryptTagDoesNotMatch; AesDecryptFailed (Virtual)
+INVALID_KEY_TYPE = 0x0870000F
+
+
+def _ids(context: Context) -> dict[str, int]:
+    client = open_client(context)
+    return {"session_id": client.session_id, "short_app_id": context["short_app_id"]}
+
+
+def _wrap(kek_der: bytes, target: bytes) -> bytes:
+    """``target`` wrapped for RsaUnwrap: RSA-OAEP(SHA-256) of a fresh AES key, then AES key wrap."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+    public = serialization.load_der_public_key(kek_der)
+    kwk = os.urandom(32)
+    head = public.encrypt(kwk, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None))
+    return head + aes_key_wrap_with_padding(kwk, target)
+
+
+def open_session(context: Context) -> dict[str, Any]:
+    opened = credential.open_session(open_client(context))
+    context["short_app_id"] = opened.short_app_id
+    return {"session_id": opened.sess_id, "short_app_id": opened.short_app_id}
+
+
+def bulk_keys(context: Context) -> dict[str, Any]:
+    from pyhsm.protocol.ddi.types import AesKeySize, KeyClass
+    from pyhsm.client import Usage
+    client = open_client(context)
+    made = {"gcm": client.aes_generate_key(AesKeySize.AesGcmBulk256),
+            "xts1": client.aes_generate_key(AesKeySize.AesXtsBulk256),
+            "xts2": client.aes_generate_key(AesKeySize.AesXtsBulk256)}
+    kek = client.get_unwrapping_key()
+    known = {"gcm": (KeyClass.AesGcmBulk, os.urandom(32)), "xts1": (KeyClass.AesXtsBulk, os.urandom(32)),
+             "xts2": (KeyClass.AesXtsBulk, os.urandom(32))}
+    imported = {name: client.rsa_unwrap(kek.key_id, _wrap(bytes(kek.pub_key.der), key), cls,
+                                        Usage.ENCRYPT_DECRYPT)
+                for name, (cls, key) in known.items()}
+    context["bulk"] = {name: r.bulk_key_id for name, r in made.items()}
+    context["known"] = {name: (r.bulk_key_id, known[name][1]) for name, r in imported.items()}
+    context["key_ids"] = [r.key_id for r in (*made.values(), *imported.values())]
+    return {"generated": context["bulk"], "imported": {n: k for n, (k, _) in context["known"].items()}}
+
+
+def _xts_reference(key: bytes, tweak0: int, data: bytes, unit: int | None, decrypt: bool) -> bytes:
+    """AES-256-XTS as the device does it: unit i uses tweak (tweak0 + i) as a 16-byte LE block."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    unit = unit or len(data)
+    out = bytearray()
+    for i in range(0, len(data), unit):
+        cipher = Cipher(algorithms.AES(key), modes.XTS((tweak0 + i // unit).to_bytes(16, "little")))
+        op = cipher.decryptor() if decrypt else cipher.encryptor()
+        out += op.update(data[i:i + unit]) + op.finalize()
+    return bytes(out)
+
+
+def gcm_round_trips(context: Context) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    t, ids = open_client(context).transport, _ids(context)
+    known_id, key = context["known"]["gcm"]
+    done = []
+    for n, size in enumerate(GCM_SIZES):
+        aad, pt, iv = GCM_AADS[n % len(GCM_AADS)], os.urandom(size), os.urandom(12)
+        enc = t.aes_gcm_encrypt(known_id, iv, pt, aad, **ids)
+        expected = AESGCM(key).encrypt(iv, pt, aad or None)
+        if enc.data + enc.tag != expected:
+            raise AssertionError(f"GCM {size} B (AAD {len(aad)}): ciphertext/tag differ from cryptography")
+        if not enc.fips_approved:
+            raise AssertionError("AesGcmBulk256 key not reported FIPS approved")
+        back = t.aes_gcm_decrypt(known_id, iv, enc.data, enc.tag, aad, **ids).data
+        if back != pt:
+            raise AssertionError(f"GCM {size} B: decrypt did not give the plaintext back")
+        local = AESGCM(key).encrypt(iv, pt, aad or None)   # and the device decrypts cryptography's output
+        if t.aes_gcm_decrypt(known_id, iv, local[:-16], local[-16:], aad, **ids).data != pt:
+            raise AssertionError(f"GCM {size} B: device decrypt of cryptography's ciphertext differs")
+        gen = t.aes_gcm_encrypt(context["bulk"]["gcm"], iv, pt, aad, **ids)
+        if t.aes_gcm_decrypt(context["bulk"]["gcm"], iv, gen.data, gen.tag, aad, **ids).data != pt:
+            raise AssertionError(f"GCM {size} B: generated-key round trip failed")
+        done.append(f"{size}/{len(aad)}")
+    return {"sizes_data_aad": done}
+
+
+def xts_round_trips(context: Context) -> dict[str, Any]:
+    t, ids = open_client(context).transport, _ids(context)
+    (id1, k1), (id2, k2) = context["known"]["xts1"], context["known"]["xts2"]
+    done = []
+    for size in XTS_SIZES:
+        for unit in (None, 512):
+            if unit and size % unit:
+                continue
+            data, tweak0 = os.urandom(size), int.from_bytes(os.urandom(6), "little")
+            tweak = tweak0.to_bytes(16, "little")
+            ct = t.aes_xts_encrypt(id1, id2, tweak, data, data_unit=unit, **ids)
+            if ct != _xts_reference(k1 + k2, tweak0, data, unit, False):
+                raise AssertionError(f"XTS {size} B unit {unit}: ciphertext differs from cryptography")
+            if t.aes_xts_decrypt(id1, id2, tweak, ct, data_unit=unit, **ids) != data:
+                raise AssertionError(f"XTS {size} B unit {unit}: decrypt did not give the data back")
+            g1, g2 = context["bulk"]["xts1"], context["bulk"]["xts2"]
+            gct = t.aes_xts_encrypt(g1, g2, tweak, data, data_unit=unit, **ids)
+            if gct == data or t.aes_xts_decrypt(g1, g2, tweak, gct, data_unit=unit, **ids) != data:
+                raise AssertionError(f"XTS {size} B unit {unit}: generated-key round trip failed")
+            done.append(f"{size}/{unit or 'whole'}")
+    return {"sizes_unit": done}
+
+
+def refusals(context: Context) -> dict[str, Any]:
+    from pyhsm.client.ioctl_transport import AesError
+    t, ids = open_client(context).transport, _ids(context)
+    known_id, _ = context["known"]["gcm"]
+    iv, pt = os.urandom(12), os.urandom(100)
+    enc = t.aes_gcm_encrypt(known_id, iv, pt, b"hdr", **ids)
+    seen = {}
+    cases = {
+        "tag mismatch": lambda: t.aes_gcm_decrypt(known_id, iv, enc.data, bytes([enc.tag[0] ^ 1]) + enc.tag[1:],
+                                                  b"hdr", **ids),
+        "wrong key": lambda: t.aes_gcm_decrypt(context["bulk"]["gcm"], iv, enc.data, enc.tag, b"hdr", **ids),
+    }
+    for name, call in cases.items():
+        try:
+            call()
+        except AesError as exc:
+            if exc.ddi_status not in TAG_MISMATCH:
+                raise AssertionError(f"{name}: {exc}") from None
+            seen[name] = f"0x{exc.ddi_status:08X}"
+        else:
+            raise AssertionError(f"{name}: decrypt succeeded")
+    try:
+        t.aes_gcm_encrypt(context["bulk"]["xts1"], iv, pt, **ids)
+    except AesError as exc:
+        if exc.ddi_status != INVALID_KEY_TYPE:
+            raise AssertionError(f"XTS key for GCM: {exc}") from None
+        seen["XTS key for GCM"] = f"0x{exc.ddi_status:08X}"
+    else:
+        raise AssertionError("GCM with an XTS key succeeded")
+    try:
+        t.aes_gcm_encrypt(known_id, iv, pt, session_id=ids["session_id"] ^ 1, short_app_id=ids["short_app_id"])
+    except OSError as exc:
+        if exc.errno != errno.EINVAL or "0x6b" not in str(exc):
+            raise AssertionError(f"session mismatch: {exc}") from None
+        seen["session mismatch"] = "EINVAL, extended status 107"
+    else:
+        raise AssertionError("the driver accepted another session id")
+    return seen
+
+
+def _rate(fn, nbytes: int) -> float:
+    """MB/s of ``fn`` (nbytes per call), run for about BENCH_SECONDS."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= BENCH_SECONDS:
+            return round(calls * nbytes / elapsed / 1e6, 2)
+
+
+def throughput(context: Context) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    t, ids = open_client(context).transport, _ids(context)
+    data, iv, tweak = os.urandom(BENCH_BYTES), os.urandom(12), os.urandom(16)
+    gcm_id, key = context["known"]["gcm"]
+    (x1, k1), (x2, k2) = context["known"]["xts1"], context["known"]["xts2"]
+    local_xts = Cipher(algorithms.AES(k1 + k2), modes.XTS(tweak))
+    return {"bytes_per_op": BENCH_BYTES,
+            "fastpath_gcm_encrypt_MBps": _rate(lambda: t.aes_gcm_encrypt(gcm_id, iv, data, **ids), BENCH_BYTES),
+            "fastpath_xts_encrypt_MBps": _rate(lambda: t.aes_xts_encrypt(x1, x2, tweak, data, **ids), BENCH_BYTES),
+            "guest_cryptography_gcm_MBps": _rate(lambda: AESGCM(key).encrypt(iv, data, None), BENCH_BYTES),
+            "guest_cryptography_xts_MBps": _rate(lambda: local_xts.encryptor().update(data), BENCH_BYTES)}
+
+
+def _worker(context: Context, rounds: int) -> None:
+    """A child process: its own descriptor and session, GCM and XTS checked against cryptography."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    client = open_new_client(context)
+    try:
+        opened = credential.open_session(client)
+        ids = {"session_id": opened.sess_id, "short_app_id": opened.short_app_id}
+        gcm_id, key = context["known"]["gcm"]
+        (x1, k1), (x2, k2) = context["known"]["xts1"], context["known"]["xts2"]
+        for i in range(rounds):
+            pt, iv = os.urandom(1000 + 997 * i), os.urandom(12)
+            enc = client.transport.aes_gcm_encrypt(gcm_id, iv, pt, b"worker", **ids)
+            if enc.data + enc.tag != AESGCM(key).encrypt(iv, pt, b"worker"):
+                raise AssertionError("GCM differs")
+            data, tweak0 = os.urandom(4096), i
+            ct = client.transport.aes_xts_encrypt(x1, x2, tweak0.to_bytes(16, "little"), data, data_unit=512, **ids)
+            if ct != _xts_reference(k1 + k2, tweak0, data, 512, False):
+                raise AssertionError("XTS differs")
+        client.close_session()
+    finally:
+        client.transport.close()
+
+
+def concurrent_processes(context: Context, workers: int = 2, rounds: int = 25) -> dict[str, Any]:
+    pids = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:   # child: never return into the agent
+            code = 0
+            try:
+                _worker(context, rounds)
+            except BaseException as exc:
+                print(f"pyhsm-guest: AES worker {os.getpid()} failed: {type(exc).__name__}: {exc}", flush=True)
+                code = 1
+            os._exit(code)
+        pids.append(pid)
+    codes = [os.waitpid(pid, 0)[1] for pid in pids]
+    if any(codes):
+        raise AssertionError(f"worker exit statuses {codes}")
+    return {"workers": workers, "rounds_each": rounds}
+
+
+def delete_bulk_keys(context: Context) -> dict[str, Any]:
+    client = open_client(context)
+    for key_id in context.pop("key_ids", []):
+        client.delete_key(key_id)
+    return {}
+
+
+def close_session(context: Context) -> dict[str, Any]:
+    open_client(context).close_session()
+    return {}
+
+
+# Used by the default workload after its session is open.
+STEPS = (Step("AES bulk keys", bulk_keys), Step("AES-GCM round trips", gcm_round_trips),
+         Step("AES-XTS round trips", xts_round_trips), Step("AES refusals", refusals),
+         Step("AES throughput", throughput), Step("AES delete bulk keys", delete_bulk_keys))
+
+WORKLOAD = Workload(
+    steps=(Step("driver bound", driver_bound),
+           Step("establish credential", lambda c: credential.ensure_established(open_client(c))),
+           Step("open session", open_session), *STEPS[:4],
+           Step("two concurrent processes", concurrent_processes), *STEPS[4:],
+           Step("close session", close_session)),
+    cleanup=close_client)

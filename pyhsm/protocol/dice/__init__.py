@@ -1,0 +1,1 @@
+"""Attestation evidence a verifier checks: DICE certificate extensions, chain and report verification, firmware stage images (docs/root-of-trust.md)."""

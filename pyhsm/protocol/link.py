@@ -1,0 +1,368 @@
+"""Frames of the device-to-backend link (docs/link-protocol.md, version 1.0).
+
+Each message kind is declared once, as a struct layout plus an optional trailing payload; one
+encoder and one decoder serve them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import struct
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
+
+MAGIC = b"AZHL"
+VERSION = 1
+MINOR = 1  # 1.1: AES_REQUEST / AES_RESPONSE (docs/link-protocol.md, "AES fast path")
+HEADER = struct.Struct("<4sBBHII")
+MAX_BODY = 16384
+MAX_PAYLOAD = 8192
+AES_MINOR = 1            # the first minor version with the AES messages
+AES_BODY_VERSION = 1     # byte 0 of every AES_REQUEST / AES_RESPONSE body
+MAX_AES_TRANSFER = 1 << 20  # largest SGL transfer per direction (1 MiB, docs/device.md)
+MAX_AES_DATA = MAX_AES_TRANSFER + 15  # plus a GCM tail buffer (at most 15 bytes)
+MAX_AES_BODY = MAX_AES_TRANSFER + 256
+
+
+class LinkError(Exception):
+    """A frame that violates the link protocol; the connection must be closed."""
+
+
+class ResetKind(enum.IntEnum):
+    CONTROLLER = 1  # CC.EN 1 -> 0
+    NSSR = 2
+    FUNCTION = 3  # QEMU device reset or power-on
+    MAILBOX = 4  # serial mailbox only: the host aborted (CTRL.ABORT, docs/serial-mailbox.md)
+
+
+class Channel(enum.IntEnum):
+    """Which of a device's two mailboxes a connection serves (HELLO bytes 6-7)."""
+
+    PCIE = 0  # the PCIe function: one partition, REQUEST/RESPONSE
+    SERIAL = 1  # the serial-bus mailbox: the device's management endpoint, MAILBOX_PACKET/ANSWER
+
+
+class SessionOp(enum.IntEnum):
+    NONE = 0
+    OPEN = 1
+    CLOSE = 2
+    IN_SESSION = 3
+
+
+@dataclass(frozen=True)
+class SessionFlags:
+    """The session side band: SQE byte 44 and CQE byte 2 (docs/device.md, "Queue entry formats")."""
+
+    op: SessionOp = SessionOp.NONE
+    id_valid: bool = False
+    short_app_id_valid: bool = False
+    safe_to_close: bool = False
+
+    @classmethod
+    def from_byte(cls, value: int) -> SessionFlags:
+        """The flags of side-band byte ``value`` (one shared object per value: they are immutable)."""
+        return _FLAGS[value & 0x1F]
+
+    def to_byte(self) -> int:
+        return (int(self.op) | self.id_valid << 2 | self.short_app_id_valid << 3
+                | self.safe_to_close << 4)
+
+
+_FLAGS = [SessionFlags(SessionOp(v & 3), bool(v & 4), bool(v & 8), bool(v & 16)) for v in range(32)]
+
+
+class Message:
+    """Base of all link messages: ``LAYOUT`` covers the fixed fields; ``payload`` (if declared) follows."""
+
+    TYPE: ClassVar[int]
+    LAYOUT: ClassVar[struct.Struct]
+    HAS_PAYLOAD: ClassVar[bool] = False
+    PAYLOAD_LIMIT: ClassVar[int] = MAX_PAYLOAD
+
+    def encode_body(self) -> bytes:
+        values = [getattr(self, name) for name in self._field_names()]
+        if self.HAS_PAYLOAD:
+            *fixed, payload = values
+            return self.LAYOUT.pack(*fixed, len(payload)) + payload
+        return self.LAYOUT.pack(*values)
+
+    @classmethod
+    def _field_names(cls) -> tuple[str, ...]:
+        names = cls.__dict__.get("_FIELD_NAMES")
+        if names is None:
+            names = tuple(f.name for f in fields(cls))
+            cls._FIELD_NAMES = names  # type: ignore[attr-defined]
+        return names
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Message:
+        if len(body) < cls.LAYOUT.size:
+            raise LinkError(f"{cls.__name__}: body of {len(body)} bytes is shorter than {cls.LAYOUT.size}")
+        values = list(cls.LAYOUT.unpack_from(body))
+        rest = body[cls.LAYOUT.size:]
+        if cls.HAS_PAYLOAD:
+            length = values.pop()
+            if length != len(rest) or length > cls.PAYLOAD_LIMIT:
+                raise LinkError(f"{cls.__name__}: payload length {length} but {len(rest)} bytes follow")
+            values.append(bytes(rest))
+        elif rest:
+            raise LinkError(f"{cls.__name__}: {len(rest)} trailing bytes")
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    TYPE = 0x01
+    LAYOUT = struct.Struct("<HHHH32sI")
+    major: int
+    minor: int
+    max_inflight: int
+    serial_raw: bytes
+    partition: int
+    channel: int = Channel.PCIE  # bytes 6-7, after max_inflight on the wire
+
+    def encode_body(self) -> bytes:
+        return self.LAYOUT.pack(self.major, self.minor, self.max_inflight, self.channel, self.serial_raw,
+                                self.partition)
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Hello:
+        if len(body) != cls.LAYOUT.size:
+            raise LinkError(f"Hello: body of {len(body)} bytes, expected {cls.LAYOUT.size}")
+        major, minor, max_inflight, channel, serial_raw, partition = cls.LAYOUT.unpack(body)
+        return cls(major, minor, max_inflight, serial_raw, partition, channel)
+
+    @property
+    def serial(self) -> str:
+        return self.serial_raw.rstrip(b"\0").decode("ascii", "replace")
+
+    @classmethod
+    def make(cls, serial: str, partition: int = 0, max_inflight: int = 64,
+             channel: Channel = Channel.PCIE) -> Hello:
+        return cls(VERSION, MINOR, max_inflight, serial.encode("ascii")[:32].ljust(32, b"\0"), partition,
+                   channel)
+
+
+@dataclass(frozen=True)
+class HelloAck(Message):
+    TYPE = 0x81
+    LAYOUT = struct.Struct("<HHHH")
+    major: int
+    minor: int
+    credits: int
+    result: int
+
+    ACCEPTED: ClassVar[int] = 0
+    VERSION_UNSUPPORTED: ClassVar[int] = 1
+    BUSY: ClassVar[int] = 2
+    ROOT_OF_TRUST_FAILURE: ClassVar[int] = 3
+    STATE_UNUSABLE: ClassVar[int] = 4
+    INVALID_DEVICE: ClassVar[int] = 5
+
+
+@dataclass(frozen=True)
+class Request(Message):
+    TYPE = 0x02
+    LAYOUT = struct.Struct("<HHHBxHxxII")
+    HAS_PAYLOAD = True
+    qid: int
+    cid: int
+    opc: int
+    session_flags: int
+    session_id: int
+    dst_len: int
+    payload: bytes = field(default=b"")
+
+    @property
+    def flags(self) -> SessionFlags:
+        return SessionFlags.from_byte(self.session_flags)
+
+
+@dataclass(frozen=True)
+class Response(Message):
+    TYPE = 0x82
+    LAYOUT = struct.Struct("<HBBHxxI")
+    HAS_PAYLOAD = True
+    status: int
+    session_flags: int
+    short_app_id: int
+    session_id: int
+    payload: bytes = field(default=b"")
+
+
+@dataclass(frozen=True)
+class Reset(Message):
+    TYPE = 0x03
+    LAYOUT = struct.Struct("<I")
+    kind: int
+
+
+@dataclass(frozen=True)
+class ResetAck(Message):
+    TYPE = 0x83
+    LAYOUT = struct.Struct("<I")
+    kind: int
+
+
+@dataclass(frozen=True)
+class Cancel(Message):
+    TYPE = 0x04
+    LAYOUT = struct.Struct("<I")
+    msg_id: int
+
+
+@dataclass(frozen=True)
+class MailboxPacket(Message):
+    """One packet the host committed to the serial mailbox, and the 7-bit bus address it was sent to."""
+
+    TYPE = 0x05
+    LAYOUT = struct.Struct("<BxxxI")
+    HAS_PAYLOAD = True
+    address: int
+    payload: bytes = field(default=b"")
+
+
+@dataclass(frozen=True)
+class MailboxAnswer(Message):
+    """Backend to serial mailbox: a packet for the host (may be empty), a status (0, or why the host's
+    packet was dropped) and flags (bit 0 END: the last answer to the MailboxPacket with this msg_id)."""
+
+    TYPE = 0x85
+    LAYOUT = struct.Struct("<BBxxI")
+    HAS_PAYLOAD = True
+    status: int
+    flags: int
+    payload: bytes = field(default=b"")
+
+    END: ClassVar[int] = 1
+
+
+class AesCipher(enum.IntEnum):
+    GCM = 0
+    XTS = 1
+
+
+@dataclass(frozen=True)
+class AesRequest(Message):
+    """One AES-queue command, parsed by the device (docs/link-protocol.md, "AES fast path"). ``data`` is
+    the source gathered from the SGL followed by the GCM tail buffer's bytes; ``dst_len`` is what the
+    destination holds (SGL plus tail buffer)."""
+
+    TYPE = 0x06
+    LAYOUT = struct.Struct("<BBBBHHHBxIIII16s12sIII")
+    BODY_LIMIT: ClassVar[int] = MAX_AES_BODY
+    HAS_PAYLOAD = True
+    PAYLOAD_LIMIT = MAX_AES_DATA
+    version: int
+    cipher: int
+    decrypt: int
+    dul: int
+    qid: int
+    cid: int
+    session_id: int
+    short_app_id: int
+    key_id1: int
+    key_id2: int
+    aad_len: int
+    aligned_aad_len: int
+    tag_or_tweak: bytes
+    iv: bytes
+    src_tail_len: int
+    dst_len: int
+    data: bytes = field(default=b"")
+
+
+@dataclass(frozen=True)
+class AesResponse(Message):
+    """The answer to an AesRequest: CQE status and err, GCM tag and IV, FIPS flag, and the output bytes
+    for the destination starting at ``dst_offset`` (docs/link-protocol.md, "AES fast path")."""
+
+    TYPE = 0x86
+    LAYOUT = struct.Struct("<BBHHxx16s12sII")
+    BODY_LIMIT: ClassVar[int] = MAX_AES_BODY
+    HAS_PAYLOAD = True
+    PAYLOAD_LIMIT = MAX_AES_DATA
+    version: int
+    fips_approved: int
+    status: int
+    err: int
+    tag: bytes
+    iv: bytes
+    dst_offset: int
+    data: bytes = field(default=b"")
+
+    @classmethod
+    def failure(cls, status: int, err: int = 0) -> AesResponse:
+        return cls(AES_BODY_VERSION, 0, status, err if err else status, bytes(16), bytes(12), 0, b"")
+
+
+MESSAGES: dict[int, type[Message]] = {
+    m.TYPE: m for m in (Hello, HelloAck, Request, Response, Reset, ResetAck, Cancel, MailboxPacket,
+                        MailboxAnswer, AesRequest, AesResponse)
+}
+
+
+class Status(enum.IntEnum):
+    """CQE status values of the link and device (docs/link-protocol.md)."""
+
+    SUCCESS = 0x000
+    INVALID_OPCODE = 0x001
+    INVALID_FIELD = 0x002
+    DATA_TRANSFER_ERROR = 0x004
+    INTERNAL_ERROR = 0x006
+    ABORTED_SQ_DELETED = 0x008
+    CQ_INVALID = 0x100
+    INVALID_QUEUE_ID = 0x101
+    INVALID_QUEUE_SIZE = 0x102
+    INVALID_VECTOR = 0x108
+    INVALID_QUEUE_DELETION = 0x10C
+    BACKEND_UNAVAILABLE = 0x701
+    BACKEND_TIMEOUT = 0x702
+    BACKEND_PROTOCOL_ERROR = 0x703
+    NOT_SUPPORTED = 0x704
+    SESSION_KIND_MISMATCH = 0x710
+    SESSION_ID_MISMATCH = 0x711
+    REQUEST_REJECTED = 0x712
+    SGL_DESCRIPTOR_COUNT_INVALID = 0x00E
+    SGL_DATA_LENGTH_INVALID = 0x00F
+    SGL_DESCRIPTOR_TYPE_INVALID = 0x011
+    SGL_SUBTYPE_INVALID = 0x016
+    AES_REFUSED = 0x720  # the HSM refused an AES command: CQE err holds the DDI status (low 16 bits)
+
+
+def encode_frame(msg_id: int, message: Message) -> bytes:
+    body = message.encode_body()
+    return HEADER.pack(MAGIC, VERSION, message.TYPE, 0, msg_id, len(body)) + body
+
+
+def decode_header(header: bytes) -> tuple[type[Message], int, int]:
+    """Check a 16-byte frame header; return (message class, msg_id, body length)."""
+    magic, version, kind, flags, msg_id, body_len = HEADER.unpack(header)
+    if magic != MAGIC:
+        raise LinkError(f"bad magic {magic!r}")
+    if version != VERSION:
+        raise LinkError(f"unsupported link version {version}")
+    if flags:
+        raise LinkError(f"nonzero frame flags 0x{flags:x}")
+    if kind not in MESSAGES:
+        raise LinkError(f"unknown message type 0x{kind:02x}")
+    limit = getattr(MESSAGES[kind], "BODY_LIMIT", MAX_BODY)
+    if body_len > limit:
+        raise LinkError(f"body of {body_len} bytes exceeds {limit}")
+    return MESSAGES[kind], msg_id, body_len
+
+
+def decode_frame(frame: bytes) -> tuple[int, Message]:
+    """Decode one complete frame held in memory."""
+    cls, msg_id, body_len = decode_header(frame[:HEADER.size])
+    body = frame[HEADER.size:]
+    if len(body) != body_len:
+        raise LinkError(f"frame body is {len(body)} bytes, header says {body_len}")
+    return msg_id, cls.decode_body(body)
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, Message]:
+    """Read one frame; raises ``asyncio.IncompleteReadError`` at end of stream."""
+    cls, msg_id, body_len = decode_header(await reader.readexactly(HEADER.size))
+    return msg_id, cls.decode_body(await reader.readexactly(body_len))

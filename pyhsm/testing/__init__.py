@@ -1,0 +1,1 @@
+"""Test drivers: the qtest-driven device (docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""Debugging tools: command traces, guest memory inspection, QMP (docs/debugging.md)."""

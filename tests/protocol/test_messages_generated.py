@@ -1,0 +1,28 @@
+"""The checked-in typed messages (pyhsm/protocol/ddi/messages.py) are exactly what the generator
+writes from the current schemas, and every struct of the schemas uses its generated class."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pyhsm.protocol.ddi import messages, typegen
+
+REGENERATE = "stale: run `build/venv/bin/python -m pyhsm.protocol.ddi.typegen` and commit messages.py"
+
+
+def test_messages_py_matches_the_generator() -> None:
+    assert typegen.TARGET.read_text() == typegen.render(), f"pyhsm/protocol/ddi/messages.py is {REGENERATE}"
+
+
+def test_every_struct_uses_its_generated_class() -> None:
+    for struct in typegen.structs():
+        cls = getattr(messages, struct.name, None)
+        assert cls is not None and struct.cls is cls, f"{struct.name}: messages.py is {REGENERATE}"
+        assert cls.SCHEMA is struct
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+
+
+def test_generated_classes_behave_like_struct_calls() -> None:
+    struct = typegen.structs()[0]
+    value = struct(**{f.name: 0 for f in struct.fields})
+    assert type(value) is struct.cls
