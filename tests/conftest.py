@@ -21,13 +21,11 @@ from pyhsm import paths  # noqa: E402
 
 paths.use_numba_cache()   # before anything imports the root of trust's kernels
 
+from pyhsm.backend.ddi.partition import Partition  # noqa: E402
+from pyhsm.client import HsmClient  # noqa: E402
 from tests.backend.ddi.ddi_helpers import LocalTransport, Provisioned, provision  # noqa: E402
 from tests.backend.ddi.ddi_identity import TestIdentity  # noqa: E402
-
 from tests.reliability_log import RELIABILITY, Reliability  # noqa: E402
-
-from pyhsm.client import HsmClient  # noqa: E402
-from pyhsm.backend.ddi.partition import Partition  # noqa: E402
 
 
 @pytest.fixture

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Protocol, TypeVar
 
-from pyhsm.protocol import link
 from pyhsm import paths
 from pyhsm.backend.identity import DeviceIdentity
 from pyhsm.backend.privfile import UnsafePath, private_dir
+from pyhsm.protocol import link
 
 if TYPE_CHECKING:
     from pyhsm.backend.serialbus.endpoint import Endpoint
@@ -479,8 +479,8 @@ def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_
     power-on does not pay for it.
     """
     from pyhsm.backend.ddi.partition import Partition as DdiPartition
+    from pyhsm.backend.rot import kernels, power_on
     from pyhsm.protocol.ddi.types import DeviceKind
-    from pyhsm.backend.rot import power_on, kernels
 
     kernels.warm_up()
 

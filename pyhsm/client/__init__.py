@@ -1,6 +1,6 @@
 """The host-side DDI client: one typed method per DDI operation over any ``Transport``.
 
-Like the SDK (ddi.md 1.7), a client holds at most one session. Each command carries the side band
+Like the SDK (docs/ddi.md, "Session side band"), a client holds at most one session. Each command carries the side band
 its opcode needs: NoSession ops go without a session id, OpenSession with the Open kind, CloseSession
 with Close and the id, everything else In-session with the id. The id comes from the OpenSession
 completion. Failures raise ``DdiError`` (a DDI status inside a successful completion) or

@@ -1,4 +1,4 @@
-"""The guest's partition credential (ddi.md 2.4): fixed test values, not secrets."""
+"""The guest's partition credential (docs/ddi.md, "Credential encryption"): fixed test values, not secrets."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ OPEN_ATTEMPTS = 20
 
 def open_session(client: Any) -> Any:
     """OpenSession with the credential, retried on NonceMismatch: concurrent openers race for the
-    partition's one session-encryption nonce (ddi.md 3.4), and the loser asks again."""
+    partition's one session-encryption nonce (docs/ddi.md, "Sessions, access and the nonce"), and the loser asks again."""
     from pyhsm.client import DdiError
     for _ in range(OPEN_ATTEMPTS - 1):
         try:

@@ -1,6 +1,6 @@
 """The Transport protocol (pyhsm/client/transport.py) over the guest driver's ``/dev/azihsmN`` ioctls.
 
-One ``submit`` is one ``AZIHSM_CTRL_PATH_GENERIC_IOCTL_SESSION`` (azihsm-device.md 6.2). The driver
+One ``submit`` is one ``AZIHSM_CTRL_PATH_GENERIC_IOCTL_SESSION`` (docs/guest-driver.md, "ioctl ABI"). The driver
 keeps the fd's single session and flushes it when the fd is closed, so ``close`` only closes the fd.
 
 The ioctl returns the CQE status and the response bytes but not the CQE session side band, so a

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from pyhsm.protocol.console import format_event
 from pyhsm.guest.workloads import Workload
+from pyhsm.protocol.console import format_event
 
 BOOT_COUNT = Path("/var/lib/pyhsm/boots")
 

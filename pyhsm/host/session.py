@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pyhsm import paths
-from pyhsm.tools.inspect.run_debug import TOOLS_QMP, DebugRun
 from pyhsm.host import accel, images, verify
-from pyhsm.host.confidential import launch as confidential, session as confidential_session
-from pyhsm.protocol import console
 from pyhsm.host.backend import BackendProcess
+from pyhsm.host.confidential import launch as confidential
+from pyhsm.host.confidential import session as confidential_session
 from pyhsm.host.summary import Summary
 from pyhsm.host.vm import BOOT_TIMEOUT_S, HSM_ID, WORKLOAD_TIMEOUT_S, Vm, VmConfig
+from pyhsm.protocol import console
+from pyhsm.tools.inspect.run_debug import TOOLS_QMP, DebugRun
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from typing import Any, Callable
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from pyhsm import paths
-from pyhsm.protocol import console
 from pyhsm.host.images import GuestImages
 from pyhsm.host.qemu_devices import device_argv, hsm_device, mailbox_device, socket_chardev_argv
+from pyhsm.protocol import console
 
 HSM_VENDOR, HSM_DEVICE = 0x1414, 0xC003
 HSM_ID = "hsm0"          # QOM id of the azihsm device (QMP path /machine/peripheral/hsm0)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import astuple, dataclass
-from typing import ClassVar
+from dataclasses import Field, astuple, dataclass
+from typing import Any, ClassVar
 
 VENDOR_ID, DEVICE_ID, CLASS_CODE = 0x1414, 0xC003, 0x108000
 BAR_SIZE = 4096
@@ -80,6 +80,7 @@ class Entry:
     """Base of fixed-size entries: ``LAYOUT`` packs the dataclass fields in declaration order."""
 
     LAYOUT: ClassVar[struct.Struct]
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]   # every entry is a dataclass
 
     def pack(self) -> bytes:
         return self.LAYOUT.pack(*astuple(self))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import struct
-from dataclasses import dataclass, field, fields
-from typing import ClassVar
+from dataclasses import Field, dataclass, field, fields
+from typing import Any, ClassVar
 
 MAGIC = b"AZHL"
 VERSION = 1
@@ -79,6 +79,7 @@ class Message:
     LAYOUT: ClassVar[struct.Struct]
     HAS_PAYLOAD: ClassVar[bool] = False
     PAYLOAD_LIMIT: ClassVar[int] = MAX_PAYLOAD
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]   # every message is a dataclass
 
     def encode_body(self) -> bytes:
         values = [getattr(self, name) for name in self._field_names()]

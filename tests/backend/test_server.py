@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.backend.ddi.ddi_backend import serving
-
-from pyhsm.protocol import link
 from pyhsm.backend.server import Backend
+from pyhsm.protocol import link
+from tests.backend.ddi.ddi_backend import serving
 
 
 class RecordingPartition:

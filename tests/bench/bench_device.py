@@ -26,7 +26,7 @@ from pyhsm.host.backend import BackendProcess  # noqa: E402
 from pyhsm.testing.qtest.controller import open_controller  # noqa: E402
 from pyhsm.testing.qtest.machine import Machine, hsm_device_args  # noqa: E402
 
-GET_API_REV = bytes.fromhex("A2 18 00 A1 18 02 1A 00 00 03 EA 18 01 A0")  # ddi.md 1.9, example A
+GET_API_REV = bytes.fromhex("A2 18 00 A1 18 02 1A 00 00 03 EA 18 01 A0")  # the vendor encoder's GetApiRev example (docs/ddi.md, "MBOR strictness")
 WARM_UP = 100
 
 # TPM CRB interface of QEMU's tpm-crb (locality 0 registers at the fixed base)

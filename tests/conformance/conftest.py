@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 
-
+from pyhsm.protocol.ddi.types import DeviceKind  # noqa: E402
 from tests.conformance.vendor import Device, Setup, common_setup, make_device  # noqa: E402
 from tests.conformance.vendor_inventory import VENDOR_TESTS  # noqa: E402
-
-from pyhsm.protocol.ddi.types import DeviceKind  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "build" / "conformance.json"

@@ -9,12 +9,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from tests.conformance.ecdh_cases import field_prime, point_der
-from tests.conformance.vendor import POTA_KEY, S, Device, expect, reused_provisioning
 
 from pyhsm.client import EncodeError, HsmClient
 from pyhsm.protocol.ddi.schemas import PUBLIC_KEY
 from pyhsm.protocol.ddi.types import EccCurve, KeyType
+from tests.conformance.ecdh_cases import field_prime, point_der
+from tests.conformance.vendor import POTA_KEY, Device, S, expect, reused_provisioning
 
 POTA_DER = POTA_KEY.public_key().public_bytes(serialization.Encoding.DER,
                                               serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.conformance.vendor import S, Setup, ecc_key_pair, expect, physical_only
 
 from pyhsm.client import EncodeError, Usage, key_properties
 from pyhsm.protocol.ddi.physical import _ECC
 from pyhsm.protocol.ddi.types import CURVES, EccCurve, KeyType
+from tests.conformance.vendor import S, Setup, ecc_key_pair, expect, physical_only
 
 SECRETS = {EccCurve.P256: KeyType.Secret256, EccCurve.P384: KeyType.Secret384, EccCurve.P521: KeyType.Secret521}
 

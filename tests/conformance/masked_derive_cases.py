@@ -5,11 +5,18 @@ inputs (salt/info or label/context)."""
 
 from __future__ import annotations
 
-from tests.conformance.vendor import (CRED_ID, CRED_PIN, SESSION_SEED, Setup, ecdh_secret_pair, fast_path, physical_only,
-                    unmask_again)
-
 from pyhsm.client import HsmClient, Usage, key_properties
 from pyhsm.protocol.ddi.types import AesOp, HashAlgorithm, KeyType
+from tests.conformance.vendor import (
+    CRED_ID,
+    CRED_PIN,
+    SESSION_SEED,
+    Setup,
+    ecdh_secret_pair,
+    fast_path,
+    physical_only,
+    unmask_again,
+)
 
 MSG = bytes([1]) * 512
 _INPUTS = {"HkdfDerive": ("salt", "info"), "KbkdfCounterHmacDerive": ("label", "context")}

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from tests.conformance.vendor import S, Setup, expect, physical_only, rsa_import, rsa_test_key
 
 from pyhsm.client import HsmClient
 from pyhsm.protocol.ddi.types import AesKeySize, KeyClass, RsaOpType
+from tests.conformance.vendor import S, Setup, expect, physical_only, rsa_import, rsa_test_key
 
 OP = RsaOpType.Decrypt
 

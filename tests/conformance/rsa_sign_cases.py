@@ -10,10 +10,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from tests.conformance.vendor import S, Setup, ecc_key_pair, expect, physical_only, rsa_import, rsa_test_key
 
 from pyhsm.client import DdiError, Usage
 from pyhsm.protocol.ddi.types import EccCurve, KeyClass, RsaOpType
+from tests.conformance.vendor import S, Setup, ecc_key_pair, expect, physical_only, rsa_import, rsa_test_key
 
 OP = RsaOpType.Sign
 HASHES = {20: hashes.SHA1(), 32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conformance.masked_derive_cases import derive_key
-from tests.conformance.vendor import (CRED_ID, CRED_PIN, SESSION_SEED, S, Setup, ecc_key_pair, ecdh_secret_pair, expect, fast_path,
-                    physical_only)
-
 from pyhsm.client import HsmClient, Usage, key_properties
 from pyhsm.protocol.ddi.types import AesOp, EccCurve, HashAlgorithm, KeyType
+from tests.conformance.masked_derive_cases import derive_key
+from tests.conformance.vendor import (
+    CRED_ID,
+    CRED_PIN,
+    SESSION_SEED,
+    S,
+    Setup,
+    ecc_key_pair,
+    ecdh_secret_pair,
+    expect,
+    fast_path,
+    physical_only,
+)
 
 MSG = bytes([1]) * 512
 IV = bytes(16)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.conformance.vendor import S, Setup, expect, generate, malformed
 
 from pyhsm.client import DdiError, HsmClient, Usage
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve
+from tests.conformance.vendor import S, Setup, expect, generate, malformed
 
 MSG = bytes([1]) * 512
 

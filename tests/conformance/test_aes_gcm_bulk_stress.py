@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conformance.vendor import MAX_SESSIONS, Setup, fast_path, open_retrying
-
 from pyhsm.client import HsmClient
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp
+from tests.conformance.vendor import MAX_SESSIONS, Setup, fast_path, open_retrying
 
 ROUNDS = 4
 DATA = bytes([1]) * 16384

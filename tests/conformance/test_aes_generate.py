@@ -4,10 +4,10 @@ tests return early on a Physical device in the vendor suite; ours unmasks under 
 from __future__ import annotations
 
 import pytest
-from tests.conformance.vendor import S, Setup, expect, generate, malformed
 
 from pyhsm.client import DdiError, Usage, key_properties
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp
+from tests.conformance.vendor import S, Setup, expect, generate, malformed
 
 MSG = bytes([1]) * 512
 AES128 = {"key_size": int(AesKeySize.Aes128), "key_tag": None,

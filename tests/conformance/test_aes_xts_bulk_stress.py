@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conformance.vendor import MAX_SESSIONS, Setup, fast_path, open_retrying
-
 from pyhsm.client import HsmClient
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp
+from tests.conformance.vendor import MAX_SESSIONS, Setup, fast_path, open_retrying
 
 ROUNDS = 2
 DATA = bytes([1]) * (1024 * 1024)

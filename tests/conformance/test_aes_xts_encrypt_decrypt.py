@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import os
 
-from tests.conformance.vendor import CRED_ID, CRED_PIN, SESSION_SEED, S, Setup, fast_path, wrap
-
 from pyhsm.client import Usage
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, KeyClass
+from tests.conformance.vendor import CRED_ID, CRED_PIN, SESSION_SEED, S, Setup, fast_path, wrap
 
 DATA = bytes([1]) * (1024 * 1024)
 TWEAK = bytes([4]) * 16

@@ -8,10 +8,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from tests.conformance.vendor import Setup, ecc_key_pair, ecdh_secret, hmac_key, physical_only, rsa_import
 
 from pyhsm.client import HsmClient, Usage
 from pyhsm.protocol.ddi.types import AesKeySize, EccCurve, KeyClass, KeyType
+from tests.conformance.vendor import Setup, ecc_key_pair, ecdh_secret, hmac_key, physical_only, rsa_import
 
 REPORT_DATA = bytes([2]) * 128
 REPORT_MAX = 834   # tag + protected header + largest payload + signature + COSE framing

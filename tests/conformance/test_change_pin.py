@@ -8,9 +8,9 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from tests.conformance.vendor import CRED_ID, CRED_PIN, CRED_PIN_ALT, MAX_SESSIONS, Setup, encrypt_pin, flip
 
 from pyhsm.client import DdiError, HsmClient
+from tests.conformance.vendor import CRED_ID, CRED_PIN, CRED_PIN_ALT, MAX_SESSIONS, Setup, encrypt_pin, flip
 
 
 def _change(dev: HsmClient, new_pin: Any, pub: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conformance.vendor import MAX_SESSIONS, S, Device, Setup, expect
+from tests.conformance.vendor import MAX_SESSIONS, Device, S, Setup, expect
 
 
 def _open_then_close(device: Device) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conformance.vendor import S, Setup, expect, rsa_wrapped
-
 from pyhsm.client import Usage
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, KeyClass
+from tests.conformance.vendor import S, Setup, expect, rsa_wrapped
 
 
 def _create_key(setup: Setup) -> int:

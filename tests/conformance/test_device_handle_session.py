@@ -3,7 +3,7 @@ file handle on a freshly reset device, no credential set up by the harness."""
 
 from __future__ import annotations
 
-from tests.conformance.vendor import CRED_ID, CRED_PIN, S, Device, expect
+from tests.conformance.vendor import CRED_ID, CRED_PIN, Device, S, expect
 
 
 def test_device_handle_session_no_session(device: Device) -> None:

@@ -3,10 +3,9 @@ test returns early on a Physical device in the vendor suite; ours unmasks under 
 
 from __future__ import annotations
 
-from tests.conformance.vendor import S, Setup, ecc_verify, expect, generate, malformed
-
 from pyhsm.client import HsmClient, Usage, key_properties
 from pyhsm.protocol.ddi.types import EccCurve, HashAlgorithm
+from tests.conformance.vendor import S, Setup, ecc_verify, expect, generate, malformed
 
 P256 = {"curve": int(EccCurve.P256), "key_tag": None, "key_properties": key_properties(Usage.SIGN_VERIFY)}
 

@@ -4,9 +4,8 @@ Our device is not a FIPS-approved module, so SHA-1 digests are signed rather tha
 
 from __future__ import annotations
 
-from tests.conformance.vendor import Setup, ecc_verify
-
 from pyhsm.protocol.ddi.types import EccCurve
+from tests.conformance.vendor import Setup, ecc_verify
 
 
 def _sign_verify(setup: Setup, curve: EccCurve, digest_len: int) -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conformance.vendor import MAX_SESSIONS, S, Setup, ecc_verify
-
 from pyhsm.client import DdiError, HsmClient
 from pyhsm.protocol.ddi.types import EccCurve, HashAlgorithm
+from tests.conformance.vendor import MAX_SESSIONS, S, Setup, ecc_verify
 
 DIGEST = bytes([100]) * 20
 SIGNATURES = 20

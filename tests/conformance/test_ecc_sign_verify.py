@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from tests.conformance.vendor import S, Setup, ecc_verify, expect
 
 from pyhsm.client import Usage
 from pyhsm.protocol.ddi.types import AesKeySize, EccCurve, HashAlgorithm
+from tests.conformance.vendor import S, Setup, ecc_verify, expect
 
 DIGEST = bytes([1]) * 20
 

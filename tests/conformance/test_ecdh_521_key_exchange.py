@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import tests.conformance.ecdh_cases as case
-from tests.conformance.vendor import Setup
-
 from pyhsm.protocol.ddi.types import EccCurve, KeyType
+from tests.conformance.vendor import Setup
 
 CURVE = EccCurve.P521
 

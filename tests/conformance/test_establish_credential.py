@@ -7,13 +7,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
-from tests.conformance.credential_cases import POTA_DER, establish, expect_invalid_key, invalid_key, pota_signature
-from tests.conformance.vendor import (CRED_ID, CRED_PIN, POTA_KEY, S, Device, establish_credential, expect, flip, physical_only,
-                    setup_for_lm)
 
 from pyhsm.client import DdiError, EncodeError
 from pyhsm.protocol.ddi.schemas import ESTABLISH_CREDENTIAL, PUBLIC_KEY
 from pyhsm.protocol.ddi.types import KeyType
+from tests.conformance.credential_cases import POTA_DER, establish, expect_invalid_key, invalid_key, pota_signature
+from tests.conformance.vendor import (
+    CRED_ID,
+    CRED_PIN,
+    POTA_KEY,
+    Device,
+    S,
+    establish_credential,
+    expect,
+    flip,
+    physical_only,
+    setup_for_lm,
+)
 
 
 def _tampered(device: Device, **spoilt: object) -> DdiError:

@@ -3,11 +3,10 @@ vendor checks only a Virtual device; ours rejects the request extension under bo
 
 from __future__ import annotations
 
-from tests.conformance.vendor import S, Setup
-
 from pyhsm.protocol.ddi import envelope
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.link import SessionFlags, SessionOp
+from tests.conformance.vendor import S, Setup
 
 
 def test_extension_support_virtual(setup: Setup) -> None:

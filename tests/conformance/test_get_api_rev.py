@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conformance.vendor import S, Device, expect
+from tests.conformance.vendor import Device, S, expect
 
 
 def test_api_rev(device: Device) -> None:

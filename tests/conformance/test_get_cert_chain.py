@@ -6,9 +6,8 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conformance.vendor import MAX_SESSIONS, Setup, physical_only
-
 from pyhsm.client import HsmClient
+from tests.conformance.vendor import MAX_SESSIONS, Setup, physical_only
 
 DEVICE_CALCULATED = 2   # the alias and partition-ID certificates are hashed on their own
 

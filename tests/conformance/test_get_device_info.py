@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conformance.vendor import S, Device, expect
-
 from pyhsm.protocol.ddi.optable import BY_NAME
+from tests.conformance.vendor import Device, S, expect
 
 
 def test_get_device_info(device: Device) -> None:

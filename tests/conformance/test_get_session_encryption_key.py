@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conformance.vendor import S, Device, expect, key_signature_ok
-
 from pyhsm.client import HsmClient
+from tests.conformance.vendor import Device, S, expect, key_signature_ok
 
 OP = "GetSessionEncryptionKey"
 

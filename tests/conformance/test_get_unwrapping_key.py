@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tests.conformance.vendor import MAX_SESSIONS, S, Setup, expect
 
 from pyhsm.client import DdiError, HsmClient
 from pyhsm.protocol.ddi.types import KeyType
+from tests.conformance.vendor import MAX_SESSIONS, S, Setup, expect
 
 
 def test_get_unwrapping_key_no_session(setup: Setup) -> None:

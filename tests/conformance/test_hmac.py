@@ -3,10 +3,9 @@ draw their key length at random in the vendor suite; here every length of each r
 
 from __future__ import annotations
 
-from tests.conformance.vendor import S, Setup, derive, ecdh_secret, expect, hmac_key
-
 from pyhsm.client import Usage
 from pyhsm.protocol.ddi.types import EccCurve, KeyType
+from tests.conformance.vendor import S, Setup, derive, ecdh_secret, expect, hmac_key
 
 MSG = bytes(64)
 

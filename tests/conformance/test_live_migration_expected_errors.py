@@ -5,7 +5,7 @@ simulate_nssr_after_lm) to requests prepared before it."""
 from __future__ import annotations
 
 from tests.conformance.credential_cases import establish
-from tests.conformance.vendor import S, Device, Setup, establish_credential, expect, session_credential
+from tests.conformance.vendor import Device, S, Setup, establish_credential, expect, session_credential
 
 
 def test_get_establish_cred_encryption_key_after_lm(device: Device) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from tests.conformance.vendor import S, Setup, expect, malformed
-
 from pyhsm.protocol.ddi.types import AesKeySize
+from tests.conformance.vendor import S, Setup, expect, malformed
 
 RESERVED_END = 52   # version, algorithm, seven u16 lengths, 34 reserved bytes
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.conformance.vendor import CRED_ID, CRED_PIN, SESSION_SEED, Setup, fast_path, unmask_again
 
 from pyhsm.client import DdiError, HsmClient
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, KeyType
+from tests.conformance.vendor import CRED_ID, CRED_PIN, SESSION_SEED, Setup, fast_path, unmask_again
 
 MSG = bytes([1]) * 512
 IV = bytes([8]) * 16

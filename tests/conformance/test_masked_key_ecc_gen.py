@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from tests.conformance.vendor import Setup, ecc_verify, unmask_again
 
 from pyhsm.client import HsmClient
 from pyhsm.protocol.ddi.types import EccCurve, HashAlgorithm
+from tests.conformance.vendor import Setup, ecc_verify, unmask_again
 
 DIGEST = bytes([1]) * 20
 

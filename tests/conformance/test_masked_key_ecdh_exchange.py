@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conformance.vendor import Setup, ecc_key_pair, unmask_again
-
 from pyhsm.protocol.ddi.types import EccCurve, KeyType
+from tests.conformance.vendor import Setup, ecc_key_pair, unmask_again
 
 
 def _exchange(setup: Setup, curve: EccCurve, kind: KeyType) -> None:

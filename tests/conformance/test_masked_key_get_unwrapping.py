@@ -4,7 +4,7 @@ the blob handed back to EstablishCredential."""
 
 from __future__ import annotations
 
-from tests.conformance.vendor import S, Device, Setup, expect, recover, setup_for_lm
+from tests.conformance.vendor import Device, S, Setup, expect, recover, setup_for_lm
 
 
 def test_masked_key_get_unwrapping_without_lm(setup: Setup) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import tests.conformance.masked_derive_cases as case
-from tests.conformance.vendor import Setup
-
 from pyhsm.protocol.ddi.types import HashAlgorithm, KeyType
+from tests.conformance.vendor import Setup
 
 OP = "KbkdfCounterHmacDerive"
 

@@ -6,10 +6,10 @@ import os
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from tests.conformance.vendor import Setup, pkcs8, rsa_test_key, unmask_again, wrap
 
 from pyhsm.client import Usage
 from pyhsm.protocol.ddi.types import KeyClass, KeyType, RsaOpType
+from tests.conformance.vendor import Setup, pkcs8, rsa_test_key, unmask_again, wrap
 
 OAEP = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conformance.vendor import S, Setup, expect, rsa_import
-
 from pyhsm.protocol.ddi.types import AesKeySize
+from tests.conformance.vendor import S, Setup, expect, rsa_import
 
 KEY_TAG = 0x5453
 

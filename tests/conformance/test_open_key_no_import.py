@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conformance.vendor import S, Setup, ecc_verify, expect
-
 from pyhsm.client import Usage
 from pyhsm.protocol.ddi.types import AesKeySize, EccCurve, HashAlgorithm, KeyType
+from tests.conformance.vendor import S, Setup, ecc_verify, expect
 
 KEY_TAG = 0x5453
 DIGEST = bytes([100]) * 20

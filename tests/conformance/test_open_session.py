@@ -8,12 +8,21 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from tests.conformance.credential_cases import expect_invalid_key, invalid_key
-from tests.conformance.vendor import (CRED_ID, CRED_PIN, MAX_SESSIONS, S, Device, expect, flip, physical_only,
-                    session_credential)
 
 from pyhsm.client import DdiError, HsmClient
 from pyhsm.protocol.ddi.schemas import SESSION_CREDENTIAL
+from tests.conformance.credential_cases import expect_invalid_key, invalid_key
+from tests.conformance.vendor import (
+    CRED_ID,
+    CRED_PIN,
+    MAX_SESSIONS,
+    Device,
+    S,
+    expect,
+    flip,
+    physical_only,
+    session_credential,
+)
 
 
 def _established(device: Device) -> HsmClient:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tests.conformance.vendor import CRED_ID, CRED_PIN, POTA_KEY, S, Device, Setup, expect, physical_only, setup_for_lm
+from tests.conformance.vendor import CRED_ID, CRED_PIN, POTA_KEY, Device, S, Setup, expect, physical_only, setup_for_lm
 
 
 def _setup_for_lm(device: Device) -> tuple[bytes, bytes]:

@@ -10,13 +10,24 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from tests.conformance.credential_cases import expect_invalid_key, invalid_key
-from tests.conformance.vendor import (CRED_ID, CRED_PIN, POTA_KEY, S, Device, LmSetup, expect, flip, physical_only, session_credential,
-                    setup_for_lm)
 
 from pyhsm.client import DdiError, HsmClient
 from pyhsm.protocol.ddi import mbor
 from pyhsm.protocol.ddi.schemas import MASKED_KEY_METADATA, SESSION_CREDENTIAL
+from tests.conformance.credential_cases import expect_invalid_key, invalid_key
+from tests.conformance.vendor import (
+    CRED_ID,
+    CRED_PIN,
+    POTA_KEY,
+    Device,
+    LmSetup,
+    S,
+    expect,
+    flip,
+    physical_only,
+    session_credential,
+    setup_for_lm,
+)
 
 RESERVED_END = 52   # version, algorithm, seven u16 lengths, 34 reserved bytes
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.conformance.vendor import S, Setup, expect, rsa_import, rsa_test_key
 
 from pyhsm.client import DdiError, Usage
 from pyhsm.protocol.ddi.types import AesKeySize, KeyClass, RsaOpType
+from tests.conformance.vendor import S, Setup, expect, rsa_import, rsa_test_key
 
 Y = bytes([1]) * 256
 

@@ -8,11 +8,11 @@ import os
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from tests.backend.ddi.ddi_helpers import rsa_aes_wrap
-from tests.conformance.vendor import S, Setup, expect, flip, pkcs8, rsa_import, rsa_test_key, wrap
 
 from pyhsm.client import DdiError, HsmClient, Usage, key_properties
 from pyhsm.protocol.ddi.types import HashAlgorithm, KeyClass, KeyType, RsaOpType
+from tests.backend.ddi.ddi_helpers import rsa_aes_wrap
+from tests.conformance.vendor import S, Setup, expect, flip, pkcs8, rsa_import, rsa_test_key, wrap
 
 OAEP = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
 

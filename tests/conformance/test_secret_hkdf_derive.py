@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import tests.conformance.secret_derive_cases as case
-from tests.conformance.vendor import S, Setup
-
 from pyhsm.client import Usage
 from pyhsm.protocol.ddi.types import HashAlgorithm, KeyType
+from tests.conformance.vendor import S, Setup
 
 OP = "HkdfDerive"
 SALT, INFO = b"salt", b"label"

@@ -23,17 +23,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
-from tests.backend.ddi.ddi_helpers import LocalTransport, expect, rsa_aes_wrap
-from tests.backend.ddi.ddi_identity import TestIdentity
-from pyhsm.protocol import link
+from pyhsm.backend.ddi.partition import Partition
 from pyhsm.client import DdiError, HsmClient, Usage, key_properties
+from pyhsm.protocol import link
 from pyhsm.protocol.ddi import envelope
 from pyhsm.protocol.ddi.credential_seal import seal
-from pyhsm.protocol.ddi.schemas import EMPTY, ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, PUBLIC_KEY, SESSION_CREDENTIAL
 from pyhsm.protocol.ddi.optable import BY_NAME
-from pyhsm.backend.ddi.partition import Partition
+from pyhsm.protocol.ddi.schemas import EMPTY, ENCRYPTED_PIN, ESTABLISH_CREDENTIAL, PUBLIC_KEY, SESSION_CREDENTIAL
 from pyhsm.protocol.ddi.status import DdiStatus as S
 from pyhsm.protocol.ddi.types import AesOp, DeviceKind, EccCurve, HashAlgorithm, KeyClass, KeyType
+from tests.backend.ddi.ddi_helpers import LocalTransport, expect, rsa_aes_wrap
+from tests.backend.ddi.ddi_identity import TestIdentity
 
 CRED_ID = bytes.fromhex("5a3c1e0f9b8d47a6b2c4d6e8f0a1b3c5")
 CRED_PIN = bytes.fromhex("c0ffee00112233445566778899aabbcc")

@@ -17,7 +17,7 @@ from typing import Callable, Union
 
 from pyhsm.protocol import link
 
-# ddi.md 1.9, example A: GetApiRev as the client sends it, and the simulator's 58-byte answer.
+# the vendor encoder's GetApiRev example (docs/ddi.md, "MBOR strictness"): GetApiRev as the client sends it, and the simulator's 58-byte answer.
 GET_API_REV_REQUEST = bytes.fromhex("A2 18 00 A1 18 02 1A 00 00 03 EA 18 01 A0")
 GET_API_REV_RESPONSE = bytes.fromhex(
     "A2 18 00 A3 18 02 1A 00 00 03 EA 18 04 1A 00 00 00 00 18 05 14 18 01 A2"

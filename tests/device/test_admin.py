@@ -1,4 +1,4 @@
-"""Controller registers, the probe sequence and every admin command (azihsm-device.md 2, 3.4-3.5, 5)."""
+"""Controller registers, the probe sequence and every admin command (docs/device.md, "Controller state", "Admin commands")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Level-1 abort, level-2 reset via CC.EN and NSSR, CFS, and the link RESET kinds (azihsm-device.md 7)."""
+"""Level-1 abort, level-2 reset via CC.EN and NSSR, CFS, and the link RESET kinds (docs/device.md, "Controller state"; docs/link-protocol.md)."""
 
 from __future__ import annotations
 

@@ -101,7 +101,7 @@ int main(void)
 }
 """
 
-SPEC_OFFSETS = {  # azihsm-device.md 6.2
+SPEC_OFFSETS = {  # docs/guest-driver.md, "ioctl ABI"
     "azihsm_cp_generic_cmd.in.opc": 24, "azihsm_cp_generic_cmd.in.src_length": 32,
     "azihsm_cp_generic_cmd.in.src_buf": 40, "azihsm_cp_generic_cmd.in.dst_length": 48,
     "azihsm_cp_generic_cmd.in.dst_buf": 56, "azihsm_cp_generic_cmd.in.session_flags": 64,
@@ -112,7 +112,7 @@ SPEC_OFFSETS = {  # azihsm-device.md 6.2
     "azihsm_ctrl_dev_info.driver_rev": 110, "azihsm_ctrl_dev_info.device_entropy": 143,
     "azihsm_reset_device_data.abort_type": 24, "azihsm_reset_device_data.abort_sts": 108,
 }
-AES_OFFSETS = {  # azihsm-device.md 6.3
+AES_OFFSETS = {  # docs/guest-driver.md, "AES fast path"
     "op_code": 24, "cipher": 25, "src_ptr": 32, "src_len": 40, "dst_ptr": 48, "dst_len": 56,
     "frame_type": 64, "session_id": 66, "short_app_id": 68, "xts.data_unit_len": 72, "xts.key_id1": 76,
     "xts.key_id2": 80, "xts.tweak": 84, "gcm.key_id": 72, "gcm.tag": 76, "gcm.iv": 92,

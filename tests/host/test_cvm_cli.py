@@ -8,15 +8,15 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from tests.backend.ddi.ddi_helpers import APP_ID, PIN, provision
 
-from tests.backend.ddi import ddi_backend
 from pyhsm.client import HsmClient, cvm_evidence
 from pyhsm.client.socket_transport import SocketTransport
 from pyhsm.host.confidential import owner_commands as commands
 from pyhsm.host.swtpm import Swtpm, missing_tools
 from pyhsm.protocol.cvm.wrap import RELEASE_CONTEXT, Recipient, Wrapped
 from pyhsm.protocol.ddi.types import AesKeySize
+from tests.backend.ddi import ddi_backend
+from tests.backend.ddi.ddi_helpers import APP_ID, PIN, provision
 
 SERIAL = "AZIHSM-CVM-CLI-1"
 

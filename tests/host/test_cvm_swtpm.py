@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.backend.ddi.ddi_helpers import Provisioned, expect
 
 from pyhsm.client import cvm_evidence
+from pyhsm.host.swtpm import Swtpm, missing_tools
 from pyhsm.protocol.cvm import owner, statement
 from pyhsm.protocol.cvm.tpm2 import HASH_BY_NAME
-from pyhsm.host.swtpm import Swtpm, missing_tools
 from pyhsm.protocol.cvm.wrap import RELEASE_CONTEXT, Recipient, Wrapped
 from pyhsm.protocol.ddi.schemas_vendor import VendorStatus as V
 from pyhsm.protocol.ddi.types import AesKeySize
+from tests.backend.ddi.ddi_helpers import Provisioned, expect
 
 PCRS = [0, 7, 10]
 

@@ -14,17 +14,17 @@ from typing import Callable
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pyhsm.backend.ddi.partition import Partition
+from pyhsm.backend.ddi.store import FILE_NAME, KEY_LABEL, MAGIC_V1, StateError
+from pyhsm.backend.rot import power_on
+from pyhsm.client import HsmClient
+from pyhsm.protocol.ddi.schemas_vendor import VendorStatus
+from pyhsm.protocol.ddi.status import DdiStatus
+from pyhsm.protocol.ddi.types import EccCurve
 from tests.backend.cvm.cvm_setup import set_up
 from tests.backend.ddi.ddi_helpers import APP_ID, PIN, LocalTransport, Provisioned, expect
 from tests.backend.ddi.ddi_identity import TestIdentity
-
-from pyhsm.client import HsmClient
-from pyhsm.backend.ddi.partition import Partition
-from pyhsm.protocol.ddi.status import DdiStatus
-from pyhsm.backend.ddi.store import FILE_NAME, KEY_LABEL, MAGIC_V1, StateError
-from pyhsm.protocol.ddi.schemas_vendor import VendorStatus
-from pyhsm.protocol.ddi.types import EccCurve
-from pyhsm.backend.rot import power_on
 
 
 def restart(hsm: Provisioned) -> HsmClient:

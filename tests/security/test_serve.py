@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN
 
-from pyhsm.protocol import link
 from pyhsm.client import HsmClient
 from pyhsm.client.socket_transport import SocketTransport
+from pyhsm.host.backend import BackendProcess
+from pyhsm.protocol import link
 from pyhsm.protocol.ddi import envelope
 from pyhsm.protocol.ddi.optable import BY_NAME
-from pyhsm.host.backend import BackendProcess
+from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN
 
 PYHSM = [sys.executable, "-m", "pyhsm.cli"]
 FLOOD_FRAMES = 200_000

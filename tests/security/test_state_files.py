@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.backend.ddi.ddi_backend import serving
-from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, LocalTransport
 
-from pyhsm.client import HsmClient
-from pyhsm.client.socket_transport import SocketTransport
 from pyhsm.backend.ddi.partition import Partition, StateError
-from pyhsm.protocol.ddi.types import EccCurve
 from pyhsm.backend.rot import RootOfTrustFailure, power_on
 from pyhsm.backend.rot.device import SILICON_FILE
 from pyhsm.backend.rot.silicon import deterministic_seed, manufacture
 from pyhsm.backend.server import default_backend, device_dir
+from pyhsm.client import HsmClient
+from pyhsm.client.socket_transport import SocketTransport
+from pyhsm.protocol.ddi.types import EccCurve
+from tests.backend.ddi.ddi_backend import serving
+from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, LocalTransport
 
 ROUNDS = 20
 PARTITIONS = 3

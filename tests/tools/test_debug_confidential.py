@@ -11,17 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from pyhsm.protocol import secrets_file
+from pyhsm import paths
+from pyhsm.host import images
+from pyhsm.host.backend import BackendProcess
+from pyhsm.host.confidential import launch as confidential
+from pyhsm.host.confidential.fabric import DISK_KEY_TAG, Fabric
+from pyhsm.host.confidential.session import run_vm
+from pyhsm.host.summary import Summary
+from pyhsm.protocol import console, secrets_file
 from pyhsm.tools.inspect.commands import MEMORY_FILE
 from pyhsm.tools.inspect.run_debug import SECRETS, DebugRun
-from pyhsm import paths
-from pyhsm.host.confidential import launch as confidential
-from pyhsm.host import images
-from pyhsm.protocol import console
-from pyhsm.host.backend import BackendProcess
-from pyhsm.host.confidential.session import run_vm
-from pyhsm.host.confidential.fabric import DISK_KEY_TAG, Fabric
-from pyhsm.host.summary import Summary
 from tests.tools.test_debug_guest import assert_only_the_canary_found, export_secrets
 
 pytestmark = [pytest.mark.guest, pytest.mark.qemu, pytest.mark.timeout(900)]

@@ -19,16 +19,16 @@ from typing import Any, Iterator
 import pytest
 
 from pyhsm import paths
-from pyhsm.tools import qmp
+from pyhsm.host import images
+from pyhsm.host.backend import BackendProcess
+from pyhsm.host.vm import BOOT_TIMEOUT_S, Vm, VmConfig
 from pyhsm.protocol import secrets_file
+from pyhsm.tools import qmp
 from pyhsm.tools.inspect import profile, rings, scan
 from pyhsm.tools.inspect.commands import MEMORY_FILE
 from pyhsm.tools.inspect.kernel import Kernel
 from pyhsm.tools.inspect.memory import PhysicalMemory
 from pyhsm.tools.inspect.run_debug import BACKEND_TRACE, DEVICE_TRACE, SECRETS, DebugRun
-from pyhsm.host import images
-from pyhsm.host.backend import BackendProcess
-from pyhsm.host.vm import BOOT_TIMEOUT_S, Vm, VmConfig
 from pyhsm.tools.trace.commands import read_lines, records
 
 pytestmark = [pytest.mark.guest, pytest.mark.qemu, pytest.mark.timeout(480)]

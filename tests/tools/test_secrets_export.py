@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pyhsm.client import HsmClient
 from pyhsm.client.socket_transport import SocketTransport
-from pyhsm.protocol.ddi.types import EccCurve
 from pyhsm.protocol import secrets_file
+from pyhsm.protocol.ddi.types import EccCurve
 from pyhsm.tools.inspect import scan
 from pyhsm.tools.inspect.memory import PhysicalMemory
 

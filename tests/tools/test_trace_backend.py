@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.tools.debug_samples import SECRET_MARK, sample
 
-from pyhsm.protocol import link
 from pyhsm.client import HsmClient
 from pyhsm.client.socket_transport import SocketTransport
+from pyhsm.protocol import link
 from pyhsm.protocol.ddi import envelope
-from pyhsm.protocol.ddi.schemas import SessionKind
 from pyhsm.protocol.ddi.optable import OPS
+from pyhsm.protocol.ddi.schemas import SessionKind
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve
+from tests.tools.debug_samples import SECRET_MARK, sample
 
 PYHSM = Path(sys.executable).parent / "pyhsm"
 APP_ID = bytes.fromhex("a1d0a1d0a1d0a1d0a1d0a1d0a1d0a1d0")

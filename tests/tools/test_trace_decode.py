@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.tools.debug_samples import PLAIN_MARK, SECRET_MARK, sample
 
 from pyhsm import paths
-from pyhsm.protocol.ddi import envelope, mbor
-from pyhsm.protocol.ddi.schemas import F, OpSpec, P
+from pyhsm.protocol.ddi import decode, envelope, mbor, redaction
 from pyhsm.protocol.ddi.optable import OPS
+from pyhsm.protocol.ddi.schemas import OpSpec, public, secret
 from pyhsm.protocol.ddi.schemas_vendor import VENDOR_OPS, VendorStatus
-from pyhsm.protocol.ddi import decode, redaction
 from pyhsm.tools.trace import qemu_log
 from pyhsm.tools.trace.filters import Filter, parse_since
+from tests.tools.debug_samples import PLAIN_MARK, SECRET_MARK, sample
 
 
 def _secret_paths(value: object) -> list[object]:
@@ -66,9 +65,9 @@ def _has_plain_bytes(spec: OpSpec) -> bool:
     return any(isinstance(f.type, (mbor.Fixed, mbor.Var)) and f.safe for s in _structs(spec) for f in s.fields)
 
 
-_INNER = mbor.Struct("Inner", P(1, "shown", mbor.Var(8)), F(2, "hidden", mbor.Var(8)))
-_OUTER = mbor.Struct("Outer", F(1, "count", mbor.U32), F(2, "flag", mbor.BOOL), F(3, "inner", _INNER),
-                     P(4, "open", _INNER), P(5, "id", mbor.U16))
+_INNER = mbor.Struct("Inner", public(1, "shown", mbor.Var(8)), secret(2, "hidden", mbor.Var(8)))
+_OUTER = mbor.Struct("Outer", secret(1, "count", mbor.U32), secret(2, "flag", mbor.BOOL), secret(3, "inner", _INNER),
+                     public(4, "open", _INNER), public(5, "id", mbor.U16))
 
 
 def test_a_field_not_declared_safe_shows_only_its_size_whatever_its_type() -> None:

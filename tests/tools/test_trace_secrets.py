@@ -23,21 +23,21 @@ import stat
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from tests.backend.cvm.cvm_setup import WORKLOAD, set_up
-from tests.backend.ddi.ddi_backend import make_backend, serving
-from tests.backend.ddi.ddi_helpers import Provisioned, expect, rsa_aes_wrap
 
-from pyhsm.protocol import link
+from pyhsm.backend import secrets_export as hsm_secrets
+from pyhsm.backend.trace_recorder import Recorder
 from pyhsm.client import HsmClient, Usage
 from pyhsm.client.socket_transport import SocketTransport
+from pyhsm.protocol import link
 from pyhsm.protocol.cvm.wrap import RELEASE_CONTEXT, Recipient, Wrapped
 from pyhsm.protocol.ddi import envelope
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.schemas_vendor import VendorStatus
 from pyhsm.protocol.ddi.status import DdiStatus as S
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType
-from pyhsm.backend import secrets_export as hsm_secrets
-from pyhsm.backend.trace_recorder import Recorder
+from tests.backend.cvm.cvm_setup import WORKLOAD, set_up
+from tests.backend.ddi.ddi_backend import make_backend, serving
+from tests.backend.ddi.ddi_helpers import Provisioned, expect, rsa_aes_wrap
 
 PIECE = 12
 MIN_DISTINCT = 10    # a piece with fewer distinct bytes is structure (zero padding, headers), not secret

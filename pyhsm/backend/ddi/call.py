@@ -8,13 +8,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
-from pyhsm.protocol.ddi import physical
-from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.backend.ddi.sessions import Session
-from pyhsm.protocol.ddi.status import DdiStatus
-from pyhsm.protocol.ddi.types import DeviceKind
 from pyhsm.backend.ddi.vault import Provisioning, Vault
 from pyhsm.backend.identity import DeviceIdentity
+from pyhsm.protocol.ddi import physical
+from pyhsm.protocol.ddi.errors import DdiFailure
+from pyhsm.protocol.ddi.status import DdiStatus
+from pyhsm.protocol.ddi.types import DeviceKind
 
 
 @dataclass

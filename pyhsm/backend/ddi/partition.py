@@ -12,20 +12,21 @@ from __future__ import annotations
 import logging
 import pathlib
 import threading
-from pyhsm.protocol import link
-from pyhsm.backend.ddi.ops import HANDLERS
+
 from pyhsm.backend.ddi.call import Call
-from pyhsm.protocol.ddi.envelope import API_REV_MAX, API_REV_MIN, encode_response, open_request
-from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.crypto.kdf import kbkdf384
-from pyhsm.protocol.ddi.mbor import MborError
-from pyhsm.protocol.ddi.schemas import OP_INVALID, OpSpec, SessionKind
-from pyhsm.protocol.ddi.optable import BY_NAME, OPS
-from pyhsm.protocol.ddi.status import DdiStatus
+from pyhsm.backend.ddi.ops import HANDLERS
 from pyhsm.backend.ddi.store import KEY_LABEL, StateError, Store
-from pyhsm.protocol.ddi.types import DeviceKind
 from pyhsm.backend.ddi.vault import Vault
 from pyhsm.backend.identity import DeviceIdentity
+from pyhsm.crypto.kdf import kbkdf384
+from pyhsm.protocol import link
+from pyhsm.protocol.ddi.envelope import API_REV_MAX, API_REV_MIN, encode_response, open_request
+from pyhsm.protocol.ddi.errors import DdiFailure
+from pyhsm.protocol.ddi.mbor import MborError
+from pyhsm.protocol.ddi.optable import BY_NAME, OPS
+from pyhsm.protocol.ddi.schemas import OP_INVALID, OpSpec, SessionKind
+from pyhsm.protocol.ddi.status import DdiStatus
+from pyhsm.protocol.ddi.types import DeviceKind
 from pyhsm.protocol.link import SessionFlags, SessionOp, Status
 
 log = logging.getLogger("pyhsm.backend.ddi")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from pyhsm.crypto.kdf import kbkdf384
 from pyhsm.backend.ddi.masking import MASKING_KEY_LEN, Metadata, mask
+from pyhsm.crypto.kdf import kbkdf384
 from pyhsm.protocol.ddi.types import KeyType
 
 BKS1 = bytes.fromhex("9b4e4eb7adabdcd6b4d507eb68eb26992abbcab55cfb773bc4d0a88c2102b0ac")

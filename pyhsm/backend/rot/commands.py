@@ -9,9 +9,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from pyhsm.protocol.dice import firmware, verify
 from pyhsm.backend.rot import stats
 from pyhsm.backend.rot.silicon import Conditions
+from pyhsm.protocol.dice import firmware, verify
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pyhsm.backend.identity import MonotonicCounters
 from pyhsm.backend.privfile import UnsafePath, private_dir, write_atomic
 from pyhsm.backend.rot import dice, extractor, kernels, noise
-from pyhsm.protocol.dice import firmware
-from pyhsm.protocol.dice.errors import RootOfTrustFailure
 from pyhsm.backend.rot.nvstore import NvStore
 from pyhsm.backend.rot.silicon import Conditions, SiliconProfile, deterministic_seed, manufacture
+from pyhsm.protocol.dice import firmware
+from pyhsm.protocol.dice.errors import RootOfTrustFailure
 
 log = logging.getLogger("pyhsm.backend.rot")
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from pyhsm.backend.privfile import write_atomic
-from pyhsm.protocol.dice.errors import RootOfTrustFailure
 from pyhsm.backend.rot.extractor import HelperData
+from pyhsm.protocol.dice.errors import RootOfTrustFailure
 
 NV_FORMAT = 2
 _READABLE_FORMATS = (1, NV_FORMAT)

@@ -11,8 +11,17 @@ import struct
 from dataclasses import dataclass
 
 from pyhsm.backend.serialbus.dispatch import Route
-from pyhsm.protocol.serialbus.control import (MESSAGE_TYPE, MSFT_VENDOR_ID, SPDM_TYPE, VENDOR_PCI_TYPE, Command,
-                                              Completion, ControlHeader, Selector, SetEid)
+from pyhsm.protocol.serialbus.control import (
+    MESSAGE_TYPE,
+    MSFT_VENDOR_ID,
+    SPDM_TYPE,
+    VENDOR_PCI_TYPE,
+    Command,
+    Completion,
+    ControlHeader,
+    Selector,
+    SetEid,
+)
 from pyhsm.protocol.serialbus.record import Empty, RecordError
 
 SUPPORTED_TYPES = (MESSAGE_TYPE, SPDM_TYPE, VENDOR_PCI_TYPE)

@@ -14,11 +14,11 @@ from typing import Sequence
 
 from pyhsm.backend.identity import DeviceIdentity
 from pyhsm.backend.serialbus import control
+from pyhsm.backend.serialbus.spdm import Responder
+from pyhsm.backend.serialbus.vdm import Management
 from pyhsm.protocol.serialbus.control import MESSAGE_TYPE, SPDM_TYPE
 from pyhsm.protocol.serialbus.mctp import NULL_EID, Drop, Dropped, Message, Packet, Reassembler, packetize
-from pyhsm.backend.serialbus.spdm import Responder
 from pyhsm.protocol.serialbus.spdm import Measurement
-from pyhsm.backend.serialbus.vdm import Management
 
 log = logging.getLogger("pyhsm.backend.serialbus")
 

@@ -13,8 +13,8 @@ import logging
 import socket
 from typing import Callable
 
-from pyhsm.protocol import link
 from pyhsm.backend.serialbus.endpoint import Endpoint
+from pyhsm.protocol import link
 
 log = logging.getLogger("pyhsm.backend.serialbus")
 

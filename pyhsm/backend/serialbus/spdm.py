@@ -33,12 +33,34 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pyhsm.backend.serialbus.chunking import OutOfRange, portion
 from pyhsm.backend.serialbus.dispatch import Route
 from pyhsm.protocol.serialbus.record import Empty, Raw, RecordError
-from pyhsm.protocol.serialbus.spdm import (ASYM_ECDSA_P384, CHALLENGE_CONTEXT, DATA_TRANSFER_SIZE, HASH_SHA384,
-                                           HASH_SIZE, MEAS_HASH_SHA384, MEAS_SPEC_DMTF, MEASUREMENTS_CONTEXT,
-                                           MIN_DATA_TRANSFER, NONCE_SIZE, VERSION_10, VERSION_12, Algorithms,
-                                           AlgorithmsResponse, Capabilities, CertificatePortion, Challenge, Code,
-                                           ErrorCode, GetCertificate, GetMeasurements, Header, Measurement,
-                                           VersionEntries, message, sign_prefix)
+from pyhsm.protocol.serialbus.spdm import (
+    ASYM_ECDSA_P384,
+    CHALLENGE_CONTEXT,
+    DATA_TRANSFER_SIZE,
+    HASH_SHA384,
+    HASH_SIZE,
+    MEAS_HASH_SHA384,
+    MEAS_SPEC_DMTF,
+    MEASUREMENTS_CONTEXT,
+    MIN_DATA_TRANSFER,
+    NONCE_SIZE,
+    VERSION_10,
+    VERSION_12,
+    Algorithms,
+    AlgorithmsResponse,
+    Capabilities,
+    CertificatePortion,
+    Challenge,
+    Code,
+    ErrorCode,
+    GetCertificate,
+    GetMeasurements,
+    Header,
+    Measurement,
+    VersionEntries,
+    message,
+    sign_prefix,
+)
 
 # CERT_CAP, CHAL_CAP, MEAS_CAP = 2 (measurements with signature)
 RESPONDER_FLAGS = 1 << 1 | 1 << 2 | 2 << 3

@@ -22,23 +22,37 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pyhsm.backend.ddi.call import Call
 from pyhsm.backend.ddi.ops import HANDLERS
+from pyhsm.backend.ddi.ops.info import API_REV_MAX, API_REV_MIN
+from pyhsm.backend.identity import DeviceIdentity
+from pyhsm.backend.serialbus.chunking import OutOfRange, portion
+from pyhsm.backend.serialbus.dispatch import Route
 from pyhsm.protocol.ddi.envelope import encode_response, open_request
 from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.protocol.ddi.mbor import MborError
-from pyhsm.backend.ddi.ops.info import API_REV_MAX, API_REV_MIN
-from pyhsm.protocol.ddi.schemas import OP_INVALID
 from pyhsm.protocol.ddi.optable import OPS
+from pyhsm.protocol.ddi.schemas import OP_INVALID
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import DeviceKind
-from pyhsm.backend.identity import DeviceIdentity
 from pyhsm.protocol.dice import der
 from pyhsm.protocol.serialbus.control import MSFT_VENDOR_ID
-from pyhsm.backend.serialbus.chunking import OutOfRange, portion
-from pyhsm.backend.serialbus.dispatch import Route
 from pyhsm.protocol.serialbus.record import Empty, Raw, RecordError
-from pyhsm.protocol.serialbus.vdm import (CRYPT, FW_VERSION_LEN, MAX_BODY, RQ, Area, Capabilities,
-                                          CertificateRequest, ChallengeRequest, Command, CounterRequest,
-                                          DigestRequest, ErrorBody, ErrorCode, VendorHeader, message)
+from pyhsm.protocol.serialbus.vdm import (
+    CRYPT,
+    FW_VERSION_LEN,
+    MAX_BODY,
+    RQ,
+    Area,
+    Capabilities,
+    CertificateRequest,
+    ChallengeRequest,
+    Command,
+    CounterRequest,
+    DigestRequest,
+    ErrorBody,
+    ErrorCode,
+    VendorHeader,
+    message,
+)
 
 PCI_IDS = (0x1414, 0xC003, 0x1414, 0xC003)   # vendor, device, subsystem vendor, subsystem
 MANAGEMENT_DDI_OPS = frozenset({"GetApiRev", "GetDeviceInfo", "GetCertChainInfo", "GetCertificate"})

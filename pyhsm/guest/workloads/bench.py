@@ -21,13 +21,13 @@ import struct
 import time
 from typing import Any, Callable
 
+from pyhsm.client import credential
 from pyhsm.client.ioctl_transport import GENERIC_CMD, HSM_CMD_IOCTL
+from pyhsm.guest.workloads import Context, Step, Workload
+from pyhsm.guest.workloads.device import close_client, driver_bound, open_client, open_new_client
 from pyhsm.protocol.ddi import envelope
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.types import EccCurve
-from pyhsm.guest.workloads import Context, Step, Workload
-from pyhsm.client import credential
-from pyhsm.guest.workloads.device import close_client, driver_bound, open_client, open_new_client
 
 CALLS = 2000
 WARMUP = 50

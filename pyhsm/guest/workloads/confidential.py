@@ -16,11 +16,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pyhsm.guest.workloads import Context, Step, Workload
 from pyhsm.client import credential
-from pyhsm.client.attestation import SEPARATOR_PCR, extend_separator, get_nonce, guest_vm_id, quote, release_key, status_name
-from pyhsm.protocol.cvm.workload import POLICY_WORKLOAD, RESULT_CONTEXT, RESULT_KEY_TAG, job_result, result_message
+from pyhsm.client.attestation import (
+    SEPARATOR_PCR,
+    extend_separator,
+    get_nonce,
+    guest_vm_id,
+    quote,
+    release_key,
+    status_name,
+)
+from pyhsm.guest.workloads import Context, Step, Workload
 from pyhsm.guest.workloads.device import close_client, driver_bound, open_client
+from pyhsm.protocol.cvm.workload import POLICY_WORKLOAD, RESULT_CONTEXT, RESULT_KEY_TAG, job_result, result_message
 
 DATA_DEVICE = "/dev/vdb"
 MAPPING = "pyhsm-data"

@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from pyhsm.client.attestation import get_nonce, quote, release_key, status_name
 from pyhsm.guest.agent import kernel_params
 from pyhsm.guest.workloads import Context, Step, Workload
-from pyhsm.client.attestation import get_nonce, quote, release_key, status_name
-from pyhsm.protocol.cvm.workload import OTHER_WORKLOAD, POLICY_WORKLOAD, RELAY_PREFIX
 from pyhsm.guest.workloads.confidential import RELEASE_STEPS, STEPS, attest_and_release, cleanup
 from pyhsm.guest.workloads.device import open_client
+from pyhsm.protocol.cvm.workload import OTHER_WORKLOAD, POLICY_WORKLOAD, RELAY_PREFIX
 
 PATIENCE_S = 120.0
 POLL_S = 0.25

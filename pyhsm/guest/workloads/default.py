@@ -13,10 +13,10 @@ import hashlib
 import os
 from typing import Any
 
-from pyhsm.protocol.ddi.types import EccCurve
-from pyhsm.guest.workloads import Context, Step, Workload, aes, serial_mailbox
 from pyhsm.client import credential
+from pyhsm.guest.workloads import Context, Step, Workload, aes, serial_mailbox
 from pyhsm.guest.workloads.device import close_client, driver_bound, open_client
+from pyhsm.protocol.ddi.types import EccCurve
 
 
 def _text(value: Any) -> Any:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyhsm.guest.workloads import Context, Step, Workload
 from pyhsm.client import credential
+from pyhsm.guest.workloads import Context, Step, Workload
 from pyhsm.guest.workloads.device import close_client, driver_bound, open_client, open_new_client
 
 SESSION_SLOTS = 8

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pyhsm.protocol.ddi.types import EccCurve
-from pyhsm.guest.workloads import Context, Step, Workload
 from pyhsm.client import credential
+from pyhsm.guest.workloads import Context, Step, Workload
 from pyhsm.guest.workloads.device import close_client, driver_bound, open_client
+from pyhsm.protocol.ddi.types import EccCurve
 
 TAG = 0x5150
 

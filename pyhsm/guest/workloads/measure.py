@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pyhsm.guest.workloads import Context, Step, Workload
 from pyhsm.client.attestation import POLICY_PCRS, POLICY_SELECTION, tpm2
+from pyhsm.guest.workloads import Context, Step, Workload
 
 DIGEST_BYTES = 32
 

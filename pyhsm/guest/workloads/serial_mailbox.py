@@ -15,10 +15,10 @@ from typing import Any
 
 from pyhsm.client import HsmClient
 from pyhsm.client.i2c_transport import I2cTransport, open_i2c
-from pyhsm.guest.workloads import Context, Step, Workload
-from pyhsm.guest.workloads.device import close_client, driver_bound, open_client
 from pyhsm.client.serialbus.mailbox import DEFAULT_ADDRESS, VENDOR_ID, Mailbox
 from pyhsm.client.serialbus.requester import MctpRequester, attest
+from pyhsm.guest.workloads import Context, Step, Workload
+from pyhsm.guest.workloads.device import close_client, driver_bound, open_client
 
 SMBUS_ADAPTER = "SMBus I801"     # i2c-i801's adapter name prefix
 API_REV_ROUNDS = 20

@@ -14,14 +14,13 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from pyhsm.client import DdiError, HsmClient
-from pyhsm.client.socket_transport import SocketTransport
-from pyhsm.protocol.cvm import owner
-from pyhsm.protocol.ddi.types import AesKeySize
-from pyhsm.client import credential
+from pyhsm.client import DdiError, HsmClient, credential
 from pyhsm.client.attestation import POLICY_BANK, vm_id_for
-from pyhsm.protocol.cvm.workload import RESULT_KEY_TAG
+from pyhsm.client.socket_transport import SocketTransport
 from pyhsm.host.swtpm import VtpmIdentity
+from pyhsm.protocol.cvm import owner
+from pyhsm.protocol.cvm.workload import RESULT_KEY_TAG
+from pyhsm.protocol.ddi.types import AesKeySize
 
 DISK_KEY_TAG = 0x5C00       # AES-256 app key released to the workload (the LUKS2 key)
 TPM_ALG = {"sha256": 0x000B}

@@ -20,15 +20,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pyhsm import paths
+from pyhsm.client import attestation
 from pyhsm.host import swtpm
-from pyhsm.protocol.cvm import owner
-from pyhsm.host.confidential import datadisk, fabric, measurements
 from pyhsm.host.backend import BackendProcess
+from pyhsm.host.confidential import datadisk, fabric, measurements
 from pyhsm.host.images import GuestImages
 from pyhsm.host.vm import Vm, VmConfig, kernel_cmdline
-from pyhsm.client import attestation
-from pyhsm.protocol.cvm.workload import (OTHER_WORKLOAD, POLICY_WORKLOAD, RELAY_PREFIX, RESULT_CONTEXT, job_result,
-                                         result_message)
+from pyhsm.protocol.cvm import owner
+from pyhsm.protocol.cvm.workload import (
+    OTHER_WORKLOAD,
+    POLICY_WORKLOAD,
+    RELAY_PREFIX,
+    RESULT_CONTEXT,
+    job_result,
+    result_message,
+)
 
 DATA_FILES = {   # what the job reads from the encrypted disk (deterministic, so the host knows)
     "ledger.csv": "".join(f"{i},account-{i % 17},{(i * 7919) % 10007}\n"

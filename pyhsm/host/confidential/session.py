@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pyhsm.host.confidential import launch as confidential
-from pyhsm.protocol import console
 from pyhsm.host.backend import BackendProcess
+from pyhsm.host.confidential import launch as confidential
 from pyhsm.host.summary import Summary
 from pyhsm.host.vm import BOOT_TIMEOUT_S, WORKLOAD_TIMEOUT_S, Vm, VmConfig
+from pyhsm.protocol import console
+
 SIGN_STEP = "sign result (ML-DSA-65)"
 VERIFY_STEP = "host: verify signed result and evidence"
 POLICY_UPDATE_AFTER = "evidence gathered before policy update"

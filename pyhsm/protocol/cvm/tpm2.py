@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -41,8 +41,9 @@ class HashAlg:
         return hashlib.new(self.name, data).digest()
 
     def crypto(self) -> hashes.HashAlgorithm:
-        return {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
-                "sha512": hashes.SHA512}[self.name]()
+        algorithms: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+            "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+        return algorithms[self.name]()
 
 
 HASHES: dict[int, HashAlg] = {h.alg_id: h for h in (

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from pyhsm.protocol.cvm.owner import load_p384_public, public_der
 from pyhsm.crypto.pqc import MLKEM, Provider, default_provider
+from pyhsm.protocol.cvm.owner import load_p384_public, public_der
 
 KEM = MLKEM[768]
 INFO = b"azihsm-cvm-wrap-v1\0"

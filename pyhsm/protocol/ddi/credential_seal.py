@@ -1,4 +1,4 @@
-"""Credential encryption (ddi.md 4.2), both ends: the host seals, the device opens.
+"""Credential encryption (docs/ddi.md, "Credential encryption"), both ends: the host seals, the device opens.
 
 Z = ECDH(P-384) X coordinate; OKM = HKDF-SHA-384(Z, no salt, info = nonce, 80 bytes); AES key = OKM[:32],
 MAC key = OKM[32:]. The pieces (ID, PIN[, seed]) are one AES-256-CBC stream without padding under
@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.crypto.kdf import hkdf
+from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import KeyType
 
@@ -71,7 +71,7 @@ def parse_client_key(der: bytes, key_kind: int) -> ec.EllipticCurvePublicKey:
 def open_sealed(device: ec.EllipticCurvePrivateKey, current_nonce: bytes, client: ec.EllipticCurvePublicKey,
                 pieces: list[bytes], iv: bytes, nonce: bytes, tag: bytes) -> list[bytes]:
     """Device side: check the nonce and tag and decrypt. The caller must already have validated
-    the piece lengths and must replace the nonce as soon as this returns (ddi.md 3.4)."""
+    the piece lengths and must replace the nonce as soon as this returns (docs/ddi.md, "Sessions, access and the nonce")."""
     if not _hmac.compare_digest(nonce, current_nonce):
         raise DdiFailure(DdiStatus.NonceMismatch, "stale nonce")
     okm = _keys(device, client, nonce)

@@ -14,8 +14,8 @@ from typing import Any
 from pyhsm.protocol.ddi import envelope, schemas_vendor
 from pyhsm.protocol.ddi.mbor import MborError
 from pyhsm.protocol.ddi.optable import OPS
-from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.redaction import to_json
+from pyhsm.protocol.ddi.status import DdiStatus
 
 
 def op_name(code: int) -> str:

@@ -1,7 +1,7 @@
-"""The DDI command envelope (ddi.md 1.4): ``A2 18 00 <header> 18 01 <data>``, no extension field.
+"""The DDI command envelope (docs/ddi.md, "Wire encoding"): ``A2 18 00 <header> 18 01 <data>``, no extension field.
 
 The header and data are encoded into one buffer so that byte-array padding follows the absolute
-message offset, as the spec's worked examples require.
+message offset, as the device's own encoder does (docs/ddi.md, "Wire encoding").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MBOR, the DDI wire encoding (ddi.md 1.1-1.3): a strict, table-driven encoder and decoder.
+"""MBOR, the DDI wire encoding (docs/ddi.md, "Wire encoding"): a strict, table-driven encoder and decoder.
 
 A schema is a ``Struct``: an ordered list of ``Field(id, name, type, optional, safe)``. ``Struct.cls`` is
 a frozen dataclass with one attribute per field (absent optional fields are ``None``): the typed class
@@ -12,7 +12,7 @@ bool byte, map header and byte-array marker must be exactly right, padding bytes
 ids must appear in declared order with no unknown or repeated ids, map counts must match exactly,
 a variable array must not exceed its maximum and a fixed array must have exactly its length.
 Padding: the data of a variable byte array starts at a 4-byte-aligned offset measured from the
-start of the buffer being encoded (1.3); the decoder accepts any announced pad length 0..3.
+start of the buffer being encoded; the decoder accepts any announced pad length 0..3.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 
 from pyhsm.protocol.ddi.mbor import BOOL, U16, U32, U64, Field, Fixed, Struct, Var
-from pyhsm.protocol.ddi.schemas import KEY_PROPERTIES, F, OpSpec, P, SessionKind
+from pyhsm.protocol.ddi.schemas import KEY_PROPERTIES, OpSpec, SessionKind, public, secret
 
 VENDOR_BASE = 0x8000
 
@@ -46,56 +46,55 @@ SEAL_OVERHEAD = 90          # header 62 (magic, PCR bank, PCR mask, policy diges
 _SEALED = Var(SEAL_DATA_MAX + SEAL_OVERHEAD)
 
 # Field classification (``P`` safe to log, ``F`` redacted in traces) as in ``pyhsm.protocol.ddi.schemas``.
-EVIDENCE = Struct("CvmEvidence", P(1, "vm_id", _VM_ID), P(2, "attest", Var(1024)), P(3, "signature", Var(1024)),
-                  P(4, "pcr_values", Var(3072)))
-RECIPIENT = Struct("CvmRecipient", P(1, "kem_pub", Var(1184)), P(2, "ecdh_pub", Var(120)))
-WRAPPED = Struct("CvmWrapped", F(1, "kem_ct", Var(1568)), P(2, "ecdh_pub", Var(120)), F(3, "ciphertext", Var(2064)))
+EVIDENCE = Struct("CvmEvidence", public(1, "vm_id", _VM_ID), public(2, "attest", Var(1024)), public(3, "signature", Var(1024)),
+                  public(4, "pcr_values", Var(3072)))
+RECIPIENT = Struct("CvmRecipient", public(1, "kem_pub", Var(1184)), public(2, "ecdh_pub", Var(120)))
+WRAPPED = Struct("CvmWrapped", secret(1, "kem_ct", Var(1568)), public(2, "ecdh_pub", Var(120)), secret(3, "ciphertext", Var(2064)))
 
 # Bodies of the owner commands: signed as MBOR bytes, carried in the op's ``body`` field.
-REGISTER_VM_BODY = Struct("CvmRegisterVmBody", P(1, "seq", U64), P(2, "vm_id", _VM_ID), P(3, "ek_public", Var(600)),
-                          P(4, "ak_public", Var(600)))
-SET_POLICY_BODY = Struct("CvmSetPolicyBody", P(1, "seq", U64), P(2, "workload", _WORKLOAD), P(3, "vm_id", _VM_ID),
-                         P(4, "pcr_bank", U16), P(5, "pcr_mask", U32), P(6, "pcr_values", Var(1536)),
-                         P(7, "key_tag", U16, True))
+REGISTER_VM_BODY = Struct("CvmRegisterVmBody", public(1, "seq", U64), public(2, "vm_id", _VM_ID), public(3, "ek_public", Var(600)),
+                          public(4, "ak_public", Var(600)))
+SET_POLICY_BODY = Struct("CvmSetPolicyBody", public(1, "seq", U64), public(2, "workload", _WORKLOAD), public(3, "vm_id", _VM_ID),
+                         public(4, "pcr_bank", U16), public(5, "pcr_mask", U32), public(6, "pcr_values", Var(1536)),
+                         public(7, "key_tag", U16, True))
 OWNER_BODIES: dict[str, Struct] = {"CvmRegisterVm": REGISTER_VM_BODY, "CvmSetPolicy": SET_POLICY_BODY}
 
-_S = SessionKind.IN_SESSION
-_OWNER_REQUEST = (P(1, "body", Var(4096)), P(2, "owner_sig", Fixed(96)))
-_PQC_GENERATE = (P(1, "key_id", U16), P(2, "pub_key", Var(2592)), F(3, "masked_key", _MASKED))
+_OWNER_REQUEST = (public(1, "body", Var(4096)), public(2, "owner_sig", Fixed(96)))
+_PQC_GENERATE = (public(1, "key_id", U16), public(2, "pub_key", Var(2592)), secret(3, "masked_key", _MASKED))
 
 
 def _op(code: int, name: str, request: tuple[Field, ...], response: tuple[Field, ...]) -> OpSpec:
-    return OpSpec(code, name, _S, Struct(f"Ddi{name}Req", *request), Struct(f"Ddi{name}Resp", *response))
+    return OpSpec(code, name, SessionKind.IN_SESSION, Struct(f"Ddi{name}Req", *request), Struct(f"Ddi{name}Resp", *response))
 
 
 VENDOR_OPS: dict[int, OpSpec] = {spec.code: spec for spec in (
     _op(0x8000, "MlDsaGenerateKey",
-        (P(1, "params", U32), P(2, "key_tag", U16, True), P(3, "key_properties", KEY_PROPERTIES),
-         F(4, "seed", Var(128), True)), _PQC_GENERATE),
-    _op(0x8001, "MlDsaSign", (P(1, "key_id", U16), F(2, "message", Var(4096)), P(3, "context", Var(255), True)),
-        (P(1, "signature", Var(4627)),)),
-    _op(0x8002, "MlDsaGetPublicKey", (P(1, "key_id", U16),), (P(1, "params", U32), P(2, "pub_key", Var(2592)))),
+        (public(1, "params", U32), public(2, "key_tag", U16, True), public(3, "key_properties", KEY_PROPERTIES),
+         secret(4, "seed", Var(128), True)), _PQC_GENERATE),
+    _op(0x8001, "MlDsaSign", (public(1, "key_id", U16), secret(2, "message", Var(4096)), public(3, "context", Var(255), True)),
+        (public(1, "signature", Var(4627)),)),
+    _op(0x8002, "MlDsaGetPublicKey", (public(1, "key_id", U16),), (public(1, "params", U32), public(2, "pub_key", Var(2592)))),
     _op(0x8003, "MlKemGenerateKey",
-        (P(1, "params", U32), P(2, "key_tag", U16, True), P(3, "key_properties", KEY_PROPERTIES),
-         F(4, "seed", Var(128), True)), _PQC_GENERATE),
+        (public(1, "params", U32), public(2, "key_tag", U16, True), public(3, "key_properties", KEY_PROPERTIES),
+         secret(4, "seed", Var(128), True)), _PQC_GENERATE),
     _op(0x8004, "MlKemDecapsulate",
-        (P(1, "key_id", U16), F(2, "ciphertext", Var(1600)), P(3, "key_tag", U16, True),
-         P(4, "key_properties", KEY_PROPERTIES)),
-        (P(1, "key_id", U16), F(2, "masked_key", _MASKED))),
-    _op(0x8005, "MlKemGetPublicKey", (P(1, "key_id", U16),), (P(1, "params", U32), P(2, "pub_key", Var(1568)))),
-    _op(0x8010, "CvmGetNonce", (P(1, "vm_id", _VM_ID),), (P(1, "nonce", Fixed(32)), P(2, "lifetime_ms", U32))),
-    _op(0x8011, "CvmVerifyEvidence", (P(1, "evidence", EVIDENCE),), (P(1, "statement", _STATEMENT),)),
+        (public(1, "key_id", U16), secret(2, "ciphertext", Var(1600)), public(3, "key_tag", U16, True),
+         public(4, "key_properties", KEY_PROPERTIES)),
+        (public(1, "key_id", U16), secret(2, "masked_key", _MASKED))),
+    _op(0x8005, "MlKemGetPublicKey", (public(1, "key_id", U16),), (public(1, "params", U32), public(2, "pub_key", Var(1568)))),
+    _op(0x8010, "CvmGetNonce", (public(1, "vm_id", _VM_ID),), (public(1, "nonce", Fixed(32)), public(2, "lifetime_ms", U32))),
+    _op(0x8011, "CvmVerifyEvidence", (public(1, "evidence", EVIDENCE),), (public(1, "statement", _STATEMENT),)),
     _op(0x8012, "CvmReleaseKey",
-        (P(1, "evidence", EVIDENCE), P(2, "workload", _WORKLOAD), P(3, "recipient", RECIPIENT)),
-        (P(1, "wrapped", WRAPPED), P(2, "statement", _STATEMENT), P(3, "policy_version", U32))),
-    _op(0x8013, "CvmSeal", (P(1, "workload", _WORKLOAD), F(2, "data", Var(SEAL_DATA_MAX))),
-        (F(1, "sealed", _SEALED),)),
+        (public(1, "evidence", EVIDENCE), public(2, "workload", _WORKLOAD), public(3, "recipient", RECIPIENT)),
+        (public(1, "wrapped", WRAPPED), public(2, "statement", _STATEMENT), public(3, "policy_version", U32))),
+    _op(0x8013, "CvmSeal", (public(1, "workload", _WORKLOAD), secret(2, "data", Var(SEAL_DATA_MAX))),
+        (secret(1, "sealed", _SEALED),)),
     _op(0x8014, "CvmUnseal",
-        (P(1, "evidence", EVIDENCE), F(2, "sealed", _SEALED), P(3, "recipient", RECIPIENT)),
-        (P(1, "wrapped", WRAPPED), P(2, "statement", _STATEMENT))),
-    _op(0x8020, "CvmSetOwner", (P(1, "owner_pub", Var(120)),), ()),
+        (public(1, "evidence", EVIDENCE), secret(2, "sealed", _SEALED), public(3, "recipient", RECIPIENT)),
+        (public(1, "wrapped", WRAPPED), public(2, "statement", _STATEMENT))),
+    _op(0x8020, "CvmSetOwner", (public(1, "owner_pub", Var(120)),), ()),
     _op(0x8021, "CvmRegisterVm", _OWNER_REQUEST, ()),
-    _op(0x8022, "CvmSetPolicy", _OWNER_REQUEST, (P(1, "version", U32),)),
+    _op(0x8022, "CvmSetPolicy", _OWNER_REQUEST, (public(1, "version", U32),)),
     _op(0x8023, "CvmGetOwnerInfo", (),
-        (P(1, "owner_set", BOOL), P(2, "last_seq", U64), P(3, "vms", U16), P(4, "policies", U16))),
+        (public(1, "owner_set", BOOL), public(2, "last_seq", U64), public(3, "vms", U16), public(4, "policies", U16))),
 )}

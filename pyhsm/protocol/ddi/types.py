@@ -1,4 +1,4 @@
-"""DDI enumerations (ddi.md 2.2), key kinds with their sizes and families, and key flag bits."""
+"""DDI enumerations (docs/ddi.md, "Keys: properties, tags, ids and tables"), key kinds with their sizes and families, and key flag bits."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ class Usage(enum.Enum):
 @dataclass(frozen=True)
 class KindInfo:
     family: Family
-    size: int            # bytes charged against a key table's budget (ddi.md 3.2)
+    size: int            # bytes charged against a key table's budget (docs/ddi.md, "Keys: properties, tags, ids and tables")
     bits: int            # key or modulus size in bits
     usages: frozenset[Usage]
 
@@ -206,7 +206,7 @@ VAR_HMAC_LENGTHS: dict[KeyType, tuple[int, int]] = {
 
 
 class Flag(enum.IntFlag):
-    """Stored key-entry flags; the bit positions of the masked-key attribute blob (ddi.md 4.5)."""
+    """Stored key-entry flags; the bit positions of the masked-key attribute blob (docs/ddi.md, "Masked key blobs")."""
 
     SESSION = 1 << 1
     LOCAL = 1 << 5

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -101,7 +101,10 @@ def _check_layers(links: list[ChainLink], firmware: Sequence[Stage] | None) -> N
                                     f"reference {stage.version}/{stage.svn}")
 
 
-def _extension(cert: x509.Certificate, kind: type) -> object | None:
+ExtensionT = TypeVar("ExtensionT", bound=x509.ExtensionType)
+
+
+def _extension(cert: x509.Certificate, kind: type[ExtensionT]) -> ExtensionT | None:
     try:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
@@ -110,9 +113,10 @@ def _extension(cert: x509.Certificate, kind: type) -> object | None:
 
 def _unrecognized(cert: x509.Certificate, oid: str) -> bytes | None:
     try:
-        return cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid)).value.value
+        extension = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid)).value
     except x509.ExtensionNotFound:
         return None
+    return extension.value if isinstance(extension, x509.UnrecognizedExtension) else None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ on short input or, without ``rest``, on trailing bytes.
 from __future__ import annotations
 
 import struct
-from dataclasses import astuple, dataclass, fields
+from dataclasses import Field, astuple, dataclass, fields
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 R = TypeVar("R", bound="Record")
@@ -24,6 +24,7 @@ class RecordError(ValueError):
 class Record:
     LAYOUT: ClassVar[struct.Struct]
     HAS_REST: ClassVar[bool]
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]   # made a dataclass by __init_subclass__
 
     def __init_subclass__(cls, layout: str, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -76,7 +76,7 @@ class VersionEntries(Record, layout="<xB"):
 
 
 class Capabilities(Record, layout="<xBxxIII"):
-    """GET_CAPABILITIES and CAPABILITIES body (1.2)."""
+    """GET_CAPABILITIES and CAPABILITIES body (SPDM 1.2)."""
     ct_exponent: int
     flags: int
     data_transfer_size: int

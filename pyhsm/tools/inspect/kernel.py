@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from pyhsm.tools.inspect.memory import UnmappedAddress, PhysicalMemory
+from pyhsm.tools.inspect.memory import PhysicalMemory, UnmappedAddress
 
 START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
 LA57_PAGE_OFFSET = 0xFF11_0000_0000_0000

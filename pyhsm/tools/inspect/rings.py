@@ -14,10 +14,10 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from pyhsm.tools.inspect.memory import UnmappedAddress, PhysicalMemory
-from pyhsm.protocol.link import SessionFlags
 from pyhsm.protocol import layout
 from pyhsm.protocol.ddi.decode import decode_request
+from pyhsm.protocol.link import SessionFlags
+from pyhsm.tools.inspect.memory import PhysicalMemory, UnmappedAddress
 
 AES_FIRST_QID = layout.AES_FIRST_QID
 PAGE = 4096

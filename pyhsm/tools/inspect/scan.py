@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pyhsm.protocol.secrets_file import Secret
 from pyhsm.tools.inspect.memory import PhysicalMemory
 
+
 @dataclass(frozen=True)
 class Hit:
     label: str

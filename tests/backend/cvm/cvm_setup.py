@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.backend.ddi.ddi_helpers import Provisioned
-from tests.backend.cvm.soft_tpm import SHA256, SoftVtpm
 
 from pyhsm.client import cvm_evidence
 from pyhsm.protocol.cvm import owner
 from pyhsm.protocol.ddi.types import AesKeySize
+from tests.backend.cvm.soft_tpm import SHA256, SoftVtpm
+from tests.backend.ddi.ddi_helpers import Provisioned
 
 POLICY_PCRS = [0, 4, 7]
 WORKLOAD = b"web"

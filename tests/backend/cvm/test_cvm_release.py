@@ -7,20 +7,20 @@ import hashlib
 import logging
 
 import pytest
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.backend.cvm.cvm_setup import KEY_TAG, POLICY_PCRS, WORKLOAD, Cvm, set_up
-from tests.backend.ddi.ddi_helpers import APP_ID, PIN, LocalTransport, Provisioned, expect
-from tests.backend.cvm.soft_tpm import SoftVtpm
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from pyhsm.client import HsmClient, cvm_evidence
 from pyhsm.backend import cvm_state
+from pyhsm.backend.ddi.partition import Partition
+from pyhsm.client import HsmClient, cvm_evidence
 from pyhsm.protocol.cvm import statement
 from pyhsm.protocol.cvm.wrap import RELEASE_CONTEXT, UNSEAL_CONTEXT, Recipient, Wrapped
-from pyhsm.backend.ddi.partition import Partition
 from pyhsm.protocol.ddi.schemas_vendor import VendorStatus as V
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import AesOp
+from tests.backend.cvm.cvm_setup import KEY_TAG, POLICY_PCRS, WORKLOAD, Cvm, set_up
+from tests.backend.cvm.soft_tpm import SoftVtpm
+from tests.backend.ddi.ddi_helpers import APP_ID, PIN, LocalTransport, Provisioned, expect
 
 
 @pytest.fixture

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import logging
 
-from tests.backend.cvm.cvm_setup import WORKLOAD, set_up
-from tests.backend.ddi.ddi_helpers import Provisioned
 from kyber_py.ml_kem import ML_KEM_768
-from tests.backend.cvm.test_cvm_release import release
 
+from pyhsm.crypto.kdf import kbkdf384
 from pyhsm.protocol.cvm.wrap import Recipient
 from pyhsm.protocol.ddi.envelope import open_request
-from pyhsm.crypto.kdf import kbkdf384
 from pyhsm.protocol.ddi.optable import BY_NAME
-from pyhsm.protocol.ddi.types import Family, KINDS
+from pyhsm.protocol.ddi.types import KINDS, Family
+from tests.backend.cvm.cvm_setup import WORKLOAD, set_up
+from tests.backend.cvm.test_cvm_release import release
+from tests.backend.ddi.ddi_helpers import Provisioned
 
 
 def test_no_secret_crosses_the_link_or_reaches_the_logs(hsm: Provisioned, caplog) -> None:

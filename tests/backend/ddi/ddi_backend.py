@@ -16,12 +16,10 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-
-from tests.backend.ddi.ddi_identity import TestIdentity  # noqa: E402
-
 from pyhsm.backend.ddi.partition import Partition  # noqa: E402
 from pyhsm.backend.server import Backend  # noqa: E402
 from pyhsm.backend.trace_recorder import Recorder  # noqa: E402
+from tests.backend.ddi.ddi_identity import TestIdentity  # noqa: E402
 
 
 def make_backend(state_dir: Path, recorder: Recorder | None = None) -> Backend:

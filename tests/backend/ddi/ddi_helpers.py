@@ -11,11 +11,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
-from pyhsm.protocol import link
-from pyhsm.client import DdiError, HsmClient
 from pyhsm.backend.ddi.partition import Partition
-from pyhsm.protocol.ddi.status import DdiStatus
+from pyhsm.client import DdiError, HsmClient
 from pyhsm.client.transport import MAX_BUFFER, Completion
+from pyhsm.protocol import link
+from pyhsm.protocol.ddi.status import DdiStatus
 
 APP_ID = bytes.fromhex("0123456789abcdef0123456789abcdef")
 PIN = b"pin-0123456789ab"

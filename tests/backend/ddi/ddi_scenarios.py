@@ -17,16 +17,16 @@ from typing import Any, Callable
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from pyhsm.backend.ddi.partition import Partition
+from pyhsm.client import HsmClient, Usage, cvm_evidence
+from pyhsm.protocol import link
+from pyhsm.protocol.cvm import owner
+from pyhsm.protocol.cvm.wrap import Recipient
+from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType
 from tests.backend.cvm.cvm_setup import POLICY_PCRS, WORKLOAD, Cvm, set_up
 from tests.backend.ddi.ddi_helpers import APP_ID, PIN, LocalTransport, Provisioned, provision, rsa_aes_wrap
 from tests.backend.ddi.ddi_identity import TestIdentity
-
-from pyhsm.protocol import link
-from pyhsm.client import HsmClient, Usage, cvm_evidence
-from pyhsm.protocol.cvm import owner
-from pyhsm.protocol.cvm.wrap import Recipient
-from pyhsm.backend.ddi.partition import Partition
-from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType
 
 VM_ID = b"vm-a"
 

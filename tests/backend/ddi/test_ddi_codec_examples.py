@@ -1,4 +1,4 @@
-"""ddi.md 1.9: the worked examples, byte for byte, through the schemas and through a partition."""
+"""The vendor encoder's worked examples (docs/ddi.md, "MBOR strictness"), byte for byte, through the schemas and through a partition."""
 
 from __future__ import annotations
 

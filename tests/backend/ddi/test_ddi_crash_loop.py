@@ -16,16 +16,16 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
-from tests.backend.ddi import ddi_backend
 from pyhsm.client import DdiError, HsmClient
 from pyhsm.client.socket_transport import SocketTransport
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import EccCurve
+from tests.backend.ddi import ddi_backend
+from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN
 
 ROUNDS = 100
 KEEP = 12          # acknowledged keys kept alive between rounds (older ones are deleted)

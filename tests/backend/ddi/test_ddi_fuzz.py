@@ -10,21 +10,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.backend.ddi.ddi_helpers import LocalTransport, provision
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.backend.ddi.ddi_identity import TestIdentity
 
-from tests.reliability_log import RELIABILITY
-
-from pyhsm.protocol import link
-from pyhsm.client import HsmClient
-from pyhsm.protocol.ddi import envelope, mbor
 from pyhsm.backend.ddi.partition import Partition
-from pyhsm.protocol.ddi.schemas import OpSpec
+from pyhsm.client import HsmClient
+from pyhsm.protocol import link
+from pyhsm.protocol.ddi import envelope, mbor
 from pyhsm.protocol.ddi.optable import OPS
+from pyhsm.protocol.ddi.schemas import OpSpec
 from pyhsm.protocol.ddi.schemas_vendor import VendorStatus
 from pyhsm.protocol.ddi.status import DdiStatus
+from tests.backend.ddi.ddi_helpers import LocalTransport, provision
+from tests.backend.ddi.ddi_identity import TestIdentity
+from tests.reliability_log import RELIABILITY
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,7 +6,6 @@ import hashlib
 import os
 
 import pytest
-from tests.backend.ddi.ddi_helpers import PIN, Provisioned, expect, rsa_aes_wrap
 from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pyhsm.client import DdiError, EncodeError, Usage, key_properties
 from pyhsm.protocol.ddi.status import DdiStatus as S
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType
+from tests.backend.ddi.ddi_helpers import PIN, Provisioned, expect, rsa_aes_wrap
 
 
 def verify_raw(public: ec.EllipticCurvePublicKey, signature: bytes, digest: bytes, algorithm) -> None:

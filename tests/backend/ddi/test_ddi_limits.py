@@ -18,19 +18,19 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from tests.backend.ddi.ddi_helpers import LocalTransport
-from tests.backend.ddi.ddi_scenarios import SCENARIOS, Baseline
 
-from pyhsm.protocol import link
+from pyhsm.backend.ddi.partition import Partition
 from pyhsm.client import DdiError, DeviceError, HsmClient
+from pyhsm.client.transport import MAX_BUFFER, Completion
+from pyhsm.protocol import link
 from pyhsm.protocol.cvm import owner
 from pyhsm.protocol.ddi import envelope, mbor
-from pyhsm.backend.ddi.partition import Partition
-from pyhsm.protocol.ddi.schemas import OpSpec
 from pyhsm.protocol.ddi.optable import BY_NAME
+from pyhsm.protocol.ddi.schemas import OpSpec
 from pyhsm.protocol.ddi.schemas_vendor import OWNER_BODIES, VendorStatus
 from pyhsm.protocol.ddi.status import DdiStatus
-from pyhsm.client.transport import MAX_BUFFER, Completion
+from tests.backend.ddi.ddi_helpers import LocalTransport
+from tests.backend.ddi.ddi_scenarios import SCENARIOS, Baseline
 
 Mutation = Callable[[Any], Any]
 _KNOWN_STATUSES = {0, *DdiStatus, *VendorStatus}

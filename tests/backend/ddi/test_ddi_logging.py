@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, provision
 from cryptography.hazmat.primitives import serialization
-from tests.backend.ddi.ddi_helpers import expect
 
 from pyhsm.client import HsmClient
 from pyhsm.protocol.ddi.status import DdiStatus as S
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve
+from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, expect, provision
 
 
 def test_no_secrets_in_logs(client: HsmClient, partition, caplog) -> None:

@@ -7,17 +7,16 @@ import struct
 
 import cbor2
 import pytest
-from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, Provisioned
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from tests.backend.ddi.ddi_helpers import expect
 
-from pyhsm.client import HsmClient
 from pyhsm.backend.ddi import masking
+from pyhsm.client import HsmClient
 from pyhsm.protocol.ddi.status import DdiStatus as S
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve, Flag, KeyType
+from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, Provisioned, expect
 
 SPEC_METADATA = bytes.fromhex(
     "A5 18 01 1B" + "00" * 7 + "01 18 02 1A 00 00 00 0C 18 03 A1 18 01 80 00 20 20 0C" + "00" * 30
@@ -143,10 +142,9 @@ def test_bk3_and_sealed_storage(client: HsmClient) -> None:
 
 
 def test_masked_bk3_of_another_device_is_rejected(client: HsmClient, tmp_path) -> None:
+    from pyhsm.backend.ddi.partition import Partition
     from tests.backend.ddi.ddi_helpers import LocalTransport
     from tests.backend.ddi.ddi_identity import TestIdentity
-
-    from pyhsm.backend.ddi.partition import Partition
     other_id = TestIdentity("OTHER-0002")
     other = HsmClient(LocalTransport(Partition(serial=other_id.serial, index=0, state_dir=tmp_path / "o",
                                                identity=other_id)))

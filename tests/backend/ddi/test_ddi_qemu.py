@@ -7,17 +7,16 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.backend.ddi.ddi_helpers import expect
 
 from pyhsm.client import DeviceError, HsmClient
+from pyhsm.host.backend import BackendProcess
 from pyhsm.protocol.ddi.status import DdiStatus as S
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve
-from pyhsm.host.backend import BackendProcess
 from pyhsm.testing.qtest.controller import open_controller
 from pyhsm.testing.qtest.machine import Machine, hsm_device_args
 from pyhsm.testing.qtest.transport import QtestTransport
+from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, expect
 
 pytestmark = pytest.mark.qemu
 LINK_UP_TIMEOUT_S = 10.0

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import cbor2
-from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pyhsm.client import HsmClient
 from pyhsm.client.socket_transport import SocketTransport
 from pyhsm.protocol.ddi.types import EccCurve
+from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN
 
 PYHSM = Path(sys.executable).parent / "pyhsm"
 

@@ -6,20 +6,19 @@ import os
 import threading
 
 import pytest
-from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, LocalTransport, Provisioned, provision
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.backend.ddi.ddi_helpers import expect
 
-from pyhsm.protocol import link
-from pyhsm.client import DdiError, DeviceError, EncodeError, HsmClient, Usage
-from pyhsm.protocol.ddi import envelope
 from pyhsm.backend.ddi.ops.credentials import MAX_FAILED_LOGINS
+from pyhsm.client import DdiError, DeviceError, EncodeError, HsmClient, Usage
+from pyhsm.client.transport import Completion
+from pyhsm.protocol import link
+from pyhsm.protocol.ddi import envelope
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus as S
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, DeviceKind, EccCurve, KeyType
 from pyhsm.protocol.link import SessionFlags, SessionOp
-from pyhsm.client.transport import Completion
+from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, LocalTransport, Provisioned, expect, provision
 
 
 def test_api_rev_and_device_info(client: HsmClient) -> None:
@@ -225,7 +224,7 @@ def test_controller_reset_closes_sessions(hsm: Provisioned) -> None:
 
 
 def test_nssr_live_migration_recovery(hsm: Provisioned) -> None:
-    """ddi.md 3.5: everything but sealed BK3 goes; the recovery flow brings keys back from blobs."""
+    """NSSR (docs/ddi.md, "Resets"): everything but sealed BK3 goes; the recovery flow brings keys back from blobs."""
     c = hsm.client
     c.set_sealed_bk3(hsm.masked_bk3)
     app_key = c.ecc_generate_key_pair(EccCurve.P384, tag=0x51)

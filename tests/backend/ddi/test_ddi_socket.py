@@ -6,16 +6,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.backend.ddi.ddi_backend import make_backend, serving
-from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.backend.ddi.ddi_helpers import expect
 
-from pyhsm.protocol import link
 from pyhsm.client import HsmClient
 from pyhsm.client.socket_transport import SocketTransport
+from pyhsm.protocol import link
 from pyhsm.protocol.ddi.status import DdiStatus as S
 from pyhsm.protocol.ddi.types import AesKeySize, EccCurve
+from tests.backend.ddi.ddi_backend import make_backend, serving
+from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, expect
 
 
 @pytest.fixture

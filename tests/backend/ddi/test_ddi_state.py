@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from tests.backend.ddi.ddi_helpers import APP_ID, PIN, LocalTransport, Provisioned
-from tests.backend.ddi.ddi_identity import TestIdentity
-from tests.backend.ddi.ddi_helpers import expect
 
-from pyhsm.protocol import link
-from pyhsm.client import HsmClient
 from pyhsm.backend.ddi.partition import Partition
-from pyhsm.protocol.ddi.status import DdiStatus as S
 from pyhsm.backend.ddi.store import FILE_NAME, StateError
+from pyhsm.client import HsmClient
+from pyhsm.protocol import link
+from pyhsm.protocol.ddi.status import DdiStatus as S
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve
+from tests.backend.ddi.ddi_helpers import APP_ID, PIN, LocalTransport, Provisioned, expect
+from tests.backend.ddi.ddi_identity import TestIdentity
 
 
 def restart(identity, state_dir, index: int = 0) -> HsmClient:

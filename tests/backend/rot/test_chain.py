@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.x509 import verification
 
+from pyhsm.backend.rot import commands, power_on
 from pyhsm.crypto import cbor
-from pyhsm.backend.rot import power_on, commands
 from pyhsm.protocol.dice import der, firmware, verify
 
 OPENSSL = shutil.which("openssl")
@@ -114,7 +114,7 @@ def test_verifier_rejects_broken_chains(ident):
 
 
 def make_report(key: ec.EllipticCurvePrivateKey, report_data: bytes, *, payload_edit=None) -> bytes:
-    """A key attestation report as ddi.md 4.8 specifies it (the DDI AttestKey op is a teammate's)."""
+    """A key attestation report as docs/ddi.md, "Attestation report" specifies it (the DDI AttestKey op is a teammate's)."""
     attested = ec.generate_private_key(ec.SECP384R1()).public_key().public_numbers()
     cose_key = cbor.encode({1: 2, -1: 2, -2: attested.x.to_bytes(48, "big"), -3: attested.y.to_bytes(48, "big")})
     payload = {0: 1, 1: cose_key.ljust(525, b"\0"), 2: len(cose_key), 3: 0b100100,

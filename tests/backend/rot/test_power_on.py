@@ -7,9 +7,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pyhsm.backend.rot import RootOfTrustFailure, power_on, device, dice
-from pyhsm.protocol.dice import firmware, verify
+from pyhsm.backend.rot import RootOfTrustFailure, device, dice, power_on
 from pyhsm.backend.rot.silicon import Conditions
+from pyhsm.protocol.dice import firmware, verify
 
 
 def repack(fw_dir, name, *, payload=None, svn=None, version=None):

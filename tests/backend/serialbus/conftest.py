@@ -11,14 +11,13 @@ from typing import Iterator
 import pytest
 
 from pyhsm import paths
-from pyhsm.protocol.ddi.types import DeviceKind
 from pyhsm.backend.rot import power_on
 from pyhsm.backend.rot.device import DiceIdentity
-from pyhsm.protocol.dice.firmware import STAGES, Stage, load_stage
 from pyhsm.backend.serialbus.endpoint import Endpoint
 from pyhsm.backend.serialbus.vdm import Management
+from pyhsm.protocol.ddi.types import DeviceKind
+from pyhsm.protocol.dice.firmware import STAGES, Stage, load_stage
 from tests.backend.serialbus.serialbus_loopback import LoopbackMailbox
-
 
 
 @pytest.fixture(scope="session")

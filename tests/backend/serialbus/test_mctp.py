@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pyhsm.protocol.serialbus import control
-from pyhsm.backend.serialbus.endpoint import Endpoint
-from pyhsm.protocol.serialbus.mctp import Drop, Packet, packetize, pec
 from pyhsm.backend.rot.device import DiceIdentity
+from pyhsm.backend.serialbus.endpoint import Endpoint
 from pyhsm.client.serialbus.requester import HOST_ADDRESS, HOST_EID, MctpRequester
-
+from pyhsm.protocol.serialbus import control
+from pyhsm.protocol.serialbus.mctp import Drop, Packet, packetize, pec
 from tests.backend.serialbus.serialbus_loopback import ADDRESS, LoopbackMailbox
 
 

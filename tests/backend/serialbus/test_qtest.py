@@ -11,20 +11,20 @@ from typing import Iterator
 
 import pytest
 
-from pyhsm.protocol import link
 from pyhsm.client import HsmClient
+from pyhsm.client.serialbus import mailbox as mb
+from pyhsm.client.serialbus.mailbox import ErrorCode, Mailbox, MailboxError
+from pyhsm.client.serialbus.requester import HOST_ADDRESS, HOST_EID, MctpRequester, attest
 from pyhsm.host.backend import BackendProcess
+from pyhsm.protocol import link
+from pyhsm.protocol.dice.firmware import Stage
+from pyhsm.protocol.serialbus import control
+from pyhsm.protocol.serialbus.mctp import Drop, packetize
+from pyhsm.protocol.serialbus.vdm import Command, request
 from pyhsm.testing.qtest.controller import open_controller
 from pyhsm.testing.qtest.machine import MAILBOX_QOM_PATH, Machine, hsm_device_args, mailbox_device_args
 from pyhsm.testing.qtest.smbus import Ich9Smbus
 from pyhsm.testing.qtest.transport import QtestTransport
-from pyhsm.protocol.dice.firmware import Stage
-from pyhsm.protocol.serialbus import control
-from pyhsm.client.serialbus import mailbox as mb
-from pyhsm.client.serialbus.mailbox import ErrorCode, Mailbox, MailboxError
-from pyhsm.protocol.serialbus.mctp import Drop, packetize
-from pyhsm.client.serialbus.requester import HOST_ADDRESS, HOST_EID, MctpRequester, attest
-from pyhsm.protocol.serialbus.vdm import Command, request
 
 pytestmark = pytest.mark.usefixtures("qemu_binary")
 

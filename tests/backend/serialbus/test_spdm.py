@@ -7,15 +7,15 @@ import dataclasses
 import struct
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyhsm.backend.rot.device import DiceIdentity
+from pyhsm.backend.serialbus.spdm import Responder
+from pyhsm.client.serialbus.requester import MctpRequester, ProtocolError, SpdmRequester, attest
 from pyhsm.protocol.dice.firmware import Stage
 from pyhsm.protocol.dice.verify import VerificationError
-from pyhsm.backend.serialbus.spdm import Responder
 from pyhsm.protocol.serialbus import spdm
-from pyhsm.client.serialbus.requester import MctpRequester, ProtocolError, SpdmRequester, attest
-
 from tests.backend.serialbus.serialbus_loopback import LoopbackMailbox
 
 V12, V10 = spdm.VERSION_12, spdm.VERSION_10

@@ -10,12 +10,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pyhsm.backend.rot.device import DiceIdentity
 from pyhsm.client import DdiError, HsmClient
 from pyhsm.client.i2c_transport import I2cTransport
-from pyhsm.backend.rot.device import DiceIdentity
 from pyhsm.client.serialbus.requester import MctpRequester
 from pyhsm.protocol.serialbus.vdm import Command, ErrorCode, request
-
 from tests.backend.serialbus.serialbus_loopback import LoopbackMailbox
 
 

@@ -10,7 +10,6 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import mldsa
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from tests.backend.ddi.ddi_helpers import Provisioned, expect
 from dilithium_py.ml_dsa import ML_DSA_65, ML_DSA_87
 from kyber_py.ml_kem import ML_KEM_768, ML_KEM_1024
 
@@ -18,6 +17,7 @@ from pyhsm.client import key_properties
 from pyhsm.protocol.ddi.mbor import MborError
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import HashAlgorithm, KeyType, Usage
+from tests.backend.ddi.ddi_helpers import Provisioned, expect
 
 DILITHIUM = {65: ML_DSA_65, 87: ML_DSA_87}
 KYBER = {768: ML_KEM_768, 1024: ML_KEM_1024}
@@ -85,10 +85,9 @@ def test_masked_pqc_keys_come_back_with_unmask(hsm: Provisioned) -> None:
 
 
 def test_pqc_keys_survive_a_backend_restart(hsm: Provisioned) -> None:
-    from tests.backend.ddi.ddi_helpers import APP_ID, PIN, LocalTransport
-
-    from pyhsm.client import HsmClient
     from pyhsm.backend.ddi.partition import Partition
+    from pyhsm.client import HsmClient
+    from tests.backend.ddi.ddi_helpers import APP_ID, PIN, LocalTransport
     key = hsm.client.mldsa_generate_key(65, tag=7)
     old = hsm.partition
     restarted = Partition(serial=old.serial, index=0, state_dir=old._store.path.parent, identity=old._identity)

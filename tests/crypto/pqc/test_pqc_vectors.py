@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import mldsa
-from tests.backend.ddi.ddi_helpers import Provisioned, expect
 from dilithium_py.ml_dsa import ML_DSA_65, ML_DSA_87
-from tests.crypto.pqc.test_pqc_ops import local_fingerprint, secret_fingerprint
-from tests.crypto.pqc.pqc_vectors import cases, h
 
+from pyhsm.crypto.pqc import MLDSA, default_provider
 from pyhsm.protocol.ddi.mbor import MborError
 from pyhsm.protocol.ddi.status import DdiStatus
-from pyhsm.crypto.pqc import MLDSA, default_provider
+from tests.backend.ddi.ddi_helpers import Provisioned, expect
+from tests.crypto.pqc.pqc_vectors import cases, h
+from tests.crypto.pqc.test_pqc_ops import local_fingerprint, secret_fingerprint
 
 
 @pytest.mark.parametrize("params", [768, 1024])

@@ -8,8 +8,17 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from pyhsm.backend.ddi.call import Call, Handler
+from pyhsm.backend.ddi.ops.common import (
+    TagRule,
+    bulk_id,
+    create,
+    enum_value,
+    new_entry,
+    properties,
+    require_family,
+    tag_of,
+)
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.backend.ddi.ops.common import TagRule, bulk_id, create, enum_value, new_entry, properties, require_family, tag_of
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import AES_SIZES, KINDS, AesKeySize, AesOp, Family, Flag

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pyhsm.backend.ddi.call import Call, Handler
-from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.backend.ddi.provisioning import BK3_LEN, mask_bk3
+from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyhsm.backend.ddi.call import Call
-from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.backend.ddi.keyformat import KeyFormatError, material_to_private, spki
 from pyhsm.backend.ddi.keys import KeyEntry
 from pyhsm.backend.ddi.masking import Metadata, mask
+from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.protocol.ddi.schemas import PUBLIC_KEY
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import ECC_BY_NAME, KINDS, RSA_PUBLIC, USAGE_FLAGS, Family, Flag, KeyType, Usage

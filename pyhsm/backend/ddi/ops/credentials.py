@@ -17,17 +17,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from pyhsm.backend.ddi import masking, provisioning, rsa_keygen
-from pyhsm.protocol.ddi import physical
 from pyhsm.backend.ddi.call import Call, Handler
+from pyhsm.backend.ddi.keyformat import KeyFormatError, material_to_private, spki
+from pyhsm.backend.ddi.keys import INTERNAL_APP
+from pyhsm.backend.ddi.vault import Provisioning, generated_entry
+from pyhsm.protocol.ddi import physical
 from pyhsm.protocol.ddi.credential_seal import open_sealed, parse_client_key
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.backend.ddi.keyformat import material_to_private, KeyFormatError, spki
-from pyhsm.backend.ddi.keys import INTERNAL_APP
-from pyhsm.protocol.ddi.schemas import PUBLIC_KEY
 from pyhsm.protocol.ddi.optable import BY_NAME
+from pyhsm.protocol.ddi.schemas import PUBLIC_KEY
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import Flag, KeyType
-from pyhsm.backend.ddi.vault import Provisioning, generated_entry
 
 MAX_FAILED_LOGINS = 5
 _UNWRAPPING_FLAGS = Flag.UNWRAP | Flag.WRAP | Flag.LOCAL

@@ -15,19 +15,19 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from pyhsm.backend.cvm_state import NONCE_LIFETIME_S, CvmState, NonceError, Nonces, Policy, VmRecord
+from pyhsm.backend.ddi.call import Call, Handler
+from pyhsm.backend.ddi.vault import Vault
+from pyhsm.crypto.kdf import kbkdf384
 from pyhsm.protocol.cvm import owner, pcr, statement, tpm2
 from pyhsm.protocol.cvm.statement import Claim
-from pyhsm.backend.cvm_state import NONCE_LIFETIME_S, CvmState, Nonces, NonceError, Policy, VmRecord
 from pyhsm.protocol.cvm.wrap import KEM, RELEASE_CONTEXT, UNSEAL_CONTEXT, WrapError, wrap
 from pyhsm.protocol.ddi import mbor
-from pyhsm.backend.ddi.call import Call, Handler
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.crypto.kdf import kbkdf384
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.schemas_vendor import OWNER_BODIES, WRAPPED, VendorStatus
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import KINDS, Family
-from pyhsm.backend.ddi.vault import Vault
 
 V = VendorStatus
 _EXTENSION = "cvm"

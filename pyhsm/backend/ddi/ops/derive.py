@@ -6,13 +6,31 @@ from typing import Any, Callable
 
 from cryptography.hazmat.primitives import hmac
 
-from pyhsm.crypto import kdf
 from pyhsm.backend.ddi.call import Call, Handler
+from pyhsm.backend.ddi.ops.common import (
+    TagRule,
+    bulk_id,
+    create,
+    enum_value,
+    new_entry,
+    properties,
+    require_family,
+    tag_of,
+)
+from pyhsm.crypto import kdf
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.backend.ddi.ops.common import TagRule, bulk_id, create, enum_value, new_entry, properties, require_family, tag_of
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus
-from pyhsm.protocol.ddi.types import DERIVED_LENGTHS, HASHES, HMAC_HASHES, VAR_HMAC_LENGTHS, Family, Flag, HashAlgorithm, KeyType
+from pyhsm.protocol.ddi.types import (
+    DERIVED_LENGTHS,
+    HASHES,
+    HMAC_HASHES,
+    VAR_HMAC_LENGTHS,
+    Family,
+    Flag,
+    HashAlgorithm,
+    KeyType,
+)
 
 
 def _target_length(kind: KeyType | None, requested: int, key_length: int | None) -> int:

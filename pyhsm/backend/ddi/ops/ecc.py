@@ -9,11 +9,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 from pyhsm.backend.ddi.call import Call, Handler
-from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.backend.ddi.keyformat import private_to_material, spki
-from pyhsm.backend.ddi.ops.common import TagRule, create, enum_value, new_entry, private_key, properties, require_family, tag_of
-from pyhsm.protocol.ddi.schemas import PUBLIC_KEY
+from pyhsm.backend.ddi.ops.common import (
+    TagRule,
+    create,
+    enum_value,
+    new_entry,
+    private_key,
+    properties,
+    require_family,
+    tag_of,
+)
+from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.protocol.ddi.optable import BY_NAME
+from pyhsm.protocol.ddi.schemas import PUBLIC_KEY
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import CURVES, ECC_BY_NAME, EccCurve, Family, Flag, KeyType
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from pyhsm.backend.ddi.call import Call, Handler
-from pyhsm.protocol.ddi.envelope import API_REV_MAX, API_REV_MIN, rev
 from pyhsm.backend.ddi.keys import TABLES
+from pyhsm.protocol.ddi.envelope import API_REV_MAX, API_REV_MIN, rev
 from pyhsm.protocol.ddi.optable import BY_NAME
+
 
 def get_api_rev(call: Call, req: Any) -> Any:
     return BY_NAME["GetApiRev"].response(min=rev(*API_REV_MIN), max=rev(*API_REV_MAX))

@@ -6,10 +6,10 @@ from typing import Any
 
 from pyhsm.backend.ddi import masking
 from pyhsm.backend.ddi.call import Call, Handler
-from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.backend.ddi.keyformat import KeyFormatError, expected_length, material_to_private
 from pyhsm.backend.ddi.keys import INTERNAL_APP, KeyEntry
 from pyhsm.backend.ddi.ops.common import bulk_id, public_key_of
+from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import KINDS, VAR_HMAC_LENGTHS, Family, Flag, KeyType

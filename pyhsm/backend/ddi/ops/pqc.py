@@ -8,14 +8,14 @@ import os
 from typing import Any
 
 from pyhsm.backend.ddi.call import Call, Handler
-from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.backend.ddi.keys import KeyEntry
 from pyhsm.backend.ddi.ops.common import TagRule, create, new_entry, properties, require_family, tag_of
+from pyhsm.crypto.pqc import MLDSA, MLKEM, MlDsaParams, MlKemParams, default_provider
+from pyhsm.crypto.pqc.provider import InvalidInput
+from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import Family, Flag, KeyType
-from pyhsm.crypto.pqc import MLDSA, MLKEM, MlDsaParams, MlKemParams, default_provider
-from pyhsm.crypto.pqc.provider import InvalidInput
 
 _MLDSA_KINDS = {65: KeyType.MlDsa65Private, 87: KeyType.MlDsa87Private}
 _MLKEM_KINDS = {768: KeyType.MlKem768Private, 1024: KeyType.MlKem1024Private}

@@ -17,12 +17,35 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap_with_padding
 
 from pyhsm.backend.ddi.call import Call, Handler
-from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.backend.ddi.keyformat import load_external_private, private_to_material
-from pyhsm.backend.ddi.ops.common import TagRule, bulk_id, create, enum_value, new_entry, private_key, properties, public_key_of, require_family, tag_of
+from pyhsm.backend.ddi.ops.common import (
+    TagRule,
+    bulk_id,
+    create,
+    enum_value,
+    new_entry,
+    private_key,
+    properties,
+    public_key_of,
+    require_family,
+    tag_of,
+)
+from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus
-from pyhsm.protocol.ddi.types import AES_SIZES, ECC_BY_NAME, HASHES, RSA_PRIVATE, AesKeySize, Family, Flag, HashAlgorithm, KeyClass, KeyType, RsaOpType
+from pyhsm.protocol.ddi.types import (
+    AES_SIZES,
+    ECC_BY_NAME,
+    HASHES,
+    RSA_PRIVATE,
+    AesKeySize,
+    Family,
+    Flag,
+    HashAlgorithm,
+    KeyClass,
+    KeyType,
+    RsaOpType,
+)
 
 _OP_PERMISSION = {RsaOpType.Decrypt: Flag.ENCRYPT | Flag.DECRYPT, RsaOpType.Sign: Flag.SIGN | Flag.VERIFY}
 _OP_FAILURE = {RsaOpType.Decrypt: DdiStatus.RsaDecryptFailed, RsaOpType.Sign: DdiStatus.RsaSignFailed}
