@@ -39,6 +39,8 @@
 #include "hw/qdev-properties-system.h"
 #include "chardev/char-fe.h"
 #include "migration/vmstate.h"
+#include "migration/misc.h"
+#include "system/runstate.h"
 #include "qom/object.h"
 #include "trace.h"
 
@@ -162,6 +164,15 @@ struct AzihsmI2CState {
     uint32_t rx_have;
     uint32_t rx_body_len;
     bool rx_in_body;
+
+    /* migration (docs/serial-mailbox.md via docs/device.md, Migration) */
+    bool chr_open;
+    bool parked;            /* no HELLO: incoming, or migrated away */
+    bool after_migration;   /* a busy HELLO_ACK is retried */
+    uint32_t mig_rx_len;
+    uint8_t *mig_rx;        /* the host's packets: u16 length, bytes */
+    VMChangeStateEntry *vmstate_change;
+    NotifierWithReturn migration_notifier;
 };
 
 static void mbx_protocol_error(AzihsmI2CState *s, const char *why);
@@ -665,6 +676,14 @@ static void mbx_hello_ack(AzihsmI2CState *s, const uint8_t *body, uint32_t len)
     result = lduw_le_p(body + 6);
     if (result == 0 && major == LINK_VERSION) {
         mbx_link_set(s, LINK_UP);
+        s->after_migration = false;
+        return;
+    }
+    if (result == 2 && s->after_migration) {
+        /* the migration source still holds this serial: try again */
+        mbx_link_set(s, LINK_DOWN);
+        s->rx_broken = true;
+        qemu_bh_schedule(s->link_bh);
         return;
     }
     warn_report("azihsm-i2c: backend refused serial '%s' (result %u)",
@@ -769,13 +788,18 @@ static void mbx_chr_event(void *opaque, QEMUChrEvent event)
     switch (event) {
     case CHR_EVENT_OPENED:
         trace_azihsm_i2c_link_event("opened");
+        s->chr_open = true;
         mbx_link_lost(s);
         s->rx_broken = false;
-        mbx_link_set(s, LINK_HANDSHAKE);
-        mbx_link_send_hello(s);
+        mbx_link_set(s, LINK_DOWN);
+        if (!s->parked) {
+            mbx_link_set(s, LINK_HANDSHAKE);
+            mbx_link_send_hello(s);
+        }
         break;
     case CHR_EVENT_CLOSED:
         trace_azihsm_i2c_link_event("closed");
+        s->chr_open = false;
         mbx_link_set(s, LINK_DOWN);
         mbx_link_lost(s);
         s->rx_broken = false;
@@ -788,6 +812,158 @@ static void mbx_chr_event(void *opaque, QEMUChrEvent event)
 /* ------------------------------------------------------------------------
  * Lifecycle
  * ------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------
+ * Migration: registers, FIFOs and the host's queued packets travel; an
+ * exchange still waiting for the backend cannot (the destination has a
+ * new link), so it ends with ERR_LINK_LOST, as a lost backend does.
+ * ------------------------------------------------------------------------ */
+
+static int mbx_pre_save(void *opaque)
+{
+    AzihsmI2CState *s = opaque;
+    GByteArray *flat = g_byte_array_new();
+
+    for (GList *l = s->rx.head; l; l = l->next) {
+        GByteArray *p = l->data;
+        uint8_t len[2];
+
+        stw_le_p(len, p->len);
+        g_byte_array_append(flat, len, 2);
+        g_byte_array_append(flat, p->data, p->len);
+    }
+    g_free(s->mig_rx);
+    s->mig_rx_len = flat->len;
+    s->mig_rx = g_byte_array_free(flat, false);
+    return 0;
+}
+
+static int mbx_post_save(void *opaque)
+{
+    AzihsmI2CState *s = opaque;
+
+    g_clear_pointer(&s->mig_rx, g_free);
+    s->mig_rx_len = 0;
+    return 0;
+}
+
+static int mbx_pre_load(void *opaque)
+{
+    AzihsmI2CState *s = opaque;
+
+    mbx_rx_clear(s);
+    mbx_forget_outstanding(s);
+    g_clear_pointer(&s->mig_rx, g_free);
+    s->mig_rx_len = 0;
+    return 0;
+}
+
+static int mbx_post_load(void *opaque, int version_id)
+{
+    AzihsmI2CState *s = opaque;
+    uint32_t off = 0, packets = 0, outstanding = s->outstanding;
+    GByteArray *head = NULL;
+    int ret = 0;
+
+    while (off + 2 <= s->mig_rx_len) {
+        uint16_t len = lduw_le_p(s->mig_rx + off);
+        GByteArray *p;
+
+        if (!len || len > LINK_MAX_BODY || off + 2 + len > s->mig_rx_len ||
+            ++packets > MBX_MAX_RX_PACKETS) {
+            break;
+        }
+        p = g_byte_array_sized_new(len);
+        g_byte_array_append(p, s->mig_rx + off + 2, len);
+        g_queue_push_tail(&s->rx, p);
+        head = head ? head : p;
+        off += 2 + len;
+    }
+    if (off != s->mig_rx_len || s->tx_len > MBX_MAX_PACKET ||
+        s->rd_block_left < -1 || s->rd_block_left > MBX_BLOCK_MAX ||
+        (head ? s->rx_pos > head->len : s->rx_pos != 0)) {
+        error_report("azihsm-i2c: migration stream has an invalid mailbox "
+                     "state (rx %u/%u bytes, tx %u): refused", off,
+                     s->mig_rx_len, s->tx_len);
+        mbx_rx_clear(s);
+        ret = -EINVAL;
+    }
+    g_clear_pointer(&s->mig_rx, g_free);
+    s->mig_rx_len = 0;
+    mbx_forget_outstanding(s);
+    if (!ret && outstanding) {
+        mbx_fail(s, ERR_LINK_LOST);
+    }
+    s->after_migration = true;
+    return ret;
+}
+
+static const VMStateDescription mbx_vmstate = {
+    .name = TYPE_AZIHSM_I2C,
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = mbx_pre_save,
+    .post_save = mbx_post_save,
+    .pre_load = mbx_pre_load,
+    .post_load = mbx_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_I2C_SLAVE(parent_obj, AzihsmI2CState),
+        VMSTATE_UINT8(reg, AzihsmI2CState),
+        VMSTATE_BOOL(in_write, AzihsmI2CState),
+        VMSTATE_BOOL(want_reg, AzihsmI2CState),
+        VMSTATE_UINT32(wr_count, AzihsmI2CState),
+        VMSTATE_UINT8_ARRAY(blk, AzihsmI2CState, 1 + MBX_BLOCK_MAX),
+        VMSTATE_BOOL(blk_bad, AzihsmI2CState),
+        VMSTATE_UINT32(rd_off, AzihsmI2CState),
+        VMSTATE_INT32(rd_block_left, AzihsmI2CState),
+        VMSTATE_BOOL(rx_done_in_txn, AzihsmI2CState),
+        VMSTATE_UINT8(sts_error, AzihsmI2CState),
+        VMSTATE_UINT8(error, AzihsmI2CState),
+        VMSTATE_UINT8_ARRAY(tx, AzihsmI2CState, MBX_MAX_PACKET),
+        VMSTATE_UINT32(tx_len, AzihsmI2CState),
+        VMSTATE_BOOL(tx_overflow, AzihsmI2CState),
+        VMSTATE_UINT32(rx_pos, AzihsmI2CState),
+        VMSTATE_UINT32(outstanding, AzihsmI2CState),
+        VMSTATE_UINT64(packets_sent, AzihsmI2CState),
+        VMSTATE_UINT64(packets_received, AzihsmI2CState),
+        VMSTATE_UINT32(mig_rx_len, AzihsmI2CState),
+        VMSTATE_VBUFFER_ALLOC_UINT32(mig_rx, AzihsmI2CState, 1, NULL,
+                                     mig_rx_len),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static int mbx_migration_notify(NotifierWithReturn *notifier,
+                                MigrationEvent *e, Error **errp)
+{
+    AzihsmI2CState *s = container_of(notifier, AzihsmI2CState,
+                                     migration_notifier);
+
+    if (e->type == MIG_EVENT_PRECOPY_DONE) {
+        /* the guest lives on elsewhere: let go of the serial */
+        s->parked = true;
+        mbx_link_set(s, LINK_DOWN);
+        mbx_link_lost(s);
+        if (s->chr_open) {
+            qemu_chr_fe_disconnect(&s->chr);
+        }
+    }
+    return 0;
+}
+
+static void mbx_vm_state_change(void *opaque, bool running, RunState state)
+{
+    AzihsmI2CState *s = opaque;
+
+    if (running && s->parked) {
+        s->parked = false;
+        s->after_migration = true;
+        if (s->chr_open && s->link == LINK_DOWN && !s->rx_broken) {
+            mbx_link_set(s, LINK_HANDSHAKE);
+            mbx_link_send_hello(s);
+        }
+    }
+}
 
 static char *mbx_get_link_state(Object *obj, Error **errp)
 {
@@ -842,6 +1018,10 @@ static void mbx_realize(DeviceState *dev, Error **errp)
     s->link_bh = qemu_bh_new_guarded(mbx_link_bh, s,
                                      &dev->mem_reentrancy_guard);
     timer_init_ms(&s->timer, QEMU_CLOCK_VIRTUAL, mbx_timeout, s);
+    s->parked = runstate_check(RUN_STATE_INMIGRATE);
+    s->vmstate_change = qemu_add_vm_change_state_handler(mbx_vm_state_change,
+                                                         s);
+    migration_add_notifier(&s->migration_notifier, mbx_migration_notify);
     qemu_chr_fe_set_handlers(&s->chr, mbx_can_read, mbx_read, mbx_chr_event,
                              NULL, s, NULL, true);
 }
@@ -850,6 +1030,8 @@ static void mbx_unrealize(DeviceState *dev)
 {
     AzihsmI2CState *s = AZIHSM_I2C(dev);
 
+    migration_remove_notifier(&s->migration_notifier);
+    qemu_del_vm_change_state_handler(s->vmstate_change);
     qemu_chr_fe_deinit(&s->chr, false);
     timer_del(&s->timer);
     mbx_rx_clear(s);
@@ -874,11 +1056,6 @@ static const Property mbx_props[] = {
     DEFINE_PROP_STRING("serial", AzihsmI2CState, serial),
     DEFINE_PROP_UINT32("backend-timeout-ms", AzihsmI2CState,
                        backend_timeout_ms, 2000),
-};
-
-static const VMStateDescription mbx_vmstate = {
-    .name = TYPE_AZIHSM_I2C,
-    .unmigratable = 1,
 };
 
 static void mbx_class_init(ObjectClass *oc, void *data)

@@ -201,9 +201,37 @@ static void azihsm_link_hello_ack(AzihsmState *s, const uint8_t *body,
         s->credits = credits;
         s->backend_minor = lduw_le_p(body + 2);
         s->rot_failed = false;
+        s->lm_busy = false;
         azihsm_link_set_state(s, LINK_UP);
+        if (s->lm_reset_pending) {
+            /*
+             * First frame after a migration (or snapshot load): the HSM
+             * behind this link sees an NSSR before any command, and the
+             * device forwards nothing until it has been acknowledged
+             * (docs/device.md, Migration).
+             */
+            s->lm_reset_pending = false;
+            s->lm_reset_wait = true;
+            s->lm_resets++;
+            trace_azihsm_migrate("post-migration NSSR sent", s->lm_resets);
+            azihsm_link_send_reset(s, RESET_NSSR);
+        }
         azihsm_set_ready(s);
         azihsm_kick(s);
+        return;
+    }
+    if (result == HELLO_BUSY && s->lm_reset_pending) {
+        /*
+         * The migration source still holds this serial/partition: it lets
+         * go when its migration completes.  Drop this connection; the
+         * chardev's reconnect-ms brings a new HELLO.
+         */
+        trace_azihsm_migrate("backend busy: source still connected, retrying",
+                             0);
+        azihsm_link_set_state(s, LINK_DOWN);
+        s->lm_busy = true;
+        s->rx_broken = true;
+        qemu_bh_schedule(s->link_bh);
         return;
     }
     warn_report("azihsm: backend refused serial '%s' partition %u "
@@ -244,6 +272,11 @@ static void azihsm_link_dispatch(AzihsmState *s, uint8_t *body)
     case MSG_RESET_ACK:
         if (len != 4) {
             azihsm_link_protocol_error(s, "malformed RESET_ACK");
+        } else if (ldl_le_p(body) == RESET_NSSR && s->lm_reset_wait) {
+            s->lm_reset_wait = false;
+            trace_azihsm_migrate("post-migration NSSR acknowledged",
+                                 s->lm_resets);
+            azihsm_kick(s);
         }
         break;
     }
@@ -325,18 +358,25 @@ static void azihsm_link_event(void *opaque, QEMUChrEvent event)
     switch (event) {
     case CHR_EVENT_OPENED:
         trace_azihsm_link_event("opened");
+        s->chr_open = true;
         azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
         azihsm_link_clear_io(s);
         s->rx_broken = false;
-        azihsm_link_set_state(s, LINK_HANDSHAKE);
-        azihsm_link_send_hello(s);
+        azihsm_link_set_state(s, LINK_DOWN);
+        azihsm_link_start_handshake(s);
         break;
     case CHR_EVENT_CLOSED:
         trace_azihsm_link_event("closed");
+        s->chr_open = false;
         azihsm_link_set_state(s, LINK_DOWN);
         azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
         azihsm_link_clear_io(s);
         s->rx_broken = false;
+        if (s->lm_reset_wait) {
+            /* not acknowledged: send it again on the next connection */
+            s->lm_reset_wait = false;
+            s->lm_reset_pending = true;
+        }
         break;
     default:
         break;
@@ -346,6 +386,39 @@ static void azihsm_link_event(void *opaque, QEMUChrEvent event)
 /* ------------------------------------------------------------------------
  * Backend link: set-up and tear-down
  * ------------------------------------------------------------------------ */
+
+/*
+ * Send HELLO on an open connection that has none in progress, unless the
+ * device is parked: a migration destination before its VM runs, or a
+ * source whose guest now lives elsewhere (docs/device.md, Migration).
+ */
+void azihsm_link_start_handshake(AzihsmState *s)
+{
+    if (!s->chr_open || s->link != LINK_DOWN || s->rx_broken) {
+        return;
+    }
+    if (s->parked) {
+        trace_azihsm_migrate("link parked: no HELLO", 0);
+        return;
+    }
+    azihsm_link_clear_io(s);
+    azihsm_link_set_state(s, LINK_HANDSHAKE);
+    azihsm_link_send_hello(s);
+}
+
+/* Give up the backend's serial/partition: disconnect and send no HELLO. */
+void azihsm_link_park(AzihsmState *s)
+{
+    s->parked = true;
+    if (s->link != LINK_DOWN) {
+        azihsm_link_set_state(s, LINK_DOWN);
+        azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
+        azihsm_link_clear_io(s);
+    }
+    if (s->chr_open) {
+        qemu_chr_fe_disconnect(&s->chr);
+    }
+}
 
 /* Last step of realize: once the handlers are set, events may arrive. */
 void azihsm_link_realize(AzihsmState *s)

@@ -39,6 +39,7 @@
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
 #include "migration/vmstate.h"
+#include "migration/misc.h"
 #include "system/dma.h"
 #include "exec/memory.h"
 #include "azihsm.h"
@@ -162,6 +163,9 @@ static void azihsm_cq_post(AzihsmState *s, AzihsmCQ *cq)
     AzihsmCompletion *c;
     bool posted = false;
 
+    if (s->hold_posts) {
+        return;     /* saving device state: guest RAM is already sent */
+    }
     while ((c = QSIMPLEQ_FIRST(&cq->held)) != NULL) {
         AzihsmSQ *sq = azihsm_find_sq(s, c->sqid);
         uint64_t addr = cq->base + (uint64_t)cq->tail * fmt->cqe_size;
@@ -1030,6 +1034,9 @@ static void azihsm_process_sq(AzihsmState *s, AzihsmSQ *sq)
             s->inflight >= azihsm_credit_limit(s)) {
             return;
         }
+        if (kind != QK_ADMIN && azihsm_fetch_paused(s)) {
+            return;
+        }
         if (pci_dma_read(PCI_DEVICE(s), addr, sqe, fmt->sqe_size)) {
             azihsm_set_fatal(s, "submission queue read failed");
             return;
@@ -1064,6 +1071,22 @@ static void azihsm_process_bh(void *opaque)
             azihsm_process_sq(s, &s->sq[slot]);
         }
     }
+}
+
+/*
+ * HSM and AES fetching waits while a migration drains the source, and on
+ * the destination until the backend has acknowledged the post-migration
+ * NSSR (docs/device.md, Migration).  Admin commands never wait.
+ */
+bool azihsm_fetch_paused(AzihsmState *s)
+{
+    bool settling = s->lm_reset_wait ||
+                    (s->lm_reset_pending &&
+                     (s->link == LINK_HANDSHAKE || s->lm_busy));
+
+    return s->draining ||
+           (settling &&
+            qemu_clock_get_ms(QEMU_CLOCK_REALTIME) < s->lm_deadline_ms);
 }
 
 void azihsm_kick(AzihsmState *s)
@@ -1471,7 +1494,454 @@ static void azihsm_instance_init(Object *obj)
                                    &s->commands_failed, OBJ_PROP_FLAG_READ);
     object_property_add_uint32_ptr(obj, "inflight", &s->inflight,
                                    OBJ_PROP_FLAG_READ);
+    object_property_add_uint32_ptr(obj, "migration-resets", &s->lm_resets,
+                                   OBJ_PROP_FLAG_READ);
 }
+
+/* ------------------------------------------------------------------------
+ * Migration (docs/device.md, Migration)
+ *
+ * Source: when a migration starts, HSM and AES fetching stops (doorbells
+ * still land, the SQEs wait in guest memory) and the requests already at
+ * the backend drain while the VM runs, for at most migrate-drain-ms
+ * (dev_unplug_pending holds the migration in its setup phase meanwhile).
+ * Whatever is still outstanding when the state is saved completes with
+ * 0x008 as a held completion that travels in the stream (guest RAM is
+ * already sent by then), and a CANCEL tells the backend; its late answer
+ * is dropped by msg_id, so nothing completes twice.  A completed
+ * migration parks the link: the source lets go of its serial/partition.
+ *
+ * Destination: the device sends no HELLO before its VM runs; after the
+ * load, the first frame on an accepted link is RESET kind 2 (NSSR), and
+ * HSM/AES commands wait for its RESET_ACK.  Queues, registers and MSI-X
+ * continue as they were; CSTS.NSSRO reports the subsystem reset.
+ * ------------------------------------------------------------------------ */
+
+#define AZIHSM_VMSTATE_VERSION  1
+
+static const VMStateDescription azihsm_vmstate_sq = {
+    .name = "azihsm/sq",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BOOL(created, AzihsmSQ),
+        VMSTATE_UINT16(qid, AzihsmSQ),
+        VMSTATE_UINT16(cqid, AzihsmSQ),
+        VMSTATE_UINT64(base, AzihsmSQ),
+        VMSTATE_UINT32(size, AzihsmSQ),
+        VMSTATE_UINT32(head, AzihsmSQ),
+        VMSTATE_UINT32(tail, AzihsmSQ),
+        VMSTATE_UINT32(gen, AzihsmSQ),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription azihsm_vmstate_cq = {
+    .name = "azihsm/cq",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BOOL(created, AzihsmCQ),
+        VMSTATE_UINT16(qid, AzihsmCQ),
+        VMSTATE_UINT64(base, AzihsmCQ),
+        VMSTATE_UINT32(size, AzihsmCQ),
+        VMSTATE_UINT32(head, AzihsmCQ),
+        VMSTATE_UINT32(tail, AzihsmCQ),
+        VMSTATE_BOOL(phase, AzihsmCQ),
+        VMSTATE_BOOL(ien, AzihsmCQ),
+        VMSTATE_UINT16(vector, AzihsmCQ),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription azihsm_vmstate_held = {
+    .name = "azihsm/held",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT16(cqid, AzihsmHeldMig),
+        VMSTATE_UINT16(sqid, AzihsmHeldMig),
+        VMSTATE_UINT32(sq_gen, AzihsmHeldMig),
+        VMSTATE_UINT16(sqhd, AzihsmHeldMig),
+        VMSTATE_UINT16(status, AzihsmHeldMig),
+        VMSTATE_UINT8_ARRAY(cqe, AzihsmHeldMig, AZIHSM_MAX_CQE),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/* Source, setup phase: hold the migration while requests drain. */
+static bool azihsm_drain_pending(void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    return s->draining && s->inflight > 0 &&
+           qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - s->drain_start_ms <
+           s->migrate_drain_ms;
+}
+
+static void azihsm_free_mig_held(AzihsmState *s)
+{
+    g_clear_pointer(&s->mig_held, g_free);
+    s->mig_held_count = 0;
+}
+
+static int azihsm_pre_save(void *opaque)
+{
+    AzihsmState *s = opaque;
+    int n = 0;
+
+    /* What the drain left outstanding completes with 0x008, held. */
+    s->hold_posts = true;
+    for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
+        if (s->req[i].in_use) {
+            uint32_t msg_id = s->req[i].msg_id;
+
+            trace_azihsm_migrate("aborting a request outstanding at save",
+                                 msg_id);
+            azihsm_req_fail(s, &s->req[i], ST_ABORTED_SQ_DELETED);
+            azihsm_link_send_cancel(s, msg_id);
+        }
+    }
+    s->hold_posts = false;
+
+    azihsm_free_mig_held(s);
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+        if (s->cq[slot].created) {
+            n += s->cq[slot].held_count;
+        }
+    }
+    s->mig_held = g_new0(AzihsmHeldMig, MAX(n, 1));
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+        AzihsmCompletion *c;
+
+        if (!s->cq[slot].created) {
+            continue;
+        }
+        QSIMPLEQ_FOREACH(c, &s->cq[slot].held, next) {
+            AzihsmHeldMig *m = &s->mig_held[s->mig_held_count++];
+
+            m->cqid = s->cq[slot].qid;
+            m->sqid = c->sqid;
+            m->sq_gen = c->sq_gen;
+            m->sqhd = c->sqhd;
+            m->status = c->status;
+            memcpy(m->cqe, c->cqe, sizeof(m->cqe));
+        }
+    }
+    s->mig_res_cnt_default = s->res_cnt_default;
+    s->mig_slots = AZIHSM_NUM_SLOTS;
+    s->mig_max_inflight = LINK_MAX_INFLIGHT;
+    return 0;
+}
+
+static int azihsm_post_save(void *opaque)
+{
+    azihsm_free_mig_held(opaque);
+    return 0;
+}
+
+/* Incoming state replaces this device's: forget its own requests. */
+static int azihsm_pre_load(void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
+        if (s->req[i].in_use) {
+            azihsm_link_send_cancel(s, s->req[i].msg_id);
+        }
+    }
+    azihsm_req_forget_all(s);
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+        if (s->cq[slot].created) {
+            azihsm_cq_drop_held(&s->cq[slot]);
+        }
+    }
+    timer_del(&s->ready_timer);
+    azihsm_free_mig_held(s);
+    return 0;
+}
+
+static bool azihsm_held_count_ok(void *opaque, int version_id)
+{
+    AzihsmState *s = opaque;
+
+    if (s->mig_held_count < 0 ||
+        s->mig_held_count > AZIHSM_NUM_SLOTS * (AZIHSM_MAX_QSIZE + 1)) {
+        error_report("azihsm: migration stream holds %d completions",
+                     s->mig_held_count);
+        return false;
+    }
+    return true;
+}
+
+/* The qid slot @slot holds, or -1 for a slot that cannot exist. */
+static int azihsm_slot_qid(int slot)
+{
+    if (slot == 0) {
+        return 0;
+    }
+    if (slot <= AZIHSM_MAX_HSM_QUEUES) {
+        return AZIHSM_HSM_QID_FIRST + slot - 1;
+    }
+    return AZIHSM_AES_QID_FIRST + slot - 1 - AZIHSM_MAX_HSM_QUEUES;
+}
+
+static bool azihsm_ring_ok(uint32_t size, uint32_t head, uint32_t tail)
+{
+    return size >= 2 && size <= AZIHSM_MAX_QSIZE && head < size &&
+           tail < size;
+}
+
+/* Check the loaded queues; a refused stream fails the migration. */
+static bool azihsm_check_loaded(AzihsmState *s)
+{
+    if (s->mig_res_cnt_default != s->res_cnt_default) {
+        error_report("azihsm: migration stream is from a device with "
+                     "res-cnt %u, this one has res-cnt %u: refused",
+                     s->mig_res_cnt_default, s->res_cnt_default);
+        return false;
+    }
+    if (s->res_cnt < 1 || s->res_cnt > AZIHSM_MAX_RES_CNT) {
+        error_report("azihsm: migration stream has resource count %u",
+                     s->res_cnt);
+        return false;
+    }
+    if (s->sq[0].created != s->cq[0].created ||
+        (s->sq[0].created && !(s->cc & AZIHSM_CC_EN))) {
+        error_report("azihsm: migration stream has an inconsistent "
+                     "admin queue");
+        return false;
+    }
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+        AzihsmCQ *cq = &s->cq[slot];
+        AzihsmSQ *sq = &s->sq[slot];
+        AzihsmCQ *target;
+
+        if (cq->created &&
+            (cq->qid != azihsm_slot_qid(slot) ||
+             !azihsm_ring_ok(cq->size, cq->head, cq->tail) ||
+             cq->vector >= AZIHSM_MSIX_VECTORS || !(s->cc & AZIHSM_CC_EN))) {
+            error_report("azihsm: migration stream has an invalid CQ "
+                         "in slot %d (qid %u)", slot, cq->qid);
+            return false;
+        }
+        if (!sq->created) {
+            continue;
+        }
+        target = azihsm_find_cq(s, sq->cqid);
+        if (sq->qid != azihsm_slot_qid(slot) ||
+            !azihsm_ring_ok(sq->size, sq->head, sq->tail) ||
+            !(s->cc & AZIHSM_CC_EN) || !target ||
+            azihsm_qid_kind(sq->cqid) != azihsm_qid_kind(sq->qid) ||
+            (sq->qid != 0 && sq->cqid == 0)) {
+            error_report("azihsm: migration stream has an invalid SQ "
+                         "in slot %d (qid %u, cq %u)", slot, sq->qid,
+                         sq->cqid);
+            return false;
+        }
+    }
+    for (int i = 0; i < s->mig_held_count; i++) {
+        AzihsmHeldMig *m = &s->mig_held[i];
+        AzihsmCQ *cq = azihsm_find_cq(s, m->cqid);
+
+        if (!cq || m->status > 0x7ff ||
+            azihsm_qid_kind(m->sqid) != azihsm_qid_kind(m->cqid)) {
+            error_report("azihsm: migration stream holds a completion "
+                         "for missing CQ %u", m->cqid);
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * After a load, HSM/AES commands wait while the link settles (HELLO, the
+ * post-migration NSSR and its ack, a source that still holds the
+ * partition), for at most backend-timeout-ms of real time.  A backend that
+ * is not there at all does not hold them: they complete with 0x701.
+ */
+static void azihsm_lm_settle_start(AzihsmState *s)
+{
+    s->lm_deadline_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                        s->backend_timeout_ms;
+    timer_mod(&s->lm_timer, s->lm_deadline_ms);
+}
+
+static void azihsm_lm_settle_timeout(void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    if (s->lm_reset_wait || s->lm_busy) {
+        warn_report("azihsm: backend link did not settle within %u ms "
+                    "after migration", s->backend_timeout_ms);
+    }
+    s->lm_busy = false;
+    azihsm_kick(s);
+}
+
+static int azihsm_post_load(void *opaque, int version_id)
+{
+    AzihsmState *s = opaque;
+
+    if (!azihsm_check_loaded(s)) {
+        azihsm_free_mig_held(s);
+        return -EINVAL;
+    }
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+        QSIMPLEQ_INIT(&s->cq[slot].held);
+        s->cq[slot].held_count = 0;
+        s->cq[slot].sq_refs = 0;
+    }
+    for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+        if (s->sq[slot].created) {
+            azihsm_find_cq(s, s->sq[slot].cqid)->sq_refs++;
+        }
+    }
+    for (int i = 0; i < s->mig_held_count; i++) {
+        AzihsmHeldMig *m = &s->mig_held[i];
+        AzihsmCQ *cq = azihsm_find_cq(s, m->cqid);
+        AzihsmCompletion *c = g_new0(AzihsmCompletion, 1);
+
+        c->sqid = m->sqid;
+        c->sq_gen = m->sq_gen;
+        c->sqhd = m->sqhd;
+        c->status = m->status;
+        memcpy(c->cqe, m->cqe, sizeof(c->cqe));
+        QSIMPLEQ_INSERT_TAIL(&cq->held, c, next);
+        cq->held_count++;
+    }
+    azihsm_free_mig_held(s);
+    s->inflight = 0;
+    s->draining = false;
+    s->migrated_out = false;
+
+    /*
+     * The guest now runs on another HSM (or on this one, later): what it
+     * sees is an NVM subsystem reset of the HSM behind an unchanged
+     * controller.  NSSRO says so; the backend gets RESET kind 2 before
+     * any command.
+     */
+    if (s->cc & AZIHSM_CC_EN) {
+        s->nssro = true;
+    }
+    s->lm_reset_wait = false;
+    s->lm_reset_pending = true;
+    if (s->link == LINK_UP) {
+        /* a snapshot loaded into a running process: the link is live */
+        s->lm_reset_pending = false;
+        s->lm_reset_wait = true;
+        s->lm_resets++;
+        trace_azihsm_migrate("post-load NSSR sent", s->lm_resets);
+        azihsm_link_send_reset(s, RESET_NSSR);
+        azihsm_lm_settle_start(s);
+    }
+    trace_azihsm_migrate("state loaded", s->res_cnt);
+    return 0;
+}
+
+static const VMStateDescription azihsm_vmstate = {
+    .name = TYPE_AZIHSM,
+    .version_id = AZIHSM_VMSTATE_VERSION,
+    .minimum_version_id = AZIHSM_VMSTATE_VERSION,
+    .pre_save = azihsm_pre_save,
+    .post_save = azihsm_post_save,
+    .pre_load = azihsm_pre_load,
+    .post_load = azihsm_post_load,
+    .dev_unplug_pending = azihsm_drain_pending,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, AzihsmState),
+        VMSTATE_MSIX(parent_obj, AzihsmState),
+        VMSTATE_UINT32_EQUAL(mig_slots, AzihsmState,
+                             "azihsm queue slot count differs"),
+        VMSTATE_UINT32_EQUAL(mig_max_inflight, AzihsmState,
+                             "azihsm request slot count differs"),
+        VMSTATE_UINT32(mig_res_cnt_default, AzihsmState),
+        VMSTATE_UINT32(res_cnt, AzihsmState),
+        VMSTATE_UINT32(cc, AzihsmState),
+        VMSTATE_UINT32(aqa, AzihsmState),
+        VMSTATE_UINT64(asq, AzihsmState),
+        VMSTATE_UINT64(acq, AzihsmState),
+        VMSTATE_BOOL(fatal, AzihsmState),
+        VMSTATE_BOOL(nssro, AzihsmState),
+        VMSTATE_BOOL(ready, AzihsmState),
+        VMSTATE_UINT64(commands_completed, AzihsmState),
+        VMSTATE_UINT64(commands_failed, AzihsmState),
+        VMSTATE_STRUCT_ARRAY(sq, AzihsmState, AZIHSM_NUM_SLOTS, 1,
+                             azihsm_vmstate_sq, AzihsmSQ),
+        VMSTATE_STRUCT_ARRAY(cq, AzihsmState, AZIHSM_NUM_SLOTS, 1,
+                             azihsm_vmstate_cq, AzihsmCQ),
+        VMSTATE_INT32(mig_held_count, AzihsmState),
+        VMSTATE_VALIDATE("held completion count", azihsm_held_count_ok),
+        VMSTATE_STRUCT_VARRAY_ALLOC(mig_held, AzihsmState, mig_held_count,
+                                    1, azihsm_vmstate_held, AzihsmHeldMig),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/* Migration events at the source (QEMU calls them with the BQL held). */
+static int azihsm_migration_notify(NotifierWithReturn *notifier,
+                                   MigrationEvent *e, Error **errp)
+{
+    AzihsmState *s = container_of(notifier, AzihsmState, migration_notifier);
+
+    switch (e->type) {
+    case MIG_EVENT_PRECOPY_SETUP:
+        s->draining = true;
+        s->drain_start_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+        trace_azihsm_migrate("draining", s->inflight);
+        break;
+    case MIG_EVENT_PRECOPY_DONE:
+        /* The guest lives on elsewhere: let go of the backend. */
+        s->draining = false;
+        s->migrated_out = true;
+        trace_azihsm_migrate("migrated: link parked", 0);
+        azihsm_link_park(s);
+        break;
+    case MIG_EVENT_PRECOPY_FAILED:
+        s->draining = false;
+        trace_azihsm_migrate("migration failed: fetching resumes", 0);
+        azihsm_kick(s);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static void azihsm_vm_state_change(void *opaque, bool running,
+                                   RunState state)
+{
+    AzihsmState *s = opaque;
+
+    if (!running) {
+        return;
+    }
+    s->draining = false;
+    if (s->migrated_out) {
+        /* `cont` after a completed migration: this HSM was left behind */
+        s->migrated_out = false;
+        s->lm_reset_pending = true;
+    }
+    if (s->lm_reset_pending || s->lm_reset_wait) {
+        azihsm_lm_settle_start(s);
+    }
+    if (s->parked) {
+        s->parked = false;
+        azihsm_link_start_handshake(s);
+    }
+    if (azihsm_enabled(s)) {
+        for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
+            if (s->cq[slot].created && s->cq[slot].held_count) {
+                azihsm_cq_post(s, &s->cq[slot]);
+            }
+        }
+        if (!s->ready && !s->fatal && !timer_pending(&s->ready_timer)) {
+            azihsm_ready_arm(s);
+        }
+    }
+    azihsm_kick(s);
+}
+
 
 /* ------------------------------------------------------------------------
  * Device lifecycle
@@ -1555,7 +2025,16 @@ static void azihsm_realize(PCIDevice *pci_dev, Error **errp)
                       azihsm_req_timeout, &s->req[i]);
     }
     timer_init_ms(&s->ready_timer, QEMU_CLOCK_VIRTUAL, azihsm_ready_timeout, s);
+    timer_init_ms(&s->lm_timer, QEMU_CLOCK_REALTIME,
+                  azihsm_lm_settle_timeout, s);
     s->res_cnt = s->res_cnt_default;
+    s->mig_slots = AZIHSM_NUM_SLOTS;
+    s->mig_max_inflight = LINK_MAX_INFLIGHT;
+    /* An incoming migration's destination waits for its VM to run. */
+    s->parked = runstate_check(RUN_STATE_INMIGRATE);
+    s->vmstate_change = qemu_add_vm_change_state_handler(
+        azihsm_vm_state_change, s);
+    migration_add_notifier(&s->migration_notifier, azihsm_migration_notify);
     azihsm_link_realize(s);
 }
 
@@ -1563,6 +2042,8 @@ static void azihsm_exit(PCIDevice *pci_dev)
 {
     AzihsmState *s = AZIHSM(pci_dev);
 
+    migration_remove_notifier(&s->migration_notifier);
+    qemu_del_vm_change_state_handler(s->vmstate_change);
     azihsm_link_unrealize(s);
     azihsm_req_forget_all(s);
     for (int slot = 0; slot < AZIHSM_NUM_SLOTS; slot++) {
@@ -1574,6 +2055,7 @@ static void azihsm_exit(PCIDevice *pci_dev)
         timer_del(&s->req[i].timer);
     }
     timer_del(&s->ready_timer);
+    timer_del(&s->lm_timer);
     qemu_bh_delete(s->process_bh);
     msix_unuse_all_vectors(pci_dev);
     msix_uninit(pci_dev, &s->bar4, &s->bar4);
@@ -1594,11 +2076,8 @@ static const Property azihsm_props[] = {
                        backend_timeout_ms, 2000),
     DEFINE_PROP_UINT32("ready-timeout-ms", AzihsmState,
                        ready_timeout_ms, AZIHSM_READY_TIMEOUT_MS),
-};
-
-static const VMStateDescription azihsm_vmstate = {
-    .name = TYPE_AZIHSM,
-    .unmigratable = 1,
+    DEFINE_PROP_UINT32("migrate-drain-ms", AzihsmState,
+                       migrate_drain_ms, 1000),
 };
 
 static void azihsm_class_init(ObjectClass *oc, void *data)

@@ -24,6 +24,8 @@
 #include "hw/pci/pci_device.h"
 #include "chardev/char-fe.h"
 #include "qom/object.h"
+#include "qemu/notify.h"
+#include "system/runstate.h"
 
 #define TYPE_AZIHSM "azihsm"
 OBJECT_DECLARE_SIMPLE_TYPE(AzihsmState, AZIHSM)
@@ -102,6 +104,7 @@ enum {
     RESET_FUNCTION      = 3,
 };
 #define HELLO_ACCEPTED          0
+#define HELLO_BUSY              2
 #define HELLO_ROT_FAILURE       3
 
 typedef enum AzihsmLinkState {
@@ -186,6 +189,19 @@ typedef struct AzihsmSeg {
     uint32_t len;
 } AzihsmSeg;
 
+/*
+ * A held completion as it travels in the migration stream
+ * (docs/device.md, Migration): the CQ's held list, flattened.
+ */
+typedef struct AzihsmHeldMig {
+    uint16_t cqid;
+    uint16_t sqid;
+    uint32_t sq_gen;
+    uint16_t sqhd;
+    uint16_t status;
+    uint8_t cqe[AZIHSM_MAX_CQE];
+} AzihsmHeldMig;
+
 /* An HSM or AES command forwarded to the backend and not yet answered. */
 typedef struct AzihsmRequest {
     struct AzihsmState *s;
@@ -222,6 +238,7 @@ struct AzihsmState {
     uint32_t res_cnt_default;
     uint32_t backend_timeout_ms;
     uint32_t ready_timeout_ms;
+    uint32_t migrate_drain_ms;
 
     /* controller registers */
     uint32_t cc;
@@ -260,6 +277,27 @@ struct AzihsmState {
     /* introspection */
     uint64_t commands_completed;
     uint64_t commands_failed;
+
+    /* migration (docs/device.md, Migration) */
+    bool hold_posts;        /* pre_save: completions stay held */
+    bool chr_open;          /* the chardev is connected (HELLO may be sent) */
+    bool draining;          /* source: no new HSM/AES fetch while migrating */
+    int64_t drain_start_ms; /* QEMU_CLOCK_REALTIME when draining began */
+    bool parked;            /* no HELLO: incoming, or migrated away */
+    bool migrated_out;      /* source after a completed migration */
+    bool lm_reset_pending;  /* send RESET kind 2 after the next HELLO_ACK */
+    bool lm_reset_wait;     /* RESET kind 2 sent: hold HSM/AES until ack */
+    bool lm_busy;           /* HELLO_ACK busy: the source still holds it */
+    int64_t lm_deadline_ms; /* QEMU_CLOCK_REALTIME: stop holding commands */
+    QEMUTimer lm_timer;
+    uint32_t lm_resets;     /* post-migration NSSRs sent (introspection) */
+    uint32_t mig_res_cnt_default;   /* the source's res-cnt property */
+    uint32_t mig_slots;
+    uint32_t mig_max_inflight;
+    int32_t mig_held_count;
+    AzihsmHeldMig *mig_held;
+    VMChangeStateEntry *vmstate_change;
+    NotifierWithReturn migration_notifier;
 };
 
 /* Queue bookkeeping */
@@ -323,6 +361,7 @@ void azihsm_aes_response(AzihsmState *s, uint32_t msg_id,
 unsigned azihsm_hsm_abort_sq(AzihsmState *s, AzihsmSQ *sq);
 void azihsm_kick(AzihsmState *s);
 void azihsm_set_ready(AzihsmState *s);
+bool azihsm_fetch_paused(AzihsmState *s);
 
 /* azihsm-admin.c */
 void azihsm_admin_submit(AzihsmState *s, AzihsmSQ *sq, const uint8_t *sqe);
@@ -334,6 +373,8 @@ void azihsm_link_send(AzihsmState *s, uint8_t type, uint32_t msg_id,
                       const void *payload, uint32_t payload_len);
 void azihsm_link_send_reset(AzihsmState *s, uint32_t kind);
 void azihsm_link_send_cancel(AzihsmState *s, uint32_t msg_id);
+void azihsm_link_start_handshake(AzihsmState *s);
+void azihsm_link_park(AzihsmState *s);
 void azihsm_link_realize(AzihsmState *s);
 void azihsm_link_unrealize(AzihsmState *s);
 

@@ -42,7 +42,10 @@ class MonotonicCounters:
 
 
 class DeviceIdentity(Protocol):
-    serial: str
+    @property
+    def serial(self) -> str:
+        """The device's serial number."""
+        ...
 
     def at_rest_key(self, label: bytes) -> bytes:
         """A 32-byte key for encrypting persistent state under ``label``.

@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Callable, Generic, Hashable, Protocol, TypeVar
 
 from pyhsm import paths
 from pyhsm.backend.identity import DeviceIdentity
@@ -51,7 +51,8 @@ MAX_SERIAL = 32          # bytes of printable ASCII (docs/device.md, the serial 
 MAX_PARTITIONS = 64      # partition indices 0..63: the real device's number of functions
 GIL_SWITCH_S = 0.0002
 _PEERCRED = struct.Struct("3i")
-T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 class Partition(Protocol):
@@ -123,30 +124,31 @@ def device_name_error(serial_raw: bytes, partition: int) -> str | None:
     return None
 
 
-class _Once:
+class _Once(Generic[K, V]):
     """Results computed once per key, however many threads ask at the same time; a failure is forgotten
     so that a later caller tries again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._futures: dict[object, concurrent.futures.Future] = {}
+        self._futures: dict[K, concurrent.futures.Future[V]] = {}
 
-    def get(self, key: object, make: Callable[[], T]) -> T:
+    def get(self, key: K, make: Callable[[], V]) -> V:
         with self._lock:
-            future = self._futures.get(key)
-            mine = future is None
-            if mine:
-                future = self._futures[key] = concurrent.futures.Future()
-        if mine:
-            try:
-                future.set_result(make())
-            except BaseException as exc:
-                with self._lock:
-                    del self._futures[key]
-                future.set_exception(exc)
+            existing = self._futures.get(key)
+            if existing is None:
+                future: concurrent.futures.Future[V] = concurrent.futures.Future()
+                self._futures[key] = future
+        if existing is not None:
+            return existing.result()
+        try:
+            future.set_result(make())
+        except BaseException as exc:
+            with self._lock:
+                del self._futures[key]
+            future.set_exception(exc)
         return future.result()
 
-    def done(self) -> list[tuple[object, object]]:
+    def done(self) -> list[tuple[K, V]]:
         """The (key, result) pairs computed so far."""
         with self._lock:
             futures = list(self._futures.items())
@@ -165,25 +167,25 @@ class Backend:
                  make_endpoint: EndpointFactory | None = None) -> None:
         self._power_on = power_on
         self._make_endpoint = make_endpoint
-        self._endpoints = _Once()
+        self._endpoints: _Once[str, _Served] = _Once()
         self._recorder = recorder
         self._workers = concurrent.futures.ThreadPoolExecutor(
             max_workers=os.cpu_count() or 2, thread_name_prefix="hsm-crypto")
         self._make_partition = make_partition
         self._credits = credits
         self._allowed = allowed_uids if allowed_uids is not None else frozenset({os.getuid(), 0})
-        self._identities = _Once()
-        self._served = _Once()
+        self._identities: _Once[str, DeviceIdentity] = _Once()
+        self._served: _Once[tuple[str, int], _Served] = _Once()
         self._listener: socket.socket | None = None
         self._stopped = threading.Event()
 
     def devices(self) -> list[tuple[str, DeviceIdentity]]:
         """The powered-on devices (serial, identity)."""
-        return self._identities.done()          # type: ignore[return-value]
+        return self._identities.done()
 
     def partitions(self) -> list[tuple[str, int, Partition]]:
         """The served partitions (serial, index, partition)."""
-        return [(serial, index, s.partition) for (serial, index), s in self._served.done()]  # type: ignore[misc]
+        return [(serial, index, s.partition) for (serial, index), s in self._served.done() if s.partition is not None]
 
     def serve(self, socket_path: Path, ready: Callable[[], None] | None = None) -> None:
         """Listen on ``socket_path`` (mode 0600) until ``close``; each connection gets its own thread.
@@ -359,7 +361,8 @@ class _Link:
                  workers: concurrent.futures.Executor, recorder: Recorder | None = None) -> None:
         self._served = served
         self._recorder = recorder
-        self._partition = served.partition
+        assert served.partition is not None, "a link serves a partition (serve_mailbox serves an endpoint)"
+        self._partition: Partition = served.partition
         self._conn = conn
         self._reader = reader
         self._workers = workers

@@ -79,6 +79,7 @@ class BackendDouble:
         self._thread.start()
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._greeted: set[asyncio.StreamWriter] = set()  # connections past HELLO: answers go there
         self._in_flight = 0
 
     # ---- control from the test thread --------------------------------------------------------------
@@ -142,6 +143,7 @@ class BackendDouble:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        self._greeted.clear()
         self._in_flight = 0
         self._held.clear()
 
@@ -159,7 +161,7 @@ class BackendDouble:
             return
         self._in_flight -= 1
         frame = answer if isinstance(answer, bytes) else link.encode_frame(msg_id, answer)
-        for writer in self._writers:
+        for writer in self._greeted:
             writer.write(frame)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -168,6 +170,7 @@ class BackendDouble:
             msg_id, hello = await link.read_frame(reader)
             assert isinstance(hello, link.Hello), hello
             self.hellos.append(hello)
+            self._greeted.add(writer)
             if self.hello_delay_s:
                 await asyncio.sleep(self.hello_delay_s)
             self.hello_ack_times.append(time.monotonic())
@@ -196,4 +199,5 @@ class BackendDouble:
             pass
         finally:
             self._writers.discard(writer)
+            self._greeted.discard(writer)
             writer.close()

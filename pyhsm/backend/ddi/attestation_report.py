@@ -22,8 +22,8 @@ def _unsigned(value: int) -> bytes:
 
 def cose_key(public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
     if isinstance(public, ec.EllipticCurvePublicKey):
-        nums = public.public_numbers()
-        return cbor.encode({1: 2, -1: _CURVE_IDS[public.curve.name], -2: _unsigned(nums.x), -3: _unsigned(nums.y)})
+        point = public.public_numbers()
+        return cbor.encode({1: 2, -1: _CURVE_IDS[public.curve.name], -2: _unsigned(point.x), -3: _unsigned(point.y)})
     nums = public.public_numbers()
     return cbor.encode({1: 3, -1: _unsigned(nums.n), -2: _unsigned(nums.e)})
 

@@ -21,9 +21,10 @@ from pyhsm.protocol.ddi.types import DeviceKind
 class Call:
     """One DDI command in progress. Handlers set ``dirty`` when persistent state changed and
     ``opened`` when they created or re-established a session. ``lock`` is the partition's lock,
-    held while the handler runs."""
+    held while the handler runs. ``partition_vault`` is None for a command that runs outside any
+    partition (the serial bus's management ops), whose handlers never touch ``vault``."""
 
-    vault: Vault
+    partition_vault: Vault | None
     identity: DeviceIdentity
     bk_boot: bytes
     header: Any
@@ -33,6 +34,12 @@ class Call:
     opened: Session | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     kind: DeviceKind = DeviceKind.Physical
+
+    @property
+    def vault(self) -> Vault:
+        """The partition's state."""
+        assert self.partition_vault is not None, "handler needs a partition but runs outside one"
+        return self.partition_vault
 
     @property
     def physical(self) -> bool:

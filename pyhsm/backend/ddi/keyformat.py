@@ -14,6 +14,7 @@ from collections import OrderedDict
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from pyhsm.protocol.ddi.types import KINDS, VAR_HMAC_LENGTHS, Family, KeyType
 
@@ -33,11 +34,12 @@ _validated: OrderedDict[bytes, None] = OrderedDict()   # SHA-256 of DER private 
 _validated_lock = threading.Lock()
 
 
-def load_external_private(der: bytes) -> PrivateKey:
+def load_external_private(der: bytes) -> PrivateKeyTypes:
     """A DER private key from outside the device (RsaUnwrap), fully validated by OpenSSL (RSA: primes,
     modulus, exponents). Validation is a function of the bytes alone, so the SHA-256 of the last
     keys that passed it is remembered (not the keys) and the same bytes again skip the check, which
-    costs up to 0.5 s for RSA-4096. Raises ValueError or TypeError like ``load_der_private_key``."""
+    costs up to 0.5 s for RSA-4096. Any algorithm's key is returned (the caller checks the kind it
+    expects). Raises ValueError or TypeError like ``load_der_private_key``."""
     digest = hashlib.sha256(der).digest()
     with _validated_lock:
         known = digest in _validated

@@ -21,7 +21,7 @@ from pyhsm.backend.identity import DeviceIdentity
 from pyhsm.crypto.kdf import kbkdf384
 from pyhsm.protocol import link
 from pyhsm.protocol.ddi.envelope import API_REV_MAX, API_REV_MIN, encode_response, open_request
-from pyhsm.protocol.ddi.errors import DdiFailure
+from pyhsm.protocol.ddi.errors import DdiFailure, ResponseStatus
 from pyhsm.protocol.ddi.mbor import MborError
 from pyhsm.protocol.ddi.optable import BY_NAME, OPS
 from pyhsm.protocol.ddi.schemas import OP_INVALID, OpSpec, SessionKind
@@ -145,7 +145,7 @@ class Partition:
         hdr = opened.header
         spec = OPS.get(hdr.op)
 
-        def error(status: DdiStatus) -> link.Response:
+        def error(status: ResponseStatus) -> link.Response:
             payload = encode_response(hdr.op, status, rev=hdr.rev, sess_id=hdr.sess_id)
             return self._respond(request, echo, payload)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from typing import BinaryIO
+from typing import IO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -61,19 +61,19 @@ def generate(bits: int) -> rsa.RSAPrivateKey:
     return key
 
 
-def _read_answer(stream: BinaryIO) -> bytes:
+def _read_answer(stream: IO[bytes]) -> bytes:
     length = _read_exactly(stream, _LENGTH)
     return _read_exactly(stream, int.from_bytes(length, "big"))
 
 
-def _read_exactly(stream: BinaryIO, n: int) -> bytes:
+def _read_exactly(stream: IO[bytes], n: int) -> bytes:
     data = stream.read(n)
     if len(data) != n:
         raise EOFError("RSA key helper ended")
     return data
 
 
-def _serve(requests: BinaryIO, answers: BinaryIO) -> None:
+def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """The helper's loop: one key per request until its input closes."""
     while len(size := requests.read(_LENGTH)) == _LENGTH:
         der = rsa.generate_private_key(65537, int.from_bytes(size, "big")).private_bytes(

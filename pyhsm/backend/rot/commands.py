@@ -77,7 +77,10 @@ def _verify_chain(args: argparse.Namespace) -> int:
         for chain, result in zip(chains, verified):
             _print_chain(chain, result)
         if args.report:
-            report = verify.verify_report(args.report.read_bytes(), verified[0].leaf_public_key)
+            leaf = verified[0].leaf_public_key
+            if not isinstance(leaf, ec.EllipticCurvePublicKey):
+                raise verify.VerificationError("the leaf key is not an ECC key (attestation reports are ES384)")
+            report = verify.verify_report(args.report.read_bytes(), leaf)
             _print_report(report)
             if args.report_data is not None:
                 expected = bytes.fromhex(args.report_data).ljust(128, b"\0")

@@ -36,6 +36,10 @@ _NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezon
 ROLES = {0: "Device ID", 1: "Boot Loader Alias", 2: "Runtime Alias"}
 ATTESTATION_ROLE = "Attestation Key"
 
+PrivateKey = ec.EllipticCurvePrivateKey | mldsa.MLDSA87PrivateKey
+"""A key that signs certificates: a layer's P-384 or ML-DSA-87 key."""
+PublicKey = ec.EllipticCurvePublicKey | mldsa.MLDSA87PublicKey
+
 
 def next_cdi(parent: bytes | bytearray, stage: Stage) -> bytearray:
     """CDI of ``stage``'s layer from the parent secret (UDS or previous CDI) and the stage's measurement."""
@@ -81,7 +85,7 @@ def tcb_info(stage: Stage) -> der.TcbInfo:
                        fwids=[(der.OID_SHA384, stage.measurement)], type=stage.name.encode())
 
 
-def subject(role: str, serial: str, public_key: object) -> x509.Name:
+def subject(role: str, serial: str, public_key: PublicKey) -> x509.Name:
     spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, VENDOR),
@@ -93,11 +97,11 @@ def subject(role: str, serial: str, public_key: object) -> x509.Name:
 @dataclass(frozen=True)
 class Issuer:
     name: x509.Name
-    key: object            # private key
-    public_key: object
+    key: PrivateKey
+    public_key: PublicKey
 
 
-def issue(public_key: object, name: x509.Name, issuer: Issuer | None, signing_key: object, *,
+def issue(public_key: PublicKey, name: x509.Name, issuer: Issuer | None, signing_key: PrivateKey, *,
           path_length: int | None, ueid: bytes, tcb: der.TcbInfo | None) -> x509.Certificate:
     """One certificate; ``issuer`` None means self-signed. ``path_length`` None means an end-entity."""
     spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -149,6 +153,7 @@ def build_chains(layers: list[LayerKeys], attestation: ec.EllipticCurvePrivateKe
                                path_length=path_length, ueid=ueid, tcb=tcb))
         ecc_issuer = Issuer(p384[-1].subject, layer.ecc, layer.ecc.public_key())
         pq_issuer = Issuer(pq[-1].subject, layer.mldsa, layer.mldsa.public_key())
+    assert ecc_issuer is not None, "a chain needs at least the Device ID layer"
     leaf_name = subject(ATTESTATION_ROLE, serial, attestation.public_key())
     p384.append(issue(attestation.public_key(), leaf_name, ecc_issuer, ecc_issuer.key,
                       path_length=None, ueid=ueid, tcb=None))

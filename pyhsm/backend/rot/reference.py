@@ -80,7 +80,7 @@ _erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def cell_thresholds(bias: np.ndarray, drift: np.ndarray, drift_scale: float, sigma: float) -> np.ndarray:
-    p = 0.5 * (1.0 + _erf((bias + drift_scale * drift) / sigma / math.sqrt(2.0)).astype(np.float64))
+    p = 0.5 * (1.0 + np.asarray(_erf((bias + drift_scale * drift) / sigma / math.sqrt(2.0))).astype(np.float64))
     return np.minimum(np.floor(p * 4294967296.0), 4294967295.0).astype(np.uint32)
 
 

@@ -36,9 +36,12 @@ class PufStats:
         return 1.0 - self.intra_mean
 
 
-def fleet(count: int, seed: int = 0, **knobs: float) -> list[SiliconProfile]:
-    """``count`` silicon profiles with independent seeds (noise spread calibrated once for all)."""
-    base = manufacture("fleet-0", seed=deterministic_seed("fleet-0"), **knobs)
+def fleet(count: int, seed: int = 0, *, cells: int = 8192, nominal_ber: float = 0.10,
+          **knobs: float) -> list[SiliconProfile]:
+    """``count`` silicon profiles with independent seeds (noise spread calibrated once for all);
+    ``cells``, ``nominal_ber`` and ``knobs`` as for ``manufacture``."""
+    base = manufacture("fleet-0", seed=deterministic_seed("fleet-0"), cells=cells, nominal_ber=nominal_ber,
+                       **knobs)
 
     def member(i: int) -> SiliconProfile:
         digest = hashlib.sha256(f"azihsm-fleet-{seed}-{i}".encode()).hexdigest()

@@ -250,7 +250,7 @@ def _alg_structs(algs: Algorithms, count: int) -> list[int]:
     rest = algs.rest[4 * (algs.ext_asym_count + algs.ext_hash_count):]
     if len(algs.rest) < 4 * (algs.ext_asym_count + algs.ext_hash_count):
         raise RecordError("extended algorithm lists run past the message")
-    kinds = []
+    kinds: list[int] = []
     for _ in range(count):
         if len(rest) < 2:
             raise RecordError("algorithm structure table runs past the message")

@@ -27,7 +27,7 @@ from pyhsm.backend.identity import DeviceIdentity
 from pyhsm.backend.serialbus.chunking import OutOfRange, portion
 from pyhsm.backend.serialbus.dispatch import Route
 from pyhsm.protocol.ddi.envelope import encode_response, open_request
-from pyhsm.protocol.ddi.errors import DdiFailure
+from pyhsm.protocol.ddi.errors import DdiFailure, ResponseStatus
 from pyhsm.protocol.ddi.mbor import MborError
 from pyhsm.protocol.ddi.optable import OPS
 from pyhsm.protocol.ddi.schemas import OP_INVALID
@@ -117,8 +117,9 @@ class Management:
         if req.index != 0:                 # 0: the unique chip identifier (the DICE UEID)
             raise Refused(ErrorCode.INVALID_REQ, req.index)
         cert = x509.load_der_x509_certificate(self._chain[0])
-        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(der.OID_TCG_DICE_UEID))
-        return der.decode_ueid(ext.value.value)
+        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(der.OID_TCG_DICE_UEID)).value
+        assert isinstance(ext, x509.UnrecognizedExtension)    # cryptography does not parse the TCG UEID
+        return der.decode_ueid(ext.value)
 
     def _digest(self, header: VendorHeader, req: DigestRequest) -> bytes:
         if req.slot != 0 or req.key_alg != 0:
@@ -178,7 +179,7 @@ def management_ddi(identity: DeviceIdentity, kind: DeviceKind, payload: bytes) -
     hdr = opened.header
     spec = OPS.get(hdr.op)
 
-    def error(status: DdiStatus) -> bytes:
+    def error(status: ResponseStatus) -> bytes:
         return encode_response(hdr.op, status, rev=hdr.rev, sess_id=hdr.sess_id)
 
     if spec is None or spec.name not in MANAGEMENT_DDI_OPS:

@@ -119,6 +119,14 @@ class Controller:
         self._buffers: dict[tuple[int, int], _Buffers] = {}
         self._next_admin_cid = 0
 
+    def rebind(self, qtest: Qtest) -> None:
+        """Follow the guest to a migration destination: the same queues, buffers and MSI-X
+        messages, now reached through the destination's qtest channel (docs/device.md, "Migration")."""
+        self.qtest = qtest
+        self.function.config.qtest = qtest
+        self.msix.qtest = qtest
+        self.memory._qtest = qtest
+
     # ---- registers -------------------------------------------------------------------------------
     def read32(self, offset: int) -> int:
         return self.qtest.readl(self.regs + offset)

@@ -57,12 +57,14 @@ def mailbox_device_args(backend_socket: Path | str, *, serial: str | None = None
 
 
 class Machine:
-    """One QEMU process. Use as a context manager; ``qtest`` and ``qmp`` are live inside it."""
+    """One QEMU process. Use as a context manager; ``qtest`` and ``qmp`` are live inside it.
+
+    ``incoming=True`` starts a migration destination (``-incoming defer``; see ``migration.py``)."""
 
     def __init__(self, extra_args: Sequence[str] = (), *, memory: str = "256M",
-                 binary: Path | None = None) -> None:
+                 binary: Path | None = None, incoming: bool = False) -> None:
         self._binary = require_qemu(binary)
-        self._extra_args = list(extra_args)
+        self._extra_args = list(extra_args) + (["-incoming", "defer"] if incoming else [])
         self._memory = memory
         self._dir = Path(tempfile.mkdtemp(prefix="qt-", dir="/tmp"))
         self.log_path = self._dir / "qemu.log"

@@ -4,16 +4,14 @@ public key (docs/ddi.md, "Device profiles")."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyhsm.backend.ddi import attestation_report as report
 from pyhsm.backend.ddi.call import Call, Handler
 from pyhsm.backend.ddi.ops.common import private_key, require_family
-from pyhsm.protocol.ddi.optable import BY_NAME
+from pyhsm.protocol.ddi import messages
 from pyhsm.protocol.ddi.types import KINDS, Family
 
 
-def attest_key(call: Call, req: Any) -> Any:
+def attest_key(call: Call, req: messages.DdiAttestKeyReq) -> messages.DdiAttestKeyResp:
     entry = call.vault.keys.use(req.key_id, call.app_id, call.active_session().sess_id)
     if not call.physical:
         require_family(entry, Family.RSA, Family.ECC)
@@ -21,7 +19,7 @@ def attest_key(call: Call, req: Any) -> Any:
     public = private_key(entry).public_key() if asymmetric else None
     flags = report.report_flags(entry.flags, entry.kind, call.physical)
     signed = report.build(call.identity.attestation_key(), public, flags, entry.app_id, req.report_data)
-    return BY_NAME["AttestKey"].response(report=signed)
+    return messages.DdiAttestKeyResp(report=signed)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from typing import Sequence
 
 from pyhsm.backend.ddi.call import Call, Handler
+from pyhsm.protocol.ddi import messages
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus
 
 
@@ -25,18 +25,18 @@ def _slot(slot_id: int) -> None:
         raise DdiFailure(DdiStatus.InvalidArg, f"certificate slot {slot_id} does not exist")
 
 
-def get_cert_chain_info(call: Call, req: Any) -> Any:
+def get_cert_chain_info(call: Call, req: messages.DdiGetCertChainInfoReq) -> messages.DdiGetCertChainInfoResp:
     _slot(req.slot_id)
     chain = call.identity.certificate_chain()
-    return BY_NAME["GetCertChainInfo"].response(num_certs=len(chain), thumbprint=thumbprint(chain))
+    return messages.DdiGetCertChainInfoResp(num_certs=len(chain), thumbprint=thumbprint(chain))
 
 
-def get_certificate(call: Call, req: Any) -> Any:
+def get_certificate(call: Call, req: messages.DdiGetCertificateReq) -> messages.DdiGetCertificateResp:
     _slot(req.slot_id)
     chain = call.identity.certificate_chain()
     if req.cert_id >= len(chain):
         raise DdiFailure(DdiStatus.InvalidArg, f"certificate {req.cert_id} of {len(chain)}")
-    return BY_NAME["GetCertificate"].response(certificate=chain[req.cert_id])
+    return messages.DdiGetCertificateResp(certificate=chain[req.cert_id])
 
 
 HANDLERS: dict[str, Handler] = {

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pyhsm.backend.ddi.call import Call
 from pyhsm.backend.ddi.keyformat import KeyFormatError, material_to_private, spki
 from pyhsm.backend.ddi.keys import KeyEntry
 from pyhsm.backend.ddi.masking import Metadata, mask
+from pyhsm.protocol.ddi import messages
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.protocol.ddi.schemas import PUBLIC_KEY
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import ECC_BY_NAME, KINDS, RSA_PUBLIC, USAGE_FLAGS, Family, Flag, KeyType, Usage
 
@@ -21,6 +21,9 @@ _USAGE_BITS: dict[frozenset[int], Usage] = {
     frozenset({2, 3}): Usage.ENCRYPT_DECRYPT, frozenset({4, 5}): Usage.SIGN_VERIFY,
     frozenset({8}): Usage.UNWRAP, frozenset({6}): Usage.DERIVE,
 }
+
+
+E = TypeVar("E", bound=enum.IntEnum)
 
 
 class TagRule(enum.Enum):
@@ -37,7 +40,7 @@ class Properties:
     label: bytes
 
 
-def properties(props: Any, kind: KeyType) -> Properties:
+def properties(props: messages.DdiTargetKeyProperties, kind: KeyType) -> Properties:
     """Validate the requested usage for ``kind``; InvalidPermissions unless exactly one allowed class."""
     value = int.from_bytes(props.key_metadata.blob, "little")
     bits = frozenset(i for i in range(128) if value >> i & 1) - {_SESSION_BIT, _MODIFIABLE_BIT}
@@ -99,17 +102,21 @@ def private_key(entry: KeyEntry) -> Any:
         raise DdiFailure(DdiStatus.KeyDecodeFailed, "stored key does not decode") from None
 
 
-def public_key_of(entry: KeyEntry) -> Any:
+def public_key_of(entry: KeyEntry) -> messages.DdiDerPublicKey | None:
     """DdiDerPublicKey for RSA/ECC private keys, None otherwise."""
-    family = KINDS[entry.kind].family
-    if family not in (Family.RSA, Family.ECC):
+    if KINDS[entry.kind].family not in (Family.RSA, Family.ECC):
         return None
+    return asymmetric_public_key(entry)
+
+
+def asymmetric_public_key(entry: KeyEntry) -> messages.DdiDerPublicKey:
+    """DdiDerPublicKey of an RSA or ECC private key."""
     key = private_key(entry)
-    if family is Family.ECC:
+    if KINDS[entry.kind].family is Family.ECC:
         public_kind = ECC_BY_NAME[key.curve.name][1]
     else:
         public_kind = RSA_PUBLIC[key.key_size]
-    return PUBLIC_KEY(der=spki(key), key_kind=int(public_kind))
+    return messages.DdiDerPublicKey(der=spki(key), key_kind=int(public_kind))
 
 
 def bulk_id(entry: KeyEntry, key_id: int) -> int | None:
@@ -121,7 +128,7 @@ def require_family(entry: KeyEntry, *families: Family) -> None:
         raise DdiFailure(DdiStatus.InvalidKeyType, f"{entry.kind.name} cannot be used here")
 
 
-def enum_value(enum_cls: type[enum.IntEnum], value: int, what: str) -> Any:
+def enum_value(enum_cls: type[E], value: int, what: str) -> E:
     try:
         return enum_cls(value)
     except ValueError:

@@ -9,7 +9,6 @@ counter is persisted, so a backend restart does not reset it; a successful login
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,13 +18,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pyhsm.backend.ddi import masking, provisioning, rsa_keygen
 from pyhsm.backend.ddi.call import Call, Handler
 from pyhsm.backend.ddi.keyformat import KeyFormatError, material_to_private, spki
-from pyhsm.backend.ddi.keys import INTERNAL_APP
+from pyhsm.backend.ddi.keys import INTERNAL_APP, KeyEntry
 from pyhsm.backend.ddi.vault import Provisioning, generated_entry
-from pyhsm.protocol.ddi import physical
+from pyhsm.protocol.ddi import messages, physical
 from pyhsm.protocol.ddi.credential_seal import open_sealed, parse_client_key
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.protocol.ddi.optable import BY_NAME
-from pyhsm.protocol.ddi.schemas import PUBLIC_KEY
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import Flag, KeyType
 
@@ -33,14 +30,14 @@ MAX_FAILED_LOGINS = 5
 _UNWRAPPING_FLAGS = Flag.UNWRAP | Flag.WRAP | Flag.LOCAL
 
 
-def _credential_key(call: Call, key_id: int | None, op: str) -> Any:
+def _credential_key(call: Call, key_id: int | None) -> tuple[messages.DdiDerPublicKey, bytes, bytes]:
+    """(pub_key, nonce, pub_key_signature) of a credential-encryption key's response."""
     if key_id is None:
         raise DdiFailure(DdiStatus.KeyNotFound, "the establish-credential key was already used")
     key = call.vault.device_private(key_id)
     der = spki(key)
-    return BY_NAME[op].response(
-        pub_key=PUBLIC_KEY(der=der, key_kind=int(KeyType.Ecc384Public)), nonce=call.vault.nonce,
-        pub_key_signature=_endorsement(call, der) if call.physical else b"")
+    return (messages.DdiDerPublicKey(der=der, key_kind=int(KeyType.Ecc384Public)), call.vault.nonce,
+            _endorsement(call, der) if call.physical else b"")
 
 
 def _endorsement(call: Call, der: bytes) -> bytes:
@@ -51,14 +48,18 @@ def _endorsement(call: Call, der: bytes) -> bytes:
     return r.to_bytes(48, "big") + s.to_bytes(48, "big")
 
 
-def get_establish_cred_encryption_key(call: Call, req: Any) -> Any:
-    return _credential_key(call, call.vault.establish_key_id, "GetEstablishCredEncryptionKey")
+def get_establish_cred_encryption_key(call: Call, req: messages.DdiGetEstablishCredEncryptionKeyReq
+                                      ) -> messages.DdiGetEstablishCredEncryptionKeyResp:
+    pub_key, nonce, signature = _credential_key(call, call.vault.establish_key_id)
+    return messages.DdiGetEstablishCredEncryptionKeyResp(pub_key=pub_key, nonce=nonce, pub_key_signature=signature)
 
 
-def get_session_encryption_key(call: Call, req: Any) -> Any:
+def get_session_encryption_key(call: Call, req: messages.DdiGetSessionEncryptionKeyReq
+                               ) -> messages.DdiGetSessionEncryptionKeyResp:
     if call.vault.credential is None:
         raise DdiFailure(DdiStatus.CredentialsNotEstablished, "no credential yet")
-    return _credential_key(call, call.vault.session_key_id, "GetSessionEncryptionKey")
+    pub_key, nonce, signature = _credential_key(call, call.vault.session_key_id)
+    return messages.DdiGetSessionEncryptionKeyResp(pub_key=pub_key, nonce=nonce, pub_key_signature=signature)
 
 
 def _check_lengths(**pieces: tuple[bytes, int]) -> None:
@@ -67,7 +68,7 @@ def _check_lengths(**pieces: tuple[bytes, int]) -> None:
             raise DdiFailure(DdiStatus.InvalidArg, f"{name} must be {length} bytes")
 
 
-def _decrypt(call: Call, key_id: int, pub_key: Any, pieces: list[bytes], iv: bytes, nonce: bytes,
+def _decrypt(call: Call, key_id: int, pub_key: messages.DdiDerPublicKey, pieces: list[bytes], iv: bytes, nonce: bytes,
              tag: bytes) -> list[bytes]:
     """Nonce, client key, tag; then the nonce is replaced (before any ID/PIN comparison)."""
     if not hmac.compare_digest(nonce, call.vault.nonce):
@@ -78,7 +79,7 @@ def _decrypt(call: Call, key_id: int, pub_key: Any, pieces: list[bytes], iv: byt
     return plain
 
 
-def _verify_pota(call: Call, req: Any) -> None:
+def _verify_pota(call: Call, req: messages.DdiEstablishCredentialReq) -> None:
     if req.pota_pub_key.key_kind != KeyType.Ecc384Public or len(req.pota_sig) != 96:
         raise DdiFailure(DdiStatus.InvalidArg, "POTA key must be Ecc384Public with a 96-byte r||s signature")
     try:
@@ -93,7 +94,7 @@ def _verify_pota(call: Call, req: Any) -> None:
         raise DdiFailure(DdiStatus.InvalidArg, "POTA endorsement does not verify") from None
 
 
-def establish_credential(call: Call, req: Any) -> Any:
+def establish_credential(call: Call, req: messages.DdiEstablishCredentialReq) -> messages.DdiEstablishCredentialResp:
     vault = call.vault
     if not req.masked_bk3:
         raise DdiFailure(DdiStatus.InvalidArg, "masked BK3 is required")
@@ -116,10 +117,10 @@ def establish_credential(call: Call, req: Any) -> Any:
     vault.failed_logins = 0
     vault.provisioning = prov
     call.dirty = True
-    return BY_NAME["EstablishCredential"].response(bmk=prov.bmk)
+    return messages.DdiEstablishCredentialResp(bmk=prov.bmk)
 
 
-def _provision(call: Call, req: Any) -> tuple[Provisioning, Any]:
+def _provision(call: Call, req: messages.DdiEstablishCredentialReq) -> tuple[Provisioning, KeyEntry]:
     """Derive every provisioning secret without touching the vault (so a failure changes nothing)."""
     try:
         _, bk3 = masking.unmask(call.bk_boot, req.masked_bk3)
@@ -145,7 +146,7 @@ def _provision(call: Call, req: Any) -> tuple[Provisioning, Any]:
     return Provisioning(bk_part, mk, bmk, -1, masked_unwrapping), unwrapping
 
 
-def _login(call: Call, cred: Any, pub_key: Any) -> bytes:
+def _login(call: Call, cred: messages.DdiEncryptedSessionCredential, pub_key: messages.DdiDerPublicKey) -> bytes:
     """Check a session credential; returns the 48-byte seed."""
     vault = call.vault
     if vault.credential is None or vault.provisioning is None:
@@ -168,18 +169,18 @@ def _login(call: Call, cred: Any, pub_key: Any) -> bytes:
     return seed
 
 
-def open_session(call: Call, req: Any) -> Any:
+def open_session(call: Call, req: messages.DdiOpenSessionReq) -> messages.DdiOpenSessionResp:
     seed = _login(call, req.encrypted_credential, req.pub_key)
     bk_sess = provisioning.bk_session(call.provisioned().bk_partition, seed)
     masking_key, bmk_session = provisioning.new_session_bmk(bk_sess)
     session = call.vault.sessions.allocate(call.rev)
     session.seed, session.masking_key = seed, masking_key
     call.opened = session
-    return BY_NAME["OpenSession"].response(sess_id=session.sess_id, short_app_id=session.short_app_id,
-                                           bmk_session=bmk_session)
+    return messages.DdiOpenSessionResp(sess_id=session.sess_id, short_app_id=session.short_app_id,
+                                       bmk_session=bmk_session)
 
 
-def reopen_session(call: Call, req: Any) -> Any:
+def reopen_session(call: Call, req: messages.DdiReopenSessionReq) -> messages.DdiReopenSessionResp:
     session = call.active_session()
     call.provisioned()   # PartitionNotProvisioned until the credential is established again (after NSSR)
     seed = _login(call, req.encrypted_credential, req.pub_key)
@@ -191,18 +192,18 @@ def reopen_session(call: Call, req: Any) -> Any:
     session.seed, session.masking_key = seed, masking_key
     session.rev, session.needs_renegotiation = call.rev, False
     call.opened = session
-    return BY_NAME["ReopenSession"].response(sess_id=session.sess_id, short_app_id=session.short_app_id,
-                                             bmk_session=req.bmk_session)
+    return messages.DdiReopenSessionResp(sess_id=session.sess_id, short_app_id=session.short_app_id,
+                                         bmk_session=req.bmk_session)
 
 
-def close_session(call: Call, req: Any) -> Any:
+def close_session(call: Call, req: messages.DdiCloseSessionReq) -> messages.DdiCloseSessionResp:
     session = call.active_session()
     call.vault.keys.drop_session(session.sess_id)
     call.vault.sessions.free(session.sess_id)
-    return BY_NAME["CloseSession"].response()
+    return messages.DdiCloseSessionResp()
 
 
-def change_pin(call: Call, req: Any) -> Any:
+def change_pin(call: Call, req: messages.DdiChangePinReq) -> messages.DdiChangePinResp:
     vault = call.vault
     new = req.new_pin
     _check_lengths(encrypted_pin=(new.encrypted_pin, 16), iv=(new.iv, 16))
@@ -212,7 +213,7 @@ def change_pin(call: Call, req: Any) -> Any:
     assert vault.credential is not None
     vault.credential = (vault.credential[0], pin)
     call.dirty = True
-    return BY_NAME["ChangePin"].response()
+    return messages.DdiChangePinResp()
 
 
 HANDLERS: dict[str, Handler] = {

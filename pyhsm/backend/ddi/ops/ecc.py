@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
@@ -20,9 +18,8 @@ from pyhsm.backend.ddi.ops.common import (
     require_family,
     tag_of,
 )
+from pyhsm.protocol.ddi import messages
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.protocol.ddi.optable import BY_NAME
-from pyhsm.protocol.ddi.schemas import PUBLIC_KEY
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import CURVES, ECC_BY_NAME, EccCurve, Family, Flag, KeyType
 
@@ -32,18 +29,19 @@ _DIGEST_HASHES: dict[int, hashes.HashAlgorithm] = {
     20: hashes.SHA1(), 32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}
 
 
-def ecc_generate_key_pair(call: Call, req: Any) -> Any:
+def ecc_generate_key_pair(call: Call, req: messages.DdiEccGenerateKeyPairReq) -> messages.DdiEccGenerateKeyPairResp:
     curve, private_kind, public_kind = CURVES[enum_value(EccCurve, req.curve, "curve")]
     props = properties(req.key_properties, private_kind)
     tag = tag_of(req.key_tag, props, TagRule.ZERO_IS_NONE)
     key = ec.generate_private_key(curve)
     key_id, masked = create(call, new_entry(call, private_kind, private_to_material(key), props, tag,
                                             local=True, private=key))
-    return BY_NAME["EccGenerateKeyPair"].response(
-        private_key_id=key_id, pub_key=PUBLIC_KEY(der=spki(key), key_kind=int(public_kind)), masked_key=masked)
+    return messages.DdiEccGenerateKeyPairResp(
+        private_key_id=key_id, pub_key=messages.DdiDerPublicKey(der=spki(key), key_kind=int(public_kind)),
+        masked_key=masked)
 
 
-def ecc_sign(call: Call, req: Any) -> Any:
+def ecc_sign(call: Call, req: messages.DdiEccSignReq) -> messages.DdiEccSignResp:
     entry = call.vault.keys.use(req.key_id, call.app_id, call.active_session().sess_id)
     require_family(entry, Family.ECC)
     entry.require(Flag.SIGN)
@@ -55,10 +53,10 @@ def ecc_sign(call: Call, req: Any) -> Any:
         der = key.sign(req.digest, ec.ECDSA(Prehashed(algorithm)))
     r, s = decode_dss_signature(der)
     size = (key.curve.key_size + 7) // 8
-    return BY_NAME["EccSign"].response(signature=r.to_bytes(size, "big") + s.to_bytes(size, "big"))
+    return messages.DdiEccSignResp(signature=r.to_bytes(size, "big") + s.to_bytes(size, "big"))
 
 
-def ecdh_key_exchange(call: Call, req: Any) -> Any:
+def ecdh_key_exchange(call: Call, req: messages.DdiEcdhKeyExchangeReq) -> messages.DdiEcdhKeyExchangeResp:
     entry = call.vault.keys.use(req.priv_key_id, call.app_id, call.active_session().sess_id)
     require_family(entry, Family.ECC)
     entry.require(Flag.DERIVE)
@@ -80,7 +78,7 @@ def ecdh_key_exchange(call: Call, req: Any) -> Any:
     except ValueError:
         raise DdiFailure(DdiStatus.EccDeriveError, "ECDH failed") from None
     key_id, masked = create(call, new_entry(call, secret_kind, secret, props, tag, local=call.physical))
-    return BY_NAME["EcdhKeyExchange"].response(key_id=key_id, masked_key=masked)
+    return messages.DdiEcdhKeyExchangeResp(key_id=key_id, masked_key=masked)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyhsm.backend.ddi import masking
 from pyhsm.backend.ddi.call import Call, Handler
 from pyhsm.backend.ddi.keyformat import KeyFormatError, expected_length, material_to_private
 from pyhsm.backend.ddi.keys import INTERNAL_APP, KeyEntry
-from pyhsm.backend.ddi.ops.common import bulk_id, public_key_of
+from pyhsm.backend.ddi.ops.common import asymmetric_public_key, bulk_id, public_key_of
+from pyhsm.protocol.ddi import messages
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import KINDS, VAR_HMAC_LENGTHS, Family, Flag, KeyType
 
 
-def open_key(call: Call, req: Any) -> Any:
+def open_key(call: Call, req: messages.DdiOpenKeyReq) -> messages.DdiOpenKeyResp:
     key_id = call.vault.keys.find_tag(call.app_id, req.key_tag) if req.key_tag else None
     if key_id is None:  # tag 0 names no key: KeyNotFound like any unknown tag (the vendor's search)
         raise DdiFailure(DdiStatus.KeyNotFound, f"no key with tag {req.key_tag}")
     entry = call.vault.keys.get(key_id)
-    return BY_NAME["OpenKey"].response(key_id=key_id, key_kind=int(entry.kind), pub_key=public_key_of(entry),
-                                       bulk_key_id=bulk_id(entry, key_id))
+    return messages.DdiOpenKeyResp(key_id=key_id, key_kind=int(entry.kind), pub_key=public_key_of(entry),
+                                   bulk_key_id=bulk_id(entry, key_id))
 
 
-def delete_key(call: Call, req: Any) -> Any:
+def delete_key(call: Call, req: messages.DdiDeleteKeyReq) -> messages.DdiDeleteKeyResp:
     entry = call.vault.keys.delete(req.key_id, call.app_id, call.active_session().sess_id)
     call.dirty = entry.session is None
-    return BY_NAME["DeleteKey"].response()
+    return messages.DdiDeleteKeyResp()
 
 
 def _restored_entry(call: Call, blob: bytes) -> KeyEntry:
@@ -61,20 +59,20 @@ def _restored_entry(call: Call, blob: bytes) -> KeyEntry:
     return entry
 
 
-def unmask_key(call: Call, req: Any) -> Any:
+def unmask_key(call: Call, req: messages.DdiUnmaskKeyReq) -> messages.DdiUnmaskKeyResp:
     entry = _restored_entry(call, req.masked_key)
     key_id = call.vault.keys.insert(entry)
     call.dirty = entry.session is None
-    return BY_NAME["UnmaskKey"].response(key_id=key_id, pub_key=public_key_of(entry),
-                                         bulk_key_id=bulk_id(entry, key_id), kind=int(entry.kind),
-                                         masked_key=req.masked_key)
+    return messages.DdiUnmaskKeyResp(key_id=key_id, pub_key=public_key_of(entry),
+                                     bulk_key_id=bulk_id(entry, key_id), kind=int(entry.kind),
+                                     masked_key=req.masked_key)
 
 
-def get_unwrapping_key(call: Call, req: Any) -> Any:
+def get_unwrapping_key(call: Call, req: messages.DdiGetUnwrappingKeyReq) -> messages.DdiGetUnwrappingKeyResp:
     prov = call.provisioned()
     entry = call.vault.keys.get(prov.unwrapping_key_id)
-    return BY_NAME["GetUnwrappingKey"].response(key_id=prov.unwrapping_key_id, pub_key=public_key_of(entry),
-                                                masked_key=prov.masked_unwrapping_key)
+    return messages.DdiGetUnwrappingKeyResp(key_id=prov.unwrapping_key_id, pub_key=asymmetric_public_key(entry),
+                                            masked_key=prov.masked_unwrapping_key)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -5,15 +5,14 @@ done by the ``pyhsm.crypto.pqc`` provider."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyhsm.backend.ddi.call import Call, Handler
 from pyhsm.backend.ddi.keys import KeyEntry
 from pyhsm.backend.ddi.ops.common import TagRule, create, new_entry, properties, require_family, tag_of
 from pyhsm.crypto.pqc import MLDSA, MLKEM, MlDsaParams, MlKemParams, default_provider
 from pyhsm.crypto.pqc.provider import InvalidInput
+from pyhsm.protocol.ddi import messages
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import Family, Flag, KeyType
 
@@ -33,7 +32,8 @@ def _seed(requested: bytes | None, length: int) -> bytes:
     return requested
 
 
-def _generate(call: Call, req: Any, kinds: dict[int, KeyType], family: str) -> tuple[int, bytes, bytes]:
+def _generate(call: Call, req: messages.DdiMlDsaGenerateKeyReq | messages.DdiMlKemGenerateKeyReq,
+              kinds: dict[int, KeyType], family: str) -> tuple[int, bytes, bytes]:
     kind = kinds.get(req.params)
     if kind is None:
         raise DdiFailure(DdiStatus.InvalidArg, f"{family} parameter set {req.params} (have {sorted(kinds)})")
@@ -54,35 +54,35 @@ def _entry(call: Call, key_id: int, family: Family, flag: Flag) -> KeyEntry:
     return entry
 
 
-def mldsa_generate_key(call: Call, req: Any) -> Any:
+def mldsa_generate_key(call: Call, req: messages.DdiMlDsaGenerateKeyReq) -> messages.DdiMlDsaGenerateKeyResp:
     key_id, public, masked = _generate(call, req, _MLDSA_KINDS, "ML-DSA")
-    return BY_NAME["MlDsaGenerateKey"].response(key_id=key_id, pub_key=public, masked_key=masked)
+    return messages.DdiMlDsaGenerateKeyResp(key_id=key_id, pub_key=public, masked_key=masked)
 
 
-def mldsa_sign(call: Call, req: Any) -> Any:
+def mldsa_sign(call: Call, req: messages.DdiMlDsaSignReq) -> messages.DdiMlDsaSignResp:
     entry = _entry(call, req.key_id, Family.MLDSA, Flag.SIGN)
     params = _PARAMS_OF[entry.kind]
     assert isinstance(params, MlDsaParams)
     material = entry.material
     with call.unlocked():
         signature = PROVIDER.mldsa_sign(params, material, req.message, req.context or b"")
-    return BY_NAME["MlDsaSign"].response(signature=signature)
+    return messages.DdiMlDsaSignResp(signature=signature)
 
 
-def mldsa_get_public_key(call: Call, req: Any) -> Any:
+def mldsa_get_public_key(call: Call, req: messages.DdiMlDsaGetPublicKeyReq) -> messages.DdiMlDsaGetPublicKeyResp:
     entry = _entry(call, req.key_id, Family.MLDSA, Flag(0))
     params = _PARAMS_OF[entry.kind]
     assert isinstance(params, MlDsaParams)
-    return BY_NAME["MlDsaGetPublicKey"].response(params=params.number,
-                                                 pub_key=PROVIDER.mldsa_public(params, entry.material))
+    return messages.DdiMlDsaGetPublicKeyResp(params=params.number,
+                                             pub_key=PROVIDER.mldsa_public(params, entry.material))
 
 
-def mlkem_generate_key(call: Call, req: Any) -> Any:
+def mlkem_generate_key(call: Call, req: messages.DdiMlKemGenerateKeyReq) -> messages.DdiMlKemGenerateKeyResp:
     key_id, public, masked = _generate(call, req, _MLKEM_KINDS, "ML-KEM")
-    return BY_NAME["MlKemGenerateKey"].response(key_id=key_id, pub_key=public, masked_key=masked)
+    return messages.DdiMlKemGenerateKeyResp(key_id=key_id, pub_key=public, masked_key=masked)
 
 
-def mlkem_decapsulate(call: Call, req: Any) -> Any:
+def mlkem_decapsulate(call: Call, req: messages.DdiMlKemDecapsulateReq) -> messages.DdiMlKemDecapsulateResp:
     entry = _entry(call, req.key_id, Family.MLKEM, Flag.DERIVE)
     params = _PARAMS_OF[entry.kind]
     assert isinstance(params, MlKemParams)
@@ -93,15 +93,15 @@ def mlkem_decapsulate(call: Call, req: Any) -> Any:
     except InvalidInput as exc:
         raise DdiFailure(DdiStatus.InvalidArg, str(exc)) from None
     key_id, masked = create(call, new_entry(call, KeyType.Secret256, secret, props, tag, local=False))
-    return BY_NAME["MlKemDecapsulate"].response(key_id=key_id, masked_key=masked)
+    return messages.DdiMlKemDecapsulateResp(key_id=key_id, masked_key=masked)
 
 
-def mlkem_get_public_key(call: Call, req: Any) -> Any:
+def mlkem_get_public_key(call: Call, req: messages.DdiMlKemGetPublicKeyReq) -> messages.DdiMlKemGetPublicKeyResp:
     entry = _entry(call, req.key_id, Family.MLKEM, Flag(0))
     params = _PARAMS_OF[entry.kind]
     assert isinstance(params, MlKemParams)
-    return BY_NAME["MlKemGetPublicKey"].response(params=params.number,
-                                                 pub_key=PROVIDER.mlkem_public(params, entry.material))
+    return messages.DdiMlKemGetPublicKeyResp(params=params.number,
+                                             pub_key=PROVIDER.mlkem_public(params, entry.material))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -30,8 +30,8 @@ from pyhsm.backend.ddi.ops.common import (
     require_family,
     tag_of,
 )
+from pyhsm.protocol.ddi import messages
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import (
     AES_SIZES,
@@ -74,7 +74,7 @@ def private_op(key: rsa.RSAPrivateKey, y: int) -> int:
     return (m2 + h * priv.q) * r_inv % n
 
 
-def rsa_mod_exp(call: Call, req: Any) -> Any:
+def rsa_mod_exp(call: Call, req: messages.DdiRsaModExpReq) -> messages.DdiRsaModExpResp:
     entry = call.vault.keys.use(req.key_id, call.app_id, call.active_session().sess_id)
     require_family(entry, Family.RSA)
     op = enum_value(RsaOpType, req.op_type, "RSA op type")
@@ -89,7 +89,7 @@ def rsa_mod_exp(call: Call, req: Any) -> Any:
         raise DdiFailure(_OP_FAILURE[op], "input is empty or not below the modulus")
     with call.unlocked():
         x = private_op(key, y)
-    return BY_NAME["RsaModExp"].response(x=x.to_bytes(size, "big"))
+    return messages.DdiRsaModExpResp(x=x.to_bytes(size, "big"))
 
 
 def _target(key_class: KeyClass, plain: bytes) -> tuple[KeyType, bytes, Any]:
@@ -118,7 +118,7 @@ def _target(key_class: KeyClass, plain: bytes) -> tuple[KeyType, bytes, Any]:
     return _BULK_CLASSES[key_class], plain, None
 
 
-def rsa_unwrap(call: Call, req: Any) -> Any:
+def rsa_unwrap(call: Call, req: messages.DdiRsaUnwrapReq) -> messages.DdiRsaUnwrapResp:
     kek_entry = call.vault.keys.use(req.key_id, call.app_id, call.active_session().sess_id)
     require_family(kek_entry, Family.RSA)
     kek_entry.require(Flag.UNWRAP)
@@ -145,8 +145,8 @@ def rsa_unwrap(call: Call, req: Any) -> Any:
     tag = tag_of(req.key_tag, props, TagRule.ZERO_REJECTED)
     entry = new_entry(call, kind, material, props, tag, local=False, private=private)
     key_id, masked = create(call, entry)
-    return BY_NAME["RsaUnwrap"].response(key_id=key_id, pub_key=public_key_of(entry),
-                                         bulk_key_id=bulk_id(entry, key_id), kind=int(kind), masked_key=masked)
+    return messages.DdiRsaUnwrapResp(key_id=key_id, pub_key=public_key_of(entry),
+                                     bulk_key_id=bulk_id(entry, key_id), kind=int(kind), masked_key=masked)
 
 
 HANDLERS: dict[str, Handler] = {
