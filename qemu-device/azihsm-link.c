@@ -213,6 +213,8 @@ static void azihsm_link_hello_ack(AzihsmState *s, const uint8_t *body,
             s->lm_reset_pending = false;
             s->lm_reset_wait = true;
             s->lm_resets++;
+            /* the source's context first, if the stream carried one */
+            azihsm_lm_ctx_hand_over(s);
             trace_azihsm_migrate("post-migration NSSR sent", s->lm_resets);
             azihsm_link_send_reset(s, RESET_NSSR);
         }
@@ -269,6 +271,20 @@ static void azihsm_link_dispatch(AzihsmState *s, uint8_t *body)
             azihsm_aes_response(s, msg_id, body, len);
         }
         break;
+    case MSG_LM_CTX:
+        if (s->link != LINK_UP) {
+            azihsm_link_protocol_error(s, "MIGRATION_CONTEXT before HELLO_ACK");
+        } else {
+            azihsm_lm_ctx_answer(s, body, len);
+        }
+        break;
+    case MSG_LM_CTX_SET_ACK:
+        if (s->link != LINK_UP) {
+            azihsm_link_protocol_error(s, "SET_ACK before HELLO_ACK");
+        } else {
+            azihsm_lm_ctx_set_ack(s, body, len);
+        }
+        break;
     case MSG_RESET_ACK:
         if (len != 4) {
             azihsm_link_protocol_error(s, "malformed RESET_ACK");
@@ -295,7 +311,8 @@ static bool azihsm_link_check_header(AzihsmState *s)
     } else if (lduw_le_p(h + 6)) {
         azihsm_link_protocol_error(s, "nonzero frame flags");
     } else if (type != MSG_HELLO_ACK && type != MSG_RESPONSE &&
-               type != MSG_RESET_ACK && type != MSG_AES_RESPONSE) {
+               type != MSG_RESET_ACK && type != MSG_AES_RESPONSE &&
+               type != MSG_LM_CTX && type != MSG_LM_CTX_SET_ACK) {
         azihsm_link_protocol_error(s, "unknown or misdirected frame type");
     } else if (ldl_le_p(h + 12) > (type == MSG_AES_RESPONSE ?
                                    LINK_MAX_AES_BODY : LINK_MAX_BODY)) {
@@ -372,6 +389,7 @@ static void azihsm_link_event(void *opaque, QEMUChrEvent event)
         azihsm_req_fail_all(s, ST_BACKEND_UNAVAILABLE);
         azihsm_link_clear_io(s);
         s->rx_broken = false;
+        azihsm_lm_ctx_link_lost(s);
         if (s->lm_reset_wait) {
             /* not acknowledged: send it again on the next connection */
             s->lm_reset_wait = false;

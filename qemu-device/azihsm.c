@@ -1389,6 +1389,13 @@ static char *azihsm_get_link_state(Object *obj, Error **errp)
     return g_strdup(azihsm_link_state_name(AZIHSM(obj)));
 }
 
+static char *azihsm_get_lm_ctx_state(Object *obj, Error **errp)
+{
+    const char *state = AZIHSM(obj)->lm_ctx_state;
+
+    return g_strdup(state ? state : "none");
+}
+
 /* Commands of @sq waiting for the backend. */
 static uint32_t azihsm_sq_inflight(AzihsmState *s, AzihsmSQ *sq)
 {
@@ -1496,6 +1503,10 @@ static void azihsm_instance_init(Object *obj)
                                    OBJ_PROP_FLAG_READ);
     object_property_add_uint32_ptr(obj, "migration-resets", &s->lm_resets,
                                    OBJ_PROP_FLAG_READ);
+    object_property_add_str(obj, "migration-context",
+                            azihsm_get_lm_ctx_state, NULL);
+    object_property_add_uint32_ptr(obj, "migration-context-status",
+                                   &s->lm_ctx_status, OBJ_PROP_FLAG_READ);
 }
 
 /* ------------------------------------------------------------------------
@@ -1569,15 +1580,234 @@ static const VMStateDescription azihsm_vmstate_held = {
     },
 };
 
-/* Source, setup phase: hold the migration while requests drain. */
-static bool azihsm_drain_pending(void *opaque)
+static bool azihsm_requests_draining(AzihsmState *s)
 {
-    AzihsmState *s = opaque;
-
     return s->draining && s->inflight > 0 &&
            qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - s->drain_start_ms <
            s->migrate_drain_ms;
 }
+
+/*
+ * Source, setup phase: hold the migration while requests drain and then
+ * while the backend's migration context is on its way.  QEMU polls this
+ * from the migration thread; the phases advance in the main loop.
+ */
+static bool azihsm_drain_pending(void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    return azihsm_requests_draining(s) ||
+           qatomic_read(&s->lm_ctx_phase) != LM_CTX_IDLE;
+}
+
+/* ------------------------------------------------------------------------
+ * The partition's migration context (docs/device.md, Migration;
+ * docs/link-protocol.md, Migration context).
+ *
+ * Source: once the requests have drained (or migrate-drain-ms ran out),
+ * MIGRATION_CONTEXT_GET asks the backend for the partition's sealed
+ * context; the answer (at most backend-timeout-ms later) travels in the
+ * subsection azihsm/lm-context.  The wait happens in the setup phase, in
+ * the main loop, because pre_save runs where the link cannot be read.
+ * Destination: the context goes to the backend right before the
+ * post-migration NSSR, and is kept until the backend has answered.
+ * Failures on either side mean a migration without context: the guest
+ * starts over on another HSM, as with a backend without the extension.
+ * ------------------------------------------------------------------------ */
+
+static void azihsm_lm_ctx_clear(AzihsmState *s)
+{
+    g_clear_pointer(&s->lm_ctx, g_free);
+    s->lm_ctx_len = 0;
+}
+
+static void azihsm_lm_ctx_give_up(AzihsmState *s, const char *why)
+{
+    if (s->lm_ctx_phase != LM_CTX_IDLE) {
+        warn_report("azihsm: migrating without the partition's migration "
+                    "context: %s", why);
+    }
+    timer_del(&s->lm_ctx_timer);
+    qatomic_set(&s->lm_ctx_phase, LM_CTX_IDLE);
+    azihsm_lm_ctx_clear(s);
+    s->lm_ctx_state = "unavailable";
+    trace_azihsm_migrate(why, 0);
+}
+
+static void azihsm_lm_ctx_tick(void *opaque)
+{
+    AzihsmState *s = opaque;
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    uint8_t body[4] = { LINK_LM_VERSION, 0, 0, 0 };
+
+    switch (s->lm_ctx_phase) {
+    case LM_CTX_DRAIN:
+        if (azihsm_requests_draining(s)) {
+            timer_mod(&s->lm_ctx_timer, now + 5);
+            return;
+        }
+        if (s->link != LINK_UP) {
+            azihsm_lm_ctx_give_up(s, "the backend link is down");
+            return;
+        }
+        azihsm_link_send(s, MSG_LM_CTX_GET, 0, body, sizeof(body), NULL, 0);
+        trace_azihsm_migrate("migration context requested", s->inflight);
+        s->lm_ctx_deadline_ms = now + s->backend_timeout_ms;
+        qatomic_set(&s->lm_ctx_phase, LM_CTX_WAIT);
+        timer_mod(&s->lm_ctx_timer, s->lm_ctx_deadline_ms);
+        return;
+    case LM_CTX_WAIT:
+        if (now >= s->lm_ctx_deadline_ms) {
+            azihsm_lm_ctx_give_up(s, "no answer from the backend within "
+                                  "backend-timeout-ms");
+        } else {
+            timer_mod(&s->lm_ctx_timer, s->lm_ctx_deadline_ms);
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+/* Source, MIG_EVENT_PRECOPY_SETUP: ask once the requests have drained. */
+static void azihsm_lm_ctx_start(AzihsmState *s)
+{
+    timer_del(&s->lm_ctx_timer);
+    azihsm_lm_ctx_clear(s);
+    s->lm_ctx_status = 0;
+    if (s->link != LINK_UP || s->backend_minor < LINK_LM_MINOR) {
+        /* no link, or a backend without the extension: as before */
+        qatomic_set(&s->lm_ctx_phase, LM_CTX_IDLE);
+        s->lm_ctx_state = "unavailable";
+        trace_azihsm_migrate("no migration context: link down or below 1.2",
+                             s->backend_minor);
+        return;
+    }
+    s->lm_ctx_state = "requested";
+    qatomic_set(&s->lm_ctx_phase, LM_CTX_DRAIN);
+    timer_mod(&s->lm_ctx_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME));
+}
+
+/* MIGRATION_CONTEXT: u8 version, u8 0, u16 status, u32 length, context */
+void azihsm_lm_ctx_answer(AzihsmState *s, const uint8_t *body, uint32_t len)
+{
+    uint32_t clen;
+
+    if (s->lm_ctx_phase != LM_CTX_WAIT) {
+        trace_azihsm_link_drop(0);
+        return;
+    }
+    if (len < 8 || body[0] != LINK_LM_VERSION ||
+        (clen = ldl_le_p(body + 4)) != len - 8 || clen > AZIHSM_LM_CTX_MAX) {
+        azihsm_lm_ctx_give_up(s, "malformed MIGRATION_CONTEXT answer");
+        return;
+    }
+    s->lm_ctx_status = lduw_le_p(body + 2);
+    if (s->lm_ctx_status || !clen) {
+        warn_report("azihsm: the backend gave no migration context (status "
+                    "%u): on another HSM the guest starts over",
+                    s->lm_ctx_status);
+        azihsm_lm_ctx_give_up(s, "the backend refused the context");
+        return;
+    }
+    timer_del(&s->lm_ctx_timer);
+    azihsm_lm_ctx_clear(s);
+    s->lm_ctx = g_memdup2(body + 8, clen);
+    s->lm_ctx_len = clen;
+    s->lm_ctx_state = "saved";
+    qatomic_set(&s->lm_ctx_phase, LM_CTX_IDLE);
+    trace_azihsm_migrate("migration context received", clen);
+}
+
+/* Destination, first frame after HELLO_ACK: the context before the NSSR. */
+void azihsm_lm_ctx_hand_over(AzihsmState *s)
+{
+    uint8_t body[8] = { LINK_LM_VERSION, 0, 0, 0 };
+
+    if (!s->lm_ctx_len) {
+        return;
+    }
+    if (s->backend_minor < LINK_LM_MINOR) {
+        warn_report("azihsm: the backend speaks link 1.%u, without migration "
+                    "contexts: the guest starts over on this HSM",
+                    s->backend_minor);
+        azihsm_lm_ctx_clear(s);
+        s->lm_ctx_state = "unsupported";
+        return;
+    }
+    stl_le_p(body + 4, s->lm_ctx_len);
+    azihsm_link_send(s, MSG_LM_CTX_SET, 0, body, sizeof(body), s->lm_ctx,
+                     s->lm_ctx_len);
+    s->lm_ctx_state = "sent";
+    trace_azihsm_migrate("migration context handed over", s->lm_ctx_len);
+}
+
+/* MIGRATION_CONTEXT_SET_ACK: u8 version, u8 0, u16 status */
+void azihsm_lm_ctx_set_ack(AzihsmState *s, const uint8_t *body, uint32_t len)
+{
+    if (!s->lm_ctx_len) {
+        trace_azihsm_link_drop(0);
+        return;
+    }
+    if (len != 4 || body[0] != LINK_LM_VERSION) {
+        warn_report("azihsm: malformed MIGRATION_CONTEXT_SET_ACK: the guest "
+                    "starts over on this HSM");
+        s->lm_ctx_status = 0xffff;
+        s->lm_ctx_state = "refused";
+    } else {
+        s->lm_ctx_status = lduw_le_p(body + 2);
+        s->lm_ctx_state = s->lm_ctx_status ? "refused" : "accepted";
+        if (s->lm_ctx_status) {
+            warn_report("azihsm: the backend refused the migration context "
+                        "(status %u): the guest starts over on this HSM",
+                        s->lm_ctx_status);
+        }
+    }
+    trace_azihsm_migrate("migration context answered", s->lm_ctx_status);
+    azihsm_lm_ctx_clear(s);
+}
+
+/* The connection closed: a GET in progress gets no answer any more. */
+void azihsm_lm_ctx_link_lost(AzihsmState *s)
+{
+    if (s->lm_ctx_phase == LM_CTX_WAIT) {
+        azihsm_lm_ctx_give_up(s, "the backend link was lost");
+    }
+}
+
+static bool azihsm_lm_ctx_needed(void *opaque)
+{
+    AzihsmState *s = opaque;
+
+    return s->lm_ctx_len > 0;
+}
+
+static bool azihsm_lm_ctx_len_ok(void *opaque, int version_id)
+{
+    AzihsmState *s = opaque;
+
+    if (s->lm_ctx_len == 0 || s->lm_ctx_len > AZIHSM_LM_CTX_MAX) {
+        error_report("azihsm: migration stream has a migration context of "
+                     "%u bytes (at most %u)", s->lm_ctx_len,
+                     AZIHSM_LM_CTX_MAX);
+        return false;
+    }
+    return true;
+}
+
+static const VMStateDescription azihsm_vmstate_lm_ctx = {
+    .name = "azihsm/lm-context",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = azihsm_lm_ctx_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(lm_ctx_len, AzihsmState),
+        VMSTATE_VALIDATE("migration context size", azihsm_lm_ctx_len_ok),
+        VMSTATE_VBUFFER_ALLOC_UINT32(lm_ctx, AzihsmState, 1, NULL,
+                                     lm_ctx_len),
+        VMSTATE_END_OF_LIST()
+    },
+};
 
 static void azihsm_free_mig_held(AzihsmState *s)
 {
@@ -1590,6 +1820,10 @@ static int azihsm_pre_save(void *opaque)
     AzihsmState *s = opaque;
     int n = 0;
 
+    if (s->lm_ctx_phase != LM_CTX_IDLE) {
+        azihsm_lm_ctx_give_up(s, "the state is saved before the backend "
+                              "answered");
+    }
     /* What the drain left outstanding completes with 0x008, held. */
     s->hold_posts = true;
     for (int i = 0; i < LINK_MAX_INFLIGHT; i++) {
@@ -1658,6 +1892,11 @@ static int azihsm_pre_load(void *opaque)
     }
     timer_del(&s->ready_timer);
     azihsm_free_mig_held(s);
+    timer_del(&s->lm_ctx_timer);
+    qatomic_set(&s->lm_ctx_phase, LM_CTX_IDLE);
+    azihsm_lm_ctx_clear(s);
+    s->lm_ctx_status = 0;
+    s->lm_ctx_state = "none";
     return 0;
 }
 
@@ -1826,11 +2065,15 @@ static int azihsm_post_load(void *opaque, int version_id)
     }
     s->lm_reset_wait = false;
     s->lm_reset_pending = true;
+    if (s->lm_ctx_len) {
+        s->lm_ctx_state = "loaded";
+    }
     if (s->link == LINK_UP) {
         /* a snapshot loaded into a running process: the link is live */
         s->lm_reset_pending = false;
         s->lm_reset_wait = true;
         s->lm_resets++;
+        azihsm_lm_ctx_hand_over(s);
         trace_azihsm_migrate("post-load NSSR sent", s->lm_resets);
         azihsm_link_send_reset(s, RESET_NSSR);
         azihsm_lm_settle_start(s);
@@ -1876,6 +2119,10 @@ static const VMStateDescription azihsm_vmstate = {
                                     1, azihsm_vmstate_held, AzihsmHeldMig),
         VMSTATE_END_OF_LIST()
     },
+    .subsections = (const VMStateDescription * const []) {
+        &azihsm_vmstate_lm_ctx,
+        NULL
+    },
 };
 
 /* Migration events at the source (QEMU calls them with the BQL held). */
@@ -1889,16 +2136,21 @@ static int azihsm_migration_notify(NotifierWithReturn *notifier,
         s->draining = true;
         s->drain_start_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
         trace_azihsm_migrate("draining", s->inflight);
+        azihsm_lm_ctx_start(s);
         break;
     case MIG_EVENT_PRECOPY_DONE:
         /* The guest lives on elsewhere: let go of the backend. */
         s->draining = false;
         s->migrated_out = true;
+        azihsm_lm_ctx_clear(s);     /* it lives on in the destination */
         trace_azihsm_migrate("migrated: link parked", 0);
         azihsm_link_park(s);
         break;
     case MIG_EVENT_PRECOPY_FAILED:
         s->draining = false;
+        timer_del(&s->lm_ctx_timer);
+        qatomic_set(&s->lm_ctx_phase, LM_CTX_IDLE);
+        azihsm_lm_ctx_clear(s);
         trace_azihsm_migrate("migration failed: fetching resumes", 0);
         azihsm_kick(s);
         break;
@@ -2025,6 +2277,8 @@ static void azihsm_realize(PCIDevice *pci_dev, Error **errp)
                       azihsm_req_timeout, &s->req[i]);
     }
     timer_init_ms(&s->ready_timer, QEMU_CLOCK_VIRTUAL, azihsm_ready_timeout, s);
+    timer_init_ms(&s->lm_ctx_timer, QEMU_CLOCK_REALTIME, azihsm_lm_ctx_tick,
+                  s);
     timer_init_ms(&s->lm_timer, QEMU_CLOCK_REALTIME,
                   azihsm_lm_settle_timeout, s);
     s->res_cnt = s->res_cnt_default;
@@ -2056,6 +2310,8 @@ static void azihsm_exit(PCIDevice *pci_dev)
     }
     timer_del(&s->ready_timer);
     timer_del(&s->lm_timer);
+    timer_del(&s->lm_ctx_timer);
+    azihsm_lm_ctx_clear(s);
     qemu_bh_delete(s->process_bh);
     msix_unuse_all_vectors(pci_dev);
     msix_uninit(pci_dev, &s->bar4, &s->bar4);

@@ -73,8 +73,11 @@ enum {
 /* Link protocol (docs/link-protocol.md) */
 #define LINK_MAGIC              "AZHL"
 #define LINK_VERSION            1
-#define LINK_MINOR              1       /* 1.1: the AES messages */
+#define LINK_MINOR              2       /* 1.1: AES messages; 1.2: LM context */
 #define LINK_AES_MINOR          1       /* a backend below this has no AES */
+#define LINK_LM_MINOR           2       /* a backend below this has no context */
+#define LINK_LM_VERSION         1       /* byte 0 of the LM context bodies */
+#define AZIHSM_LM_CTX_MAX       2048    /* largest sealed migration context */
 #define LINK_HDR_SIZE           16
 #define LINK_MAX_BODY           16384
 #define LINK_MAX_AES_BODY       (1 * MiB + 256)
@@ -93,10 +96,14 @@ enum {
     MSG_RESET       = 0x03,
     MSG_CANCEL      = 0x04,
     MSG_AES_REQUEST = 0x06,
+    MSG_LM_CTX_GET  = 0x07,
+    MSG_LM_CTX_SET  = 0x08,
     MSG_HELLO_ACK   = 0x81,
     MSG_RESPONSE    = 0x82,
     MSG_RESET_ACK   = 0x83,
     MSG_AES_RESPONSE = 0x86,
+    MSG_LM_CTX      = 0x87,
+    MSG_LM_CTX_SET_ACK = 0x88,
 };
 enum {
     RESET_CONTROLLER    = 1,
@@ -296,6 +303,14 @@ struct AzihsmState {
     uint32_t mig_max_inflight;
     int32_t mig_held_count;
     AzihsmHeldMig *mig_held;
+    /* the partition's migration context (docs/device.md, Migration) */
+    int lm_ctx_phase;       /* source: AzihsmLmCtxPhase */
+    int64_t lm_ctx_deadline_ms;
+    QEMUTimer lm_ctx_timer;
+    uint8_t *lm_ctx;        /* sealed context: from the backend or the stream */
+    uint32_t lm_ctx_len;    /* 0: none */
+    const char *lm_ctx_state;   /* QOM migration-context */
+    uint32_t lm_ctx_status; /* QOM migration-context-status: the last answer */
     VMChangeStateEntry *vmstate_change;
     NotifierWithReturn migration_notifier;
 };
@@ -362,6 +377,18 @@ unsigned azihsm_hsm_abort_sq(AzihsmState *s, AzihsmSQ *sq);
 void azihsm_kick(AzihsmState *s);
 void azihsm_set_ready(AzihsmState *s);
 bool azihsm_fetch_paused(AzihsmState *s);
+
+/* Source side of the migration context (docs/device.md, Migration). */
+typedef enum AzihsmLmCtxPhase {
+    LM_CTX_IDLE,            /* nothing asked, or the answer is in */
+    LM_CTX_DRAIN,           /* waiting for requests to drain before the GET */
+    LM_CTX_WAIT,            /* GET sent, waiting for the answer */
+} AzihsmLmCtxPhase;
+
+void azihsm_lm_ctx_answer(AzihsmState *s, const uint8_t *body, uint32_t len);
+void azihsm_lm_ctx_set_ack(AzihsmState *s, const uint8_t *body, uint32_t len);
+void azihsm_lm_ctx_hand_over(AzihsmState *s);
+void azihsm_lm_ctx_link_lost(AzihsmState *s);
 
 /* azihsm-admin.c */
 void azihsm_admin_submit(AzihsmState *s, AzihsmSQ *sq, const uint8_t *sqe);

@@ -50,9 +50,14 @@ def partition_secrets(name: str, partition: Any) -> Iterator[Secret]:
     bk_boot = getattr(partition, "_bk_boot", None)
     if bk_boot:
         yield Secret(f"{name}: BK boot", bytes(bk_boot))
+    migration_key = getattr(partition, "_migration_key", None)
+    if migration_key:
+        yield Secret(f"{name}: fleet migration key", bytes(migration_key))
     vault = getattr(partition, "vault", None)
     if vault is None:
         return
+    if getattr(vault, "bk_boot", None):
+        yield Secret(f"{name}: BK boot taken over by migration", bytes(vault.bk_boot))
     if vault.provisioning:
         yield Secret(f"{name}: partition backup key", vault.provisioning.bk_partition)
         yield Secret(f"{name}: partition masking key", vault.provisioning.masking_key)

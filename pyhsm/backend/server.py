@@ -390,6 +390,10 @@ class _Link:
                         if self._recorder is not None:
                             self._recorder.reset(self._served.serial, self._served.index, kind)
                         self._send(msg_id, link.ResetAck(kind))
+                    case link.LmContextGet():
+                        self._send(msg_id, self._export_context(message))
+                    case link.LmContextSet():
+                        self._send(msg_id, self._import_context(message))
                     case link.Cancel(msg_id=cancelled):
                         log.debug("device no longer waits for message %d", cancelled)
                         self._credits.release()
@@ -441,6 +445,34 @@ class _Link:
             log.error("partition failed on an AES command of queue %d cid %d: %r", request.qid, request.cid, exc)
             return link.AesResponse.failure(link.Status.INTERNAL_ERROR)
 
+    def _export_context(self, message: link.LmContextGet) -> link.LmContext:
+        """The partition's sealed migration context, or why there is none (docs/link-protocol.md,
+        "Migration context"); never raises."""
+        status, context = self._context_call("export_migration_context", message.version)
+        return link.LmContext(link.LM_BODY_VERSION, status, context or b"")
+
+    def _import_context(self, message: link.LmContextSet) -> link.LmContextSetAck:
+        status, _ = self._context_call("import_migration_context", message.version, message.context)
+        return link.LmContextSetAck(link.LM_BODY_VERSION, status)
+
+    def _context_call(self, method: str, version: int, *args: bytes) -> tuple[int, bytes | None]:
+        from pyhsm.backend.ddi.migration_context import ContextRefused
+        where = f"device {self._served.serial} partition {self._served.index}"
+        call = getattr(self._partition, method, None)
+        if version != link.LM_BODY_VERSION:
+            log.warning("%s: migration context body version %d refused", where, version)
+            return link.LmContextStatus.MALFORMED, None
+        if call is None:
+            return link.LmContextStatus.UNAVAILABLE, None
+        try:
+            return link.LmContextStatus.OK, call(*args)
+        except ContextRefused as refusal:
+            log.warning("%s: migration context refused: %s", where, refusal.reason)
+            return refusal.status, None
+        except Exception as exc:  # a state that cannot be saved, a bug: the guest starts over
+            log.error("%s: migration context failed: %r", where, exc)
+            return link.LmContextStatus.UNAVAILABLE, None
+
     def _answer(self, msg_id: int, request: link.Request, response: link.Response,
                 latency: float) -> link.Response:
         if self._recorder is not None:
@@ -474,9 +506,11 @@ def device_dir(state_dir: Path, serial: str) -> Path:
 
 def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_CREDITS,
                     recorder: Recorder | None = None, allowed_uids: frozenset[int] | None = None,
-                    deterministic_silicon: bool = False, device_kind: str = "physical") -> Backend:
+                    deterministic_silicon: bool = False, device_kind: str = "physical",
+                    migration_key: bytes | None = None) -> Backend:
     """The production wiring: PUF/DICE root of trust and the DDI partition, whose partitions report
-    ``device_kind`` ("physical" or "virtual": docs/ddi.md, "Device profiles").
+    ``device_kind`` ("physical" or "virtual": docs/ddi.md, "Device profiles") and seal and open
+    migration contexts with ``migration_key`` (None: none; docs/security.md, "Migration context").
 
     The root of trust's numba kernels are loaded (or compiled) here, so that a device's first
     power-on does not pay for it.
@@ -494,7 +528,7 @@ def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_
     def partition(serial: str, index: int, ident: DeviceIdentity) -> Partition:
         return DdiPartition(serial=serial, index=index,
                             state_dir=device_dir(state_dir, serial) / f"partition-{index}", identity=ident,
-                            kind=DeviceKind[device_kind.capitalize()])
+                            kind=DeviceKind[device_kind.capitalize()], migration_key=migration_key)
 
     from pyhsm.backend.serialbus.endpoint import Endpoint
     from pyhsm.backend.serialbus.vdm import Management
@@ -542,7 +576,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the DDI device profile every partition reports and follows: physical (the "
                         "V7 hardware, default) or virtual (the vendor simulator's formats and "
                         "behaviour); docs/ddi.md, \"Device profiles\"")
+    p.add_argument("--migration-key", type=Path, default=None, metavar="FILE",
+                   help="the fleet migration key every HSM of the fleet shares (48 bytes, raw or hex; "
+                        "mode 0600), which seals the partition context a migrating guest takes to "
+                        "another HSM (default: STATE/migration.key if it exists; without one, guests "
+                        "migrate without their context: docs/security.md, \"Migration context\")")
     p.set_defaults(func=_serve_command)
+
+
+def _migration_key(args: argparse.Namespace) -> bytes | None:
+    """The fleet migration key (``--migration-key`` or STATE/migration.key), or None. Raises ``ValueError``."""
+    from pyhsm.backend.ddi.migration_context import KEY_FILE, load_key
+    path = args.migration_key or args.state / KEY_FILE
+    if args.migration_key is None and not path.exists():
+        log.info("no migration key (%s): migration contexts are refused", path)
+        return None
+    try:
+        return load_key(path)
+    except OSError as exc:
+        raise ValueError(f"migration key: {exc}") from None
 
 
 def _serve_command(args: argparse.Namespace) -> int:
@@ -552,7 +604,8 @@ def _serve_command(args: argparse.Namespace) -> int:
         os.chmod(args.state, 0o700)
         private_dir(args.socket.parent)
         lock = _lock_state(args.state)
-    except (UnsafePath, OSError) as exc:
+        migration_key = _migration_key(args)
+    except (UnsafePath, OSError, ValueError) as exc:
         print(f"pyhsm serve: {exc}", file=sys.stderr)
         return 2
     recorder = None
@@ -561,7 +614,8 @@ def _serve_command(args: argparse.Namespace) -> int:
         recorder = Recorder(args.trace)
     allowed = frozenset({os.getuid(), 0, *args.allow_uid})
     backend = default_backend(args.state, args.firmware or paths.hsm_firmware(), args.credits,
-                              recorder, allowed, args.insecure_deterministic_silicon, args.device_kind)
+                              recorder, allowed, args.insecure_deterministic_silicon, args.device_kind,
+                              migration_key)
 
     def export_secrets() -> None:
         from pyhsm.backend import secrets_export as secrets

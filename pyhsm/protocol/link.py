@@ -1,4 +1,4 @@
-"""Frames of the device-to-backend link (docs/link-protocol.md, version 1.0).
+"""Frames of the device-to-backend link (docs/link-protocol.md, version 1.2).
 
 Each message kind is declared once, as a struct layout plus an optional trailing payload; one
 encoder and one decoder serve them all.
@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 MAGIC = b"AZHL"
 VERSION = 1
-MINOR = 1  # 1.1: AES_REQUEST / AES_RESPONSE (docs/link-protocol.md, "AES fast path")
+MINOR = 2  # 1.1: AES_REQUEST / AES_RESPONSE; 1.2: the migration context (docs/link-protocol.md)
 HEADER = struct.Struct("<4sBBHII")
 MAX_BODY = 16384
 MAX_PAYLOAD = 8192
@@ -23,6 +23,9 @@ AES_BODY_VERSION = 1     # byte 0 of every AES_REQUEST / AES_RESPONSE body
 MAX_AES_TRANSFER = 1 << 20  # largest SGL transfer per direction (1 MiB, docs/device.md)
 MAX_AES_DATA = MAX_AES_TRANSFER + 15  # plus a GCM tail buffer (at most 15 bytes)
 MAX_AES_BODY = MAX_AES_TRANSFER + 256
+LM_MINOR = 2             # the first minor version with the migration-context messages
+LM_BODY_VERSION = 1      # byte 0 of every migration-context body
+MAX_LM_CONTEXT = 2048    # largest sealed migration context (docs/link-protocol.md, "Migration context")
 
 
 class LinkError(Exception):
@@ -298,9 +301,65 @@ class AesResponse(Message):
         return cls(AES_BODY_VERSION, 0, status, err if err else status, bytes(16), bytes(12), 0, b"")
 
 
+class LmContextStatus(enum.IntEnum):
+    """Why a backend gave or took no migration context (docs/link-protocol.md, "Migration context")."""
+
+    OK = 0
+    NO_MIGRATION_KEY = 1     # this backend holds no fleet migration key
+    NOT_AUTHENTIC = 2        # the context does not authenticate under this backend's key (or was altered)
+    REPLAYED = 3             # not newer than the last context accepted from that source partition
+    MALFORMED = 4            # bad body or context format, unknown layout version, oversize
+    UNAVAILABLE = 5          # the partition could not export or store it (backend log says why)
+
+
+@dataclass(frozen=True)
+class LmContextGet(Message):
+    """Device to backend, at a migration's source: the partition's migration context, please."""
+
+    TYPE = 0x07
+    LAYOUT = struct.Struct("<Bxxx")
+    version: int = LM_BODY_VERSION
+
+
+@dataclass(frozen=True)
+class LmContext(Message):
+    """Backend to device: the sealed context (status OK) or a refusal with an empty context."""
+
+    TYPE = 0x87
+    LAYOUT = struct.Struct("<BxHI")
+    HAS_PAYLOAD = True
+    PAYLOAD_LIMIT = MAX_LM_CONTEXT
+    version: int
+    status: int
+    context: bytes = field(default=b"")
+
+
+@dataclass(frozen=True)
+class LmContextSet(Message):
+    """Device to backend, at a migration's destination before its NSSR: the context from the stream."""
+
+    TYPE = 0x08
+    LAYOUT = struct.Struct("<BxxxI")
+    HAS_PAYLOAD = True
+    PAYLOAD_LIMIT = MAX_LM_CONTEXT
+    version: int
+    context: bytes = field(default=b"")
+
+
+@dataclass(frozen=True)
+class LmContextSetAck(Message):
+    """Backend to device: whether the partition took the context (``LmContextStatus``)."""
+
+    TYPE = 0x88
+    LAYOUT = struct.Struct("<BxH")
+    version: int
+    status: int
+
+
 MESSAGES: dict[int, type[Message]] = {
     m.TYPE: m for m in (Hello, HelloAck, Request, Response, Reset, ResetAck, Cancel, MailboxPacket,
-                        MailboxAnswer, AesRequest, AesResponse)
+                        MailboxAnswer, AesRequest, AesResponse, LmContextGet, LmContext, LmContextSet,
+                        LmContextSetAck)
 }
 
 

@@ -8,6 +8,7 @@ follows the guest (``Controller.rebind``); its rings and buffers moved with gues
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -41,8 +42,10 @@ class Lab:
         self.machines: list[Machine] = []
         self.backends: list[BackendDouble] = []
 
-    def backend(self, name: str = "hsm.sock", *, start: bool = True) -> BackendDouble:
-        backend = BackendDouble(self.workdir / name)
+    def backend(self, name: str = "hsm.sock", *, start: bool = True, hello_minor: int = 1) -> BackendDouble:
+        """A backend double; by default one of link 1.1, without migration contexts (what these tests
+        exercise is the device's own state; the contexts are tested with the real backend below)."""
+        backend = BackendDouble(self.workdir / name, hello_minor=hello_minor)
         if start:
             backend.start()
         self.backends.append(backend)
@@ -422,3 +425,182 @@ def test_on_another_hsm_the_partition_is_new(qemu_binary, workdir):
             client.open_session(APP_ID, PIN)
             key = client.ecc_generate_key_pair(EccCurve.P384)
             assert len(client.ecc_sign(key.private_key_id, bytes(48))) == 96
+
+
+def test_an_old_backend_or_a_silent_one_means_a_migration_without_context(lab):
+    """A backend of link 1.1 is never asked; one of 1.2 that does not answer holds the migration's setup
+    phase for at most backend-timeout-ms, and the guest then migrates without its context."""
+    old = lab.backend("old.sock")
+    source, ctrl = _source(lab, old)
+    destination = lab.machine(old.path, incoming=True, serial=SERIAL)
+    _migrate(lab, source, destination, ctrl)
+    assert destination.qom_get("migration-context") == "none"
+    _wait_link_up(ctrl, destination.log)
+
+    silent = lab.backend("silent.sock", hello_minor=link.MINOR)   # decodes the GET and never answers it
+    source, ctrl = _source(lab, silent, extra=["-global", "azihsm.backend-timeout-ms=300"])
+    destination = lab.machine(silent.path, incoming=True, serial=SERIAL)
+    started = time.monotonic()
+    _migrate(lab, source, destination, ctrl)
+    assert time.monotonic() - started < 5
+    assert "migrating without the partition's migration context" in source.log()
+    assert destination.qom_get("migration-context") == "none"
+    _wait_link_up(ctrl, destination.log)
+    assert silent.resets == [link.ResetKind.NSSR]
+
+
+# ---- another HSM of the same fleet: the migration context (docs/device.md, "Migration") --------------
+
+FLEET_KEY = bytes(range(7, 55))
+
+
+def _fleet_backend(workdir: Path, name: str, key: bytes | None = FLEET_KEY) -> BackendProcess:
+    """A real backend; with ``key``, the fleet migration key in its state directory (0600)."""
+    state = workdir / f"state-{name}"
+    state.mkdir(mode=0o700)
+    if key is not None:
+        (state / "migration.key").write_bytes(key)
+        (state / "migration.key").chmod(0o600)
+    return BackendProcess(workdir / f"{name}.sock", state, workdir / f"{name}.log")
+
+
+def _verify_p384(public_der: bytes, digest: bytes, signature: bytes) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+    public = load_der_public_key(public_der)
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    r, s = int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big")
+    public.verify(encode_dss_signature(r, s), digest, ec.ECDSA(Prehashed(hashes.SHA384())))
+
+
+class _Guest:
+    """What a guest keeps across a migration: its masked BK3, POTA key, BMKs, seed, session and key."""
+
+    def __init__(self, ctrl: Controller) -> None:
+        client = _client(ctrl)
+        self.stale = client.get_establish_cred_encryption_key()   # sealed for before the migration
+        self.masked_bk3 = client.init_bk3(BK3)
+        client.set_sealed_bk3(self.masked_bk3)
+        self.pota = ec.generate_private_key(ec.SECP384R1())
+        self.bmk = client.establish_credential(APP_ID, PIN, self.masked_bk3, self.pota)
+        self.opened = client.open_session(APP_ID, PIN)
+        self.key = client.ecc_generate_key_pair(EccCurve.P384)
+        digest = bytes(range(48))
+        _verify_p384(self.key.pub_key.der, digest, client.ecc_sign(self.key.private_key_id, digest))
+
+    def recovers(self, ctrl: Controller) -> None:
+        """The vendor's sequence after a migration, with the statuses its tests expect."""
+        client = _client(ctrl)
+        client.session_id = self.opened.sess_id
+        with pytest.raises(DdiError) as stale:
+            client.ecc_sign(self.key.private_key_id, bytes(48))
+        assert stale.value.name == "SessionNeedsRenegotiation"
+        client.session_id = None
+        assert client.get_sealed_bk3() == self.masked_bk3
+        with pytest.raises(DdiError) as early:
+            client.get_session_encryption_key()
+        assert early.value.name == "CredentialsNotEstablished"
+        old = _client(ctrl)
+        old.get_establish_cred_encryption_key = lambda: self.stale  # type: ignore[method-assign]
+        with pytest.raises(DdiError) as nonce:
+            old.establish_credential(APP_ID, PIN, self.masked_bk3, self.pota, bmk=self.bmk)
+        assert nonce.value.name == "NonceMismatch"
+        client.establish_credential(APP_ID, PIN, self.masked_bk3, self.pota, bmk=self.bmk)
+        reopened = client.reopen_session(self.opened.sess_id, APP_ID, PIN, self.opened.seed,
+                                         self.opened.bmk_session)
+        assert reopened.sess_id == self.opened.sess_id
+        restored = client.unmask_key(self.key.masked_key)
+        digest = bytes(range(100, 148))
+        _verify_p384(self.key.pub_key.der, digest, client.ecc_sign(restored.key_id, digest))
+
+    def starts_over(self, ctrl: Controller) -> None:
+        """On an HSM that did not take the context: unknown session, foreign BK3, then a fresh start."""
+        client = _client(ctrl)
+        client.session_id = self.opened.sess_id
+        with pytest.raises(DdiError) as unknown:
+            client.ecc_sign(self.key.private_key_id, bytes(48))
+        assert unknown.value.name == "InvalidArg"
+        client.session_id = None
+        with pytest.raises(DdiError) as foreign:
+            client.establish_credential(APP_ID, PIN, self.masked_bk3, self.pota, bmk=self.bmk)
+        assert foreign.value.name == "MaskedKeyDecodeFailed"
+        client.establish_credential(APP_ID, PIN, client.init_bk3(BK3), self.pota)
+        client.open_session(APP_ID, PIN)
+        key = client.ecc_generate_key_pair(EccCurve.P384)
+        assert len(client.ecc_sign(key.private_key_id, bytes(48))) == 96
+
+
+def _settled(machine: Machine, ctrl: Controller) -> str:
+    """The destination's migration-context state once its link is up and the NSSR acknowledged."""
+    _client(ctrl)
+    return machine.qom_get("migration-context")
+
+
+def test_on_another_hsm_of_the_fleet_the_guest_recovers_its_sessions_and_keys(qemu_binary, workdir):
+    with _fleet_backend(workdir, "a") as first, _fleet_backend(workdir, "b") as second:
+        with Machine(hsm_device_args(first.socket, serial=SERIAL)) as source, \
+                Machine(hsm_device_args(second.socket, serial=OTHER_SERIAL), incoming=True) as destination:
+            ctrl = open_controller(source.qtest)
+            ctrl.probe()
+            guest = _Guest(ctrl)
+            migration.migrate(source, destination, f"unix:{workdir / 'mig.sock'}")
+            assert source.qom_get("migration-context") == "saved"
+            ctrl.rebind(destination.qtest)
+            source.stop()
+            assert _settled(destination, ctrl) == "accepted"
+            assert destination.qom_get("migration-context-status") == link.LmContextStatus.OK
+            guest.recovers(ctrl)
+
+
+def test_without_the_shared_key_the_destination_refuses_and_the_guest_starts_over(qemu_binary, workdir):
+    with _fleet_backend(workdir, "a") as first, _fleet_backend(workdir, "b", key=None) as second:
+        with Machine(hsm_device_args(first.socket, serial=SERIAL)) as source, \
+                Machine(hsm_device_args(second.socket, serial=OTHER_SERIAL), incoming=True) as destination:
+            ctrl = open_controller(source.qtest)
+            ctrl.probe()
+            guest = _Guest(ctrl)
+            migration.migrate(source, destination, f"unix:{workdir / 'mig.sock'}")
+            ctrl.rebind(destination.qtest)
+            source.stop()
+            assert _settled(destination, ctrl) == "refused"
+            assert destination.qom_get("migration-context-status") == link.LmContextStatus.NO_MIGRATION_KEY
+            assert "refused the migration context (status 1)" in destination.log()
+            guest.starts_over(ctrl)
+    assert "no migration key" in (workdir / "b.log").read_text()
+
+
+def test_a_tampered_or_replayed_context_is_refused(qemu_binary, workdir):
+    """A snapshot with its context: altered, it does not authenticate; restored twice on one HSM, the
+    second restore is a replay (the destination's rollback counter)."""
+    with _fleet_backend(workdir, "a") as first, _fleet_backend(workdir, "b") as second:
+        with Machine(hsm_device_args(first.socket, serial=SERIAL)) as source:
+            ctrl = open_controller(source.qtest)
+            ctrl.probe()
+            guest = _Guest(ctrl)
+            image = workdir / "snap.mig"
+            migration.start(source, None, f"file:{image}")
+            migration.wait_source(source)
+            # the driver's view of its rings at the snapshot, for every restore of it
+            saved = copy.deepcopy(ctrl, memo={id(ctrl.qtest): ctrl.qtest})
+        genuine = image.read_bytes()
+        at = genuine.find(b"AZLM")
+        assert at > 0 and genuine.find(b"AZLM", at + 1) < 0, "one context in the stream"
+        tampered = bytearray(genuine)
+        tampered[at + 100] ^= 0x40
+        (workdir / "tampered.mig").write_bytes(bytes(tampered))
+
+        outcomes = []
+        for name in ("tampered.mig", "snap.mig", "snap.mig"):
+            with Machine(hsm_device_args(second.socket, serial=OTHER_SERIAL), incoming=True) as destination:
+                destination.qmp.cmd("migrate-incoming", uri=f"file:{workdir / name}")
+                migration.wait_running(destination)
+                ctrl = copy.deepcopy(saved, memo={id(saved.qtest): saved.qtest})
+                ctrl.rebind(destination.qtest)
+                outcomes.append((_settled(destination, ctrl), destination.qom_get("migration-context-status")))
+                if len(outcomes) == 2:
+                    guest.recovers(ctrl)
+        assert outcomes == [("refused", link.LmContextStatus.NOT_AUTHENTIC), ("accepted", 0),
+                            ("refused", link.LmContextStatus.REPLAYED)], outcomes
+    log = (workdir / "b.log").read_text()
+    assert "does not authenticate" in log and "replayed" in log

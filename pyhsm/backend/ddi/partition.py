@@ -13,6 +13,7 @@ import logging
 import pathlib
 import threading
 
+from pyhsm.backend.ddi import migration_context
 from pyhsm.backend.ddi.call import Call
 from pyhsm.backend.ddi.ops import HANDLERS
 from pyhsm.backend.ddi.store import KEY_LABEL, StateError, Store
@@ -44,12 +45,13 @@ class Partition:
     """The DDI state machine of partition ``index`` of device ``serial``, persisted in ``state_dir``."""
 
     def __init__(self, *, serial: str, index: int, state_dir: pathlib.Path, identity: DeviceIdentity,
-                 kind: DeviceKind = DeviceKind.Physical) -> None:
+                 kind: DeviceKind = DeviceKind.Physical, migration_key: bytes | None = None) -> None:
         self.serial = serial
         self.index = index
         self.kind = kind   # the device profile (docs/ddi.md, "Device profiles")
         self._identity = identity
         self._lock = threading.Lock()
+        self._migration_key = migration_key   # the fleet's shared key (docs/security.md, "Migration context")
         self._bk_boot = kbkdf384(identity.at_rest_key(b"ddi-bk-boot"), b"BK_BOOT", None, 80)
         self._store = Store(state_dir, identity.at_rest_key(KEY_LABEL), f"{serial}/{index}",
                             identity.counters, f"partition-{index}")
@@ -102,6 +104,53 @@ class Partition:
             else:
                 self.vault.close_all_sessions()
             log.info("partition %s/%d: %s reset applied", self.serial, self.index, kind.name)
+
+    # -- the migration context (docs/device.md, "Migration"; docs/link-protocol.md) -------------
+
+    @property
+    def bk_boot(self) -> bytes:
+        """The boot key in effect: one taken over by migration, else the device's own."""
+        return self.vault.bk_boot or self._bk_boot
+
+    def export_migration_context(self) -> bytes:
+        """The partition's sealed migration context; its export counter advances durably first.
+        Raises ``ContextRefused``."""
+        if self._migration_key is None:
+            raise migration_context.ContextRefused(link.LmContextStatus.NO_MIGRATION_KEY,
+                                                   "no migration key (docs/security.md)")
+        with self._lock:
+            counters = self._identity.counters
+            name = migration_context.out_counter(self.index)
+            counter = counters.value(name) + 1
+            counters.advance(name, counter)
+            record = migration_context.Record(self.vault.sessions.allocation_mask(), self.bk_boot,
+                                              self.vault.sealed_bk3)
+            sealed = migration_context.seal(self._migration_key, self.serial, self.index, counter, record)
+        log.info("partition %s/%d: migration context %d exported (sessions 0x%02x)", self.serial, self.index,
+                 counter, record.session_mask)
+        return sealed
+
+    def import_migration_context(self, context: bytes) -> None:
+        """Take over a sealed migration context: authenticate it, refuse a replay (the counter of its
+        source partition advances durably first), then restore it and persist. Raises ``ContextRefused``."""
+        if self._migration_key is None:
+            raise migration_context.ContextRefused(link.LmContextStatus.NO_MIGRATION_KEY,
+                                                   "no migration key (docs/security.md)")
+        opened = migration_context.open_context(self._migration_key, context)
+        with self._lock:
+            counters = self._identity.counters
+            name = migration_context.in_counter(opened.serial, opened.partition)
+            if opened.counter <= counters.value(name):
+                raise migration_context.ContextRefused(
+                    link.LmContextStatus.REPLAYED,
+                    f"context {opened.counter} of {opened.serial}/{opened.partition} is not newer than "
+                    f"{counters.value(name)}: replayed")
+            counters.advance(name, opened.counter)
+            record = opened.record
+            self.vault.restore_migration(record.session_mask, record.bk_boot, record.sealed_bk3)
+            self._store.save(self.vault.snapshot())
+        log.info("partition %s/%d: migration context %d of %s/%d taken over (sessions 0x%02x)", self.serial,
+                 self.index, opened.counter, opened.serial, opened.partition, record.session_mask)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -163,7 +212,7 @@ class Partition:
         except MborError as exc:
             log.warning("%s: undecodable request data: %s", spec.name, exc)
             return error(DdiStatus.DdiDecodeFailed)
-        call = Call(self.vault, self._identity, self._bk_boot, hdr, HANDLERS, lock=self._lock, kind=self.kind)
+        call = Call(self.vault, self._identity, self.bk_boot, hdr, HANDLERS, lock=self._lock, kind=self.kind)
         try:
             self._admit(spec, call)
             result = call.run(spec.name, data)

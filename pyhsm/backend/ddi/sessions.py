@@ -60,3 +60,13 @@ class SessionTable:
 
     def clear(self) -> None:
         self._sessions.clear()
+
+    def allocation_mask(self) -> int:
+        """Bit i set: session id i is allocated (open or awaiting renegotiation)."""
+        return sum(1 << sess_id for sess_id in self._sessions)
+
+    def restore_allocation_mask(self, mask: int) -> None:
+        """Replace the table with the sessions of ``mask``, every one awaiting ReopenSession (a migration
+        context's restore, docs/device.md "Migration")."""
+        self._sessions = {i: Session(i, (1, 0), needs_renegotiation=True)
+                          for i in range(MAX_SESSIONS) if mask >> i & 1}

@@ -1,7 +1,7 @@
 """The state of one partition (docs/ddi.md, "State and persistence"): credential, provisioning, keys, sessions, nonce, sealed BK3.
 
 Persistent part (``snapshot``/``restore``): credential, failed-login counter, provisioning secrets,
-app and internal (non-volatile) keys, sealed BK3. Volatile part, re-created at every start and by
+app and internal (non-volatile) keys, sealed BK3, a boot key taken over by migration. Volatile part, re-created at every start and by
 NSSR: the one-shot establish-credential key (only while no credential exists), the
 session-encryption key, the nonce, the attestation-key entry and all sessions with their keys.
 """
@@ -48,6 +48,7 @@ class Vault:
         self.failed_logins = 0
         self.provisioning: Provisioning | None = None
         self.sealed_bk3: bytes | None = None
+        self.bk_boot: bytes | None = None      # a boot key taken over with a migration context
         self.extensions: dict[str, Any] = {}   # persistent JSON state of vendor features, by name
         self.nonce = b""
         self.establish_key_id: int | None = None
@@ -80,6 +81,16 @@ class Vault:
         self.sessions.mark_all_for_renegotiation()
         self.power_on()
 
+    def restore_migration(self, session_mask: int, bk_boot: bytes, sealed_bk3: bytes | None) -> None:
+        """Take over a migration context (docs/device.md, "Migration"), as the real device's VF restore
+        does: the source's boot key and sealed BK3 replace this partition's, the sessions of the mask are
+        allocated and await ReopenSession, and everything else starts empty (the NSSR's state)."""
+        self.close_all_sessions()
+        self.nssr()
+        self.sessions.restore_allocation_mask(session_mask)
+        self.bk_boot = bk_boot
+        self.sealed_bk3 = sealed_bk3
+
     def close_all_sessions(self) -> None:
         for sess_id in self.sessions.ids():
             self.keys.drop_session(sess_id)
@@ -92,6 +103,7 @@ class Vault:
             "credential": [c.hex() for c in self.credential] if self.credential else None,
             "failed_logins": self.failed_logins,
             "sealed_bk3": self.sealed_bk3.hex() if self.sealed_bk3 is not None else None,
+            "bk_boot": self.bk_boot.hex() if self.bk_boot is not None else None,
             "provisioning": None if prov is None else {
                 "bk_partition": prov.bk_partition.hex(), "masking_key": prov.masking_key.hex(),
                 "bmk": prov.bmk.hex(), "unwrapping_key_id": prov.unwrapping_key_id,
@@ -112,6 +124,8 @@ class Vault:
         self.failed_logins = int(state["failed_logins"])
         sealed = state["sealed_bk3"]
         self.sealed_bk3 = bytes.fromhex(sealed) if sealed is not None else None
+        bk_boot = state.get("bk_boot")
+        self.bk_boot = bytes.fromhex(bk_boot) if bk_boot is not None else None
         self.extensions = dict(state.get("extensions", {}))
         prov = state["provisioning"]
         self.provisioning = None if prov is None else Provisioning(
