@@ -10,7 +10,8 @@ flags say ``id_valid``; after a CLOSE the ioctl answered, the flags say ``id_val
 ``safe_to_close``; otherwise the request's flags and id are echoed. ``short_app_id`` is always 0.
 
 The AES fast path (``aes_gcm_encrypt`` / ``aes_gcm_decrypt`` / ``aes_xts_encrypt`` /
-``aes_xts_decrypt``) is one ``AZIHSM_AES_DEV_IOCTL_CMD_GCM`` / ``_XTS`` each, on the same fd: the
+``aes_xts_decrypt``, shared with the socket transport in ``pyhsm.client.aes``) is one
+``AZIHSM_AES_DEV_IOCTL_CMD_GCM`` / ``_XTS`` each, on the same fd: the
 fd must hold the open session, and the caller passes its id and short_app_id (from OpenSession) and
 the keys' ``bulk_key_id``. Importing this module opens nothing.
 """
@@ -21,13 +22,16 @@ import ctypes
 import errno
 import fcntl
 import os
+import platform
 import struct
+import sys
 from dataclasses import dataclass
 
+from pyhsm.client.aes import AES_CIPHER_GCM, AesCompletion, AesError, AesFastPath
+from pyhsm.client.transport import MAX_BUFFER, Completion
 from pyhsm.protocol.ddi.mbor import MborError, Reader
 from pyhsm.protocol.ddi.schemas import RESP_HDR
 from pyhsm.protocol.link import SessionFlags, SessionOp
-from pyhsm.client.transport import MAX_BUFFER, Completion
 
 HSM_CMD_IOCTL = 0xC0704203
 LEGACY_HSM_CMD_IOCTL = 0xC0704202
@@ -47,13 +51,12 @@ RESET = struct.Struct("<IIIIQI80xI160x")
 # session_id, short_app_id; the 44-byte cipher parameters; then out: ctxt, result, cmd_spec (tag),
 # byte_count, extended_status, fips_approved, iv_from_fw.
 AES_CMD = struct.Struct("<IIII" "QBB6x" "QI4x" "QI4x" "BxHB3x" "44s124x" "QI16sIIB3x12s108x")
+AES_IN = struct.Struct("<IIII" "QBB6x" "QI4x" "QI4x" "BxHB3x" "44s")   # the in half (72 + 44 bytes)
+AES_OUT = struct.Struct("<I16sIIB3x12s")   # out: result .. iv_from_fw, at AES_OUT_AT
+AES_OUT_AT = 248
 GCM_PARAMS = struct.Struct("<I16s12sIIB3x")   # key_id, tag, iv, actual/aligned AAD length, workaround
 XTS_PARAMS = struct.Struct("<HxxII16s16x")    # data unit, key_id1, key_id2, tweak
-AES_ENCRYPT, AES_DECRYPT = 0, 1
-AES_CIPHER_GCM, AES_CIPHER_XTS = 0, 1
 AES_FRAME_TYPE = 1
-XTS_DATA_UNITS = {None: 0, 512: 1, 4096: 2, 8192: 3}
-AES_REFUSED = 0x720   # CQE status: the backend refused; err = low 16 bits of a 0x0870xxxx DDI status
 
 EXTENDED_STATUS = {
     1: "out of memory",
@@ -96,6 +99,33 @@ RESET_STATUS = {0: "ok", 1: "already in progress", 2: "invalid device state", 3:
                 4: "invalid abort type"}
 
 
+def _output_buffers() -> bool:
+    """Whether AES output may land directly in the bytes object returned (CPython only, checked)."""
+    if platform.python_implementation() != "CPython":
+        return False
+    probe = bytes(range(7, 40))
+    return ctypes.string_at(id(probe) + _BYTES_DATA, len(probe)) == probe
+
+
+_new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+_new_bytes.restype = ctypes.py_object
+_new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+_BYTES_DATA = sys.getsizeof(b"") - 1        # offsetof(PyBytesObject, ob_sval)
+_DIRECT_OUTPUT = _output_buffers()
+
+
+def _destination(n: int) -> tuple[object, int]:
+    """A destination of ``n`` bytes for the driver to write and its address. On CPython it is a new
+    bytes object whose contents are not yet set (PyBytes_FromStringAndSize(NULL, n)), not seen by anyone
+    before the ioctl has filled it: the output needs no copy in user space, which under TCG costs as much
+    as the cipher itself (docs/benchmarks.md)."""
+    if _DIRECT_OUTPUT and n > 1:
+        out = _new_bytes(None, n)
+        return out, id(out) + _BYTES_DATA
+    buf = ctypes.create_string_buffer(n)
+    return buf, ctypes.addressof(buf)
+
+
 RESPONSE_START = b"\xA2\x18\x00"  # DDI envelope: 2-entry map, field 0 (header)
 
 
@@ -123,44 +153,13 @@ def side_band(flags: SessionFlags, session_id: int, status: int,
     return flags, session_id
 
 
-def align_aad(aad: bytes) -> bytes:
-    """The SDK's 32-byte alignment of GCM AAD (docs/device.md, "AES path"): unchanged if a multiple of
-    32; else 16 zero bytes in front when ``len % 32 <= 16``, then zeros up to a multiple of 32."""
-    rem = len(aad) % 32
-    if rem == 0:
-        return aad
-    if rem <= 16:
-        aad = bytes(16) + aad
-    return aad + bytes(-len(aad) % 32)
-
-
-class AesError(Exception):
-    """The AES command reached the device, which refused it (``result`` = CQE status, ``err`` = CQE
-    err or a driver code). ``ddi_status`` is the full DDI status of a backend refusal, else None."""
-
-    def __init__(self, what: str, result: int, err: int) -> None:
-        self.result, self.err = result, err
-        self.ddi_status = 0x08700000 | err if result == AES_REFUSED else None
-        detail = f"DDI status 0x{self.ddi_status:08X}" if self.ddi_status is not None else \
-            f"extended status {err:#x} ({EXTENDED_STATUS.get(err, 'device')})"
-        super().__init__(f"{what}: status 0x{result:03X}, {detail}")
-
-
-@dataclass(frozen=True)
-class GcmResult:
-    data: bytes           # ciphertext (encrypt) or plaintext (decrypt)
-    tag: bytes            # encrypt: the tag; decrypt: the tag given
-    iv: bytes
-    fips_approved: bool
-
-
 def _ioctl_error(exc: OSError, what: str, ext: int) -> OSError:
     meaning = EXTENDED_STATUS.get(ext, "unknown")
     return OSError(exc.errno, f"{what}: {os.strerror(exc.errno or 0)}; "
                               f"extended status {ext:#x} ({meaning})")
 
 
-class IoctlTransport:
+class IoctlTransport(AesFastPath):
     """HSM commands through the guest driver: one open fd of ``/dev/azihsmN``."""
 
     def __init__(self, path: str = "/dev/azihsm0") -> None:
@@ -192,74 +191,40 @@ class IoctlTransport:
 
     # -- the AES fast path ------------------------------------------------------------------------
 
-    def _aes(self, ioctl: int, what: str, *, op: int, cipher: int, src: bytes, dst_len: int,
-             session_id: int, short_app_id: int, params: bytes) -> tuple[bytes, int, bytes, bool, bytes]:
-        """One AES ioctl; returns (dst bytes written, byte_count, cmd_spec, fips, iv_from_fw)."""
+    def _aes_command(self, what: str, cipher: int, op: int, session_id: int, short_app_id: int, key_id1: int,
+                     key_id2: int, tag_or_tweak: bytes, iv: bytes | None, aad_len: int, aligned_aad_len: int,
+                     dul: int, src: bytes) -> AesCompletion:
+        """One AES ioctl (``AesFastPath`` gives the fields). The source is passed in place (the driver
+        only reads it); the output lands in the bytes object returned (``_destination``), copied only when
+        it does not fill it (GCM with AAD)."""
         if self._fd is None:
             raise OSError(errno.EBADF, f"{self._path}: transport closed")
-        src_buf = ctypes.create_string_buffer(bytes(src), len(src))
-        dst_buf = ctypes.create_string_buffer(dst_len)
-        arg = bytearray(AES_CMD.pack(
-            AES_CMD.size, 0, 0, 0, 0, op, cipher, ctypes.addressof(src_buf), len(src),
-            ctypes.addressof(dst_buf), dst_len, AES_FRAME_TYPE, session_id, short_app_id, params,
-            0, 0, b"", 0, 0, 0, b""))
+        if type(src) is not bytes:
+            src = bytes(src)
+        n = len(src)
+        if cipher == AES_CIPHER_GCM:
+            params = GCM_PARAMS.pack(key_id1, tag_or_tweak, iv, aad_len, aligned_aad_len, 1)
+            ioctl = AES_GCM_IOCTL
+        else:
+            params = XTS_PARAMS.pack(dul, key_id1, key_id2, tag_or_tweak)
+            ioctl = AES_XTS_IOCTL
+        dst, dst_addr = _destination(n)
+        arg = bytearray(AES_CMD.size)
+        AES_IN.pack_into(arg, 0, AES_CMD.size, 0, 0, 0, 0, op, cipher,
+                         ctypes.cast(src, ctypes.c_void_p).value or 0,  # type: ignore[arg-type]  # bytes: c_char_p
+                         n, dst_addr, n, AES_FRAME_TYPE, session_id, short_app_id, params)
         try:
             fcntl.ioctl(self._fd, ioctl, arg, True)
         except OSError as exc:
-            raise _ioctl_error(exc, f"{self._path}: {what}", AES_CMD.unpack(arg)[-3]) from exc
-        *_, result, cmd_spec, byte_count, ext, fips, iv = AES_CMD.unpack(arg)
+            raise _ioctl_error(exc, f"{self._path}: {what}", AES_OUT.unpack_from(arg, AES_OUT_AT)[3]) from exc
+        result, cmd_spec, byte_count, ext, fips, iv_fw = AES_OUT.unpack_from(arg, AES_OUT_AT)
         if result or ext:
-            raise AesError(f"{self._path}: {what}", result, ext)
-        return dst_buf.raw[:byte_count], byte_count, cmd_spec, bool(fips), iv
-
-    def _gcm(self, op: int, what: str, session_id: int, short_app_id: int, key_id: int, iv: bytes,
-             data: bytes, aad: bytes, tag: bytes) -> GcmResult:
-        if len(iv) != 12 or len(tag) != 16:
-            raise ValueError("GCM takes a 12-byte IV and a 16-byte tag")
-        aligned = align_aad(aad)
-        src = aligned + data
-        params = GCM_PARAMS.pack(key_id, tag, iv, len(aad), len(aligned), 1)
-        out, _n, cmd_spec, fips, iv_fw = self._aes(
-            AES_GCM_IOCTL, what, op=op, cipher=AES_CIPHER_GCM, src=src, dst_len=len(src),
-            session_id=session_id, short_app_id=short_app_id, params=params)
-        if op == AES_ENCRYPT:
-            return GcmResult(out[len(aligned):], cmd_spec, iv_fw, fips)
-        return GcmResult(out[len(aligned):], tag, iv, fips)
-
-    def aes_gcm_encrypt(self, key_id: int, iv: bytes, plaintext: bytes, aad: bytes = b"", *,
-                        session_id: int, short_app_id: int) -> GcmResult:
-        """AES-256-GCM with bulk key ``key_id``; the result carries the ciphertext and tag.
-        Raises ``AesError`` if the device refuses, ``OSError`` if the driver does."""
-        return self._gcm(AES_ENCRYPT, "GCM encrypt", session_id, short_app_id, key_id, iv, plaintext,
-                         aad, bytes(16))
-
-    def aes_gcm_decrypt(self, key_id: int, iv: bytes, ciphertext: bytes, tag: bytes, aad: bytes = b"", *,
-                        session_id: int, short_app_id: int) -> GcmResult:
-        """Decrypt and verify; a wrong tag (or key) raises ``AesError``."""
-        return self._gcm(AES_DECRYPT, "GCM decrypt", session_id, short_app_id, key_id, iv, ciphertext,
-                         aad, tag)
-
-    def _xts(self, op: int, what: str, session_id: int, short_app_id: int, key_id1: int, key_id2: int,
-             tweak: bytes, data: bytes, data_unit: int | None) -> bytes:
-        if len(tweak) != 16:
-            raise ValueError("XTS takes a 16-byte tweak")
-        params = XTS_PARAMS.pack(XTS_DATA_UNITS[data_unit], key_id1, key_id2, tweak)
-        out, *_ = self._aes(AES_XTS_IOCTL, what, op=op, cipher=AES_CIPHER_XTS, src=data,
-                            dst_len=len(data), session_id=session_id, short_app_id=short_app_id,
-                            params=params)
-        return out
-
-    def aes_xts_encrypt(self, key_id1: int, key_id2: int, tweak: bytes, data: bytes, *,
-                        data_unit: int | None = None, session_id: int, short_app_id: int) -> bytes:
-        """AES-256-XTS with bulk keys ``key_id1`` (data) and ``key_id2`` (tweak); ``data_unit`` 512,
-        4096, 8192 or None (the whole buffer is one unit)."""
-        return self._xts(AES_ENCRYPT, "XTS encrypt", session_id, short_app_id, key_id1, key_id2, tweak,
-                         data, data_unit)
-
-    def aes_xts_decrypt(self, key_id1: int, key_id2: int, tweak: bytes, data: bytes, *,
-                        data_unit: int | None = None, session_id: int, short_app_id: int) -> bytes:
-        return self._xts(AES_DECRYPT, "XTS decrypt", session_id, short_app_id, key_id1, key_id2, tweak,
-                         data, data_unit)
+            raise AesError(f"{self._path}: {what}", result, ext, EXTENDED_STATUS.get(ext, "device"))
+        if type(dst) is bytes and aligned_aad_len == 0 and byte_count == n:
+            data = dst     # the output filled the whole destination: it is the result
+        else:
+            data = ctypes.string_at(dst_addr + aligned_aad_len, max(byte_count - aligned_aad_len, 0))
+        return data, cmd_spec, iv_fw, bool(fips)
 
     def close(self) -> None:
         """Close the fd; the driver flushes the session still open on it."""

@@ -5,6 +5,10 @@ submit at once (the way several guest processes share one device). There is no r
 waiting caller that finds nobody reading becomes the reader, hands every answer to the caller
 waiting for its msg_id and stops once its own answer is in; a lone caller thus sends and receives
 on its own thread, with no hand-off.
+
+The AES fast path (``aes_gcm_*`` / ``aes_xts_*``, ``pyhsm.client.aes``) travels as AES_REQUEST /
+AES_RESPONSE (link 1.1, docs/link-protocol.md "AES fast path"), as the device sends it after walking the
+SGLs: the source in one piece, no tail buffer, a destination as long as the source.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ import threading
 import time
 from pathlib import Path
 
-from pyhsm.protocol import link
+from pyhsm.client.aes import AesCompletion, AesError, AesFastPath
 from pyhsm.client.transport import MAX_BUFFER, Completion
+from pyhsm.protocol import link
 
 CONNECT_TIMEOUT_S = 5.0
+AES_QID = 256   # the qid AES_REQUESTs name (the first AES queue; the backend only logs it)
+NO_IV = bytes(12)
 
 
 class _Pending:
@@ -27,7 +34,7 @@ class _Pending:
         self.response: link.Message | None = None
 
 
-class SocketTransport:
+class SocketTransport(AesFastPath):
     """Connects to the backend socket at ``path`` as device ``serial``, partition ``partition``."""
 
     def __init__(self, path: str | Path, serial: str = "AZIHSM-CLIENT-0001", partition: int = 0,
@@ -76,7 +83,7 @@ class SocketTransport:
                 other.wake.set()
             raise ConnectionError(f"link is down: {self._broken}") from exc
         waiter = self._pending.get(msg_id)
-        if waiter is not None and isinstance(message, (link.Response, link.ResetAck)):
+        if waiter is not None and isinstance(message, (link.Response, link.ResetAck, link.AesResponse)):
             waiter.response = message
             waiter.wake.set()
 
@@ -122,6 +129,19 @@ class SocketTransport:
         assert isinstance(response, link.Response)
         return Completion(response.status, link.SessionFlags.from_byte(response.session_flags),
                           response.session_id, response.short_app_id, response.payload)
+
+    def _aes_command(self, what: str, cipher: int, op: int, session_id: int, short_app_id: int, key_id1: int,
+                     key_id2: int, tag_or_tweak: bytes, iv: bytes | None, aad_len: int, aligned_aad_len: int,
+                     dul: int, src: bytes) -> AesCompletion:
+        """One AES_REQUEST on the first AES queue's behalf; raises ``AesError`` on a nonzero status."""
+        request = link.AesRequest(link.AES_BODY_VERSION, cipher, op, dul, AES_QID, 0, session_id, short_app_id,
+                                  key_id1, key_id2, aad_len, aligned_aad_len, tag_or_tweak, iv or NO_IV, 0,
+                                  len(src), bytes(src))
+        answer = self._exchange(request)
+        assert isinstance(answer, link.AesResponse)
+        if answer.status:
+            raise AesError(f"backend: {what}", answer.status, answer.err)
+        return answer.data, answer.tag, answer.iv, bool(answer.fips_approved)
 
     def reset(self, kind: link.ResetKind) -> None:
         """Tell the backend the device was reset (what QEMU does on CC.EN, NSSR or device reset)."""

@@ -21,12 +21,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pyhsm.protocol import link
-from pyhsm.protocol.ddi.errors import DdiFailure
 from pyhsm.backend.ddi.keys import KeyEntry
+from pyhsm.backend.ddi.vault import Vault
+from pyhsm.protocol import link
+from pyhsm.protocol.ddi.errors import DdiFailure, ResponseStatus
 from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import DeviceKind, Flag, KeyType
-from pyhsm.backend.ddi.vault import Vault
 
 log = logging.getLogger("pyhsm.backend.ddi.fastpath")
 
@@ -36,10 +36,28 @@ FIPS_KINDS = frozenset({KeyType.AesGcmBulk256, KeyType.AesXtsBulk256})
 DATA_UNITS = {0: None, 1: 512, 2: 4096, 3: 8192}  # SQE attr bits 15:14 (None: the whole buffer)
 AAD_ALIGN = 32
 _U64 = struct.Struct("<Q")
+_ZERO_TAG, _ZERO_IV = bytes(16), bytes(12)
+
+
+class _Bulk:
+    """What the fast path needs of one key entry, worked out once per entry (``KeyEntry.loaded``, so it
+    goes with the entry): whether it may encrypt and decrypt, its FIPS flag, and for a GCM key its
+    ``AESGCM`` (an XTS key's material is joined with the other key's per command)."""
+
+    __slots__ = ("permitted", "fips", "gcm")
+
+    def __init__(self, entry: KeyEntry) -> None:
+        self.permitted = entry.flags & (Flag.ENCRYPT | Flag.DECRYPT) == Flag.ENCRYPT | Flag.DECRYPT
+        self.fips = int(entry.kind in FIPS_KINDS)
+        self.gcm = AESGCM(entry.material) if entry.kind in GCM_KINDS else None
+
+
+def _bulk(entry: KeyEntry) -> _Bulk:
+    return entry.loaded("fastpath", lambda: _Bulk(entry))
 
 
 class _Refused(Exception):
-    def __init__(self, status: DdiStatus, reason: str) -> None:
+    def __init__(self, status: ResponseStatus, reason: str) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
@@ -108,9 +126,10 @@ def _keys(request: link.AesRequest, vault: Vault) -> list[KeyEntry]:
             raise _Refused(DdiStatus.InvalidKeyNumber, f"key id 0x{key_id:x} is wider than 16 bits")
         try:
             entry = vault.keys.use(key_id, vault.credential[0], session.sess_id)
-            entry.require(Flag.ENCRYPT | Flag.DECRYPT)
         except DdiFailure as failure:
             raise _Refused(failure.status, failure.reason) from None
+        if not _bulk(entry).permitted:
+            raise _Refused(DdiStatus.InvalidPermissions, "key lacks the permission for this operation")
         if entry.kind not in wanted:
             raise _Refused(DdiStatus.InvalidKeyType, f"key 0x{key_id:04x} is {entry.kind.name}")
         entries.append(entry)
@@ -130,9 +149,11 @@ def _gcm(request: link.AesRequest, key: KeyEntry, kind: DeviceKind) -> link.AesR
                        f"AAD {request.aad_len} / aligned {aligned} / source {len(data)}")
     if request.dst_len < len(data):
         raise _Refused(DdiStatus.AesGcmInvalidBufferSize, f"destination {request.dst_len} < source {len(data)}")
-    aad = data[offset:offset + request.aad_len] or None
-    body = data[aligned:]
-    gcm = AESGCM(key.material)
+    aad = data[offset:offset + request.aad_len] if request.aad_len else None
+    body = data[aligned:] if aligned else data
+    bulk = _bulk(key)
+    gcm = bulk.gcm
+    assert gcm is not None, "a GCM key's entry holds its AESGCM (the key kind was checked above)"
     if request.decrypt:
         try:
             out = gcm.decrypt(request.iv, body + request.tag_or_tweak, aad)
@@ -144,8 +165,7 @@ def _gcm(request: link.AesRequest, key: KeyEntry, kind: DeviceKind) -> link.AesR
     else:
         sealed = gcm.encrypt(request.iv, body, aad)
         out, tag = sealed[:-16], sealed[-16:]
-    return link.AesResponse(link.AES_BODY_VERSION, int(key.kind in FIPS_KINDS), 0, 0, tag, request.iv,
-                            aligned, out)
+    return link.AesResponse(link.AES_BODY_VERSION, bulk.fips, 0, 0, tag, request.iv, aligned, out)
 
 
 def _xts(request: link.AesRequest, keys: list[KeyEntry]) -> link.AesResponse:
@@ -161,10 +181,13 @@ def _xts(request: link.AesRequest, keys: list[KeyEntry]) -> link.AesResponse:
     key1, key2 = keys
     if key1 is key2 or key1.material == key2.material:
         raise _Refused(failed, "the two XTS keys are identical")
-    key = key1.material + key2.material
-    out = bytearray()
-    for i in range(len(data) // unit):
-        cipher = Cipher(algorithms.AES(key), modes.XTS(xts_tweak(request.tag_or_tweak, i)))
+    algorithm = algorithms.AES(key1.material + key2.material)
+    view = memoryview(data)
+    parts = []
+    for i, start in enumerate(range(0, len(data), unit)):
+        cipher = Cipher(algorithm, modes.XTS(xts_tweak(request.tag_or_tweak, i)))
         worker = cipher.decryptor() if request.decrypt else cipher.encryptor()
-        out += worker.update(data[i * unit:(i + 1) * unit]) + worker.finalize()
-    return link.AesResponse(link.AES_BODY_VERSION, 1, 0, 0, bytes(16), bytes(12), 0, bytes(out))
+        parts.append(worker.update(view[start:start + unit]))
+        parts.append(worker.finalize())
+    out = parts[0] if len(parts) == 2 and not parts[1] else b"".join(parts)
+    return link.AesResponse(link.AES_BODY_VERSION, 1, 0, 0, _ZERO_TAG, _ZERO_IV, 0, out)

@@ -4,8 +4,8 @@ Steps (they need an open session on ``open_client(context)`` and ``context["shor
 ``bulk_keys`` makes AesGenerateKey bulk keys (one GCM, two XTS) and imports known ones with RsaUnwrap,
 so that the device's output can be checked against ``cryptography`` in the guest; ``gcm_round_trips`` and
 ``xts_round_trips`` run several sizes through the ioctls; ``refusals`` checks a tag mismatch, a wrong key
-type and a driver-side session mismatch; ``throughput`` measures 60 KiB operations against the guest's
-own ``cryptography`` rate; ``delete_bulk_keys`` removes the keys again. The ``aes`` workload adds two
+type and a driver-side session mismatch; ``throughput`` measures 4 KiB and 1 MiB operations against the
+guest's own ``cryptography`` rate and splits one 4 KiB call's time; ``delete_bulk_keys`` removes the keys again. The ``aes`` workload adds two
 concurrent processes, each on its own descriptor and session.
 """
 
@@ -16,15 +16,17 @@ import os
 import time
 from typing import Any
 
-from pyhsm.guest.workloads import Context, Step, Workload
 from pyhsm.client import credential
+from pyhsm.guest.workloads import Context, Step, Workload
 from pyhsm.guest.workloads.device import close_client, driver_bound, open_client, open_new_client
 
 GCM_SIZES = (1, 15, 16, 100, 4096, 4097, 65000)
 GCM_AADS = (b"", b"A" * 20, b"B" * 32, b"C" * 45)
 XTS_SIZES = (16, 48, 512, 4096, 8192, 65536)
-BENCH_BYTES = 60 * 1024           # the buffer size of the throughput step (the device takes up to 1 MiB)
+BENCH_SIZES = (4096, 1 << 20)     # 4 KiB and the largest buffer the interface takes (1 MiB per direction)
 BENCH_SECONDS = 1.0
+SLICES, SLICE_S = 3, 0.5          # alternating fast-path / in-guest slices per figure
+BREAKDOWN_CALLS = 200
 TAG_MISMATCH = {0x0870004D, 0x08700026}   # AesGcmDecryptTagDoesNotMatch; AesDecryptFailed (Virtual)
 INVALID_KEY_TYPE = 0x0870000F
 
@@ -52,8 +54,8 @@ def open_session(context: Context) -> dict[str, Any]:
 
 
 def bulk_keys(context: Context) -> dict[str, Any]:
-    from pyhsm.protocol.ddi.types import AesKeySize, KeyClass
     from pyhsm.client import Usage
+    from pyhsm.protocol.ddi.types import AesKeySize, KeyClass
     client = open_client(context)
     made = {"gcm": client.aes_generate_key(AesKeySize.AesGcmBulk256),
             "xts1": client.aes_generate_key(AesKeySize.AesXtsBulk256),
@@ -132,7 +134,7 @@ def xts_round_trips(context: Context) -> dict[str, Any]:
 
 
 def refusals(context: Context) -> dict[str, Any]:
-    from pyhsm.client.ioctl_transport import AesError
+    from pyhsm.client.aes import AesError
     t, ids = open_client(context).transport, _ids(context)
     known_id, _ = context["known"]["gcm"]
     iv, pt = os.urandom(12), os.urandom(100)
@@ -171,30 +173,77 @@ def refusals(context: Context) -> dict[str, Any]:
     return seen
 
 
-def _rate(fn, nbytes: int) -> float:
-    """MB/s of ``fn`` (nbytes per call), run for about BENCH_SECONDS."""
+def _rate(fn, nbytes: int, seconds: float = BENCH_SECONDS) -> float:
+    """MB/s of ``fn`` (nbytes per call), run for about ``seconds``."""
     calls, start = 0, time.perf_counter()
     while True:
         fn()
         calls += 1
         elapsed = time.perf_counter() - start
-        if elapsed >= BENCH_SECONDS:
+        if elapsed >= seconds:
             return round(calls * nbytes / elapsed / 1e6, 2)
 
 
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def _breakdown(t, call, calls: int = BREAKDOWN_CALLS) -> dict[str, float]:
+    """Where one fast-path call's time goes, seen from the guest: the whole call, the part inside the
+    ioctl (driver, device, link, backend) and the client's Python around it, in microseconds."""
+    import fcntl
+
+    from pyhsm.client import ioctl_transport
+    spent = [0.0]
+
+    class _Timed:   # ioctl_transport's fcntl, timing each ioctl
+        @staticmethod
+        def ioctl(*args):
+            started = time.perf_counter()
+            try:
+                return fcntl.ioctl(*args)
+            finally:
+                spent[0] += time.perf_counter() - started
+
+    ioctl_transport.fcntl = _Timed   # type: ignore[assignment]
+    try:
+        started = time.perf_counter()
+        for _ in range(calls):
+            call()
+        total = time.perf_counter() - started
+    finally:
+        ioctl_transport.fcntl = fcntl
+    return {"call_us": round(total / calls * 1e6, 1), "ioctl_us": round(spent[0] / calls * 1e6, 1),
+            "client_python_us": round((total - spent[0]) / calls * 1e6, 1)}
+
+
 def throughput(context: Context) -> dict[str, Any]:
+    """Fast path against the guest's own ``cryptography``, GCM and XTS encrypt, at each of BENCH_SIZES:
+    SLICES alternating slices of each, medians; then the time of one 4 KiB and one 1 MiB GCM call, split,
+    and of GetApiRev through the HSM ioctl for comparison."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     t, ids = open_client(context).transport, _ids(context)
-    data, iv, tweak = os.urandom(BENCH_BYTES), os.urandom(12), os.urandom(16)
+    iv, tweak = os.urandom(12), os.urandom(16)
     gcm_id, key = context["known"]["gcm"]
     (x1, k1), (x2, k2) = context["known"]["xts1"], context["known"]["xts2"]
-    local_xts = Cipher(algorithms.AES(k1 + k2), modes.XTS(tweak))
-    return {"bytes_per_op": BENCH_BYTES,
-            "fastpath_gcm_encrypt_MBps": _rate(lambda: t.aes_gcm_encrypt(gcm_id, iv, data, **ids), BENCH_BYTES),
-            "fastpath_xts_encrypt_MBps": _rate(lambda: t.aes_xts_encrypt(x1, x2, tweak, data, **ids), BENCH_BYTES),
-            "guest_cryptography_gcm_MBps": _rate(lambda: AESGCM(key).encrypt(iv, data, None), BENCH_BYTES),
-            "guest_cryptography_xts_MBps": _rate(lambda: local_xts.encryptor().update(data), BENCH_BYTES)}
+    local_gcm, local_xts = AESGCM(key), Cipher(algorithms.AES(k1 + k2), modes.XTS(tweak))
+    out: dict[str, Any] = {"sizes": list(BENCH_SIZES), "slices": SLICES, "slice_s": SLICE_S}
+    for size in BENCH_SIZES:
+        data = os.urandom(size)
+        ops = {"gcm": (lambda: t.aes_gcm_encrypt(gcm_id, iv, data, **ids), lambda: local_gcm.encrypt(iv, data, None)),
+               "xts": (lambda: t.aes_xts_encrypt(x1, x2, tweak, data, **ids),
+                       lambda: local_xts.encryptor().update(data))}
+        for mode, (fast, local) in ops.items():
+            pairs = [(_rate(fast, size, SLICE_S), _rate(local, size, SLICE_S)) for _ in range(SLICES)]
+            out[f"{mode}_{size}"] = {"fastpath_MBps": _median([f for f, _ in pairs]),
+                                     "guest_MBps": _median([g for _, g in pairs]),
+                                     "ratio": round(_median([f / g for f, g in pairs]), 3)}
+    small, large = os.urandom(4096), os.urandom(BENCH_SIZES[-1])
+    out["gcm_4096_breakdown"] = _breakdown(t, lambda: t.aes_gcm_encrypt(gcm_id, iv, small, **ids))
+    out[f"gcm_{len(large)}_breakdown"] = _breakdown(t, lambda: t.aes_gcm_encrypt(gcm_id, iv, large, **ids), 10)
+    out["hsm_get_api_rev"] = _breakdown(t, open_client(context).get_api_rev)   # the HSM ioctl, for comparison
+    return out
 
 
 def _worker(context: Context, rounds: int) -> None:

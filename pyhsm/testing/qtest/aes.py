@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyhsm.client.ioctl_transport import align_aad
+from pyhsm.client.aes import align_aad
 from pyhsm.protocol import layout as L
 from pyhsm.testing.qtest.controller import COMMAND_TIMEOUT_S, Controller
 from pyhsm.testing.qtest.memory import PAGE

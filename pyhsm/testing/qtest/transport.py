@@ -7,10 +7,10 @@ descriptor, the transport remembers the session a successful OPEN returned and f
 
 from __future__ import annotations
 
+from pyhsm.client.transport import MAX_BUFFER, Completion
+from pyhsm.protocol.layout import HSM_FIRST_QID
 from pyhsm.protocol.link import SessionFlags, SessionOp
 from pyhsm.testing.qtest.controller import Controller, ControllerError
-from pyhsm.protocol.layout import HSM_FIRST_QID
-from pyhsm.client.transport import MAX_BUFFER, Completion
 
 FLUSH_SESSION_OPC = 1
 

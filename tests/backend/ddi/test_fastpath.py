@@ -1,20 +1,29 @@
 """The AES fast-path backend module (pyhsm/backend/ddi/fastpath.py) without QEMU: key scoping and every status
-(docs/device.md, "AES path")."""
+(docs/device.md, "AES path"), XTS known answers, and the client's AES calls over the backend socket
+(``SocketTransport``: AES_REQUEST / AES_RESPONSE through the real link server)."""
 
 from __future__ import annotations
 
 import os
 import threading
 
+import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pyhsm.protocol import link
 from pyhsm.backend.ddi import fastpath
 from pyhsm.backend.ddi.keys import KeyEntry
-from pyhsm.protocol.ddi.status import DdiStatus
-from pyhsm.protocol.ddi.types import DeviceKind, Flag, KeyType
 from pyhsm.backend.ddi.vault import Vault
+from pyhsm.client import HsmClient, Usage
+from pyhsm.client.aes import AesError
+from pyhsm.client.socket_transport import SocketTransport
+from pyhsm.protocol import link
+from pyhsm.protocol.ddi.status import DdiStatus
+from pyhsm.protocol.ddi.types import AesKeySize, DeviceKind, Flag, KeyClass, KeyType
+from tests.backend.ddi.ddi_backend import make_backend, serving
+from tests.backend.ddi.ddi_helpers import APP_ID, BK3, PIN, rsa_aes_wrap
 
 APP = bytes(range(16))
 IV = bytes(12)
@@ -129,3 +138,97 @@ def test_backend_without_aes_answers_not_supported():
     from pyhsm.backend.server import _Link
     answer = _Link._execute_aes(type("L", (), {"_partition": object()})(), _gcm(1, b"x"))
     assert (answer.status, answer.err) == (link.Status.NOT_SUPPORTED, link.Status.NOT_SUPPORTED)
+
+
+def test_ieee1619_and_cavp_xts_vectors():
+    """XTS-AES-256 known answers (tests/vectors/xts_aes256.json) through ``fastpath.execute``."""
+    from tests.vectors import xts_aes256
+    vault = _vault()
+    for v in xts_aes256():
+        k1, k2 = _key(vault, KeyType.AesXtsBulk256, v.key1), _key(vault, KeyType.AesXtsBulk256, v.key2)
+        xts = dict(cipher=1, key_id2=k2, tag_or_tweak=v.tweak)
+        assert _run(vault, _gcm(k1, v.pt, **xts)).data == v.ct, v.id
+        assert _run(vault, _gcm(k1, v.ct, decrypt=1, **xts)).data == v.pt, v.id
+
+
+# ---- the fast path over the backend socket (SocketTransport: AES_REQUEST / AES_RESPONSE) ----------
+
+@pytest.fixture
+def aes_socket(tmp_path):
+    """A provisioned client with an open session on a real link server, and its session ids."""
+    path = tmp_path / "hsm.sock"
+    with serving(make_backend(tmp_path / "state"), path):
+        transport = SocketTransport(path, serial="AES-SOCK-0001")
+        client = HsmClient(transport)
+        client.establish_credential(APP_ID, PIN, client.init_bk3(BK3), ec.generate_private_key(ec.SECP384R1()))
+        opened = client.open_session(APP_ID, PIN)
+        yield client, {"session_id": opened.sess_id, "short_app_id": opened.short_app_id}
+        transport.close()
+
+
+def _import_bulk(client: HsmClient, key_class: KeyClass, material: bytes) -> int:
+    """``material`` imported as a bulk key through RsaUnwrap; its bulk_key_id."""
+    kek = client.get_unwrapping_key()
+    public = serialization.load_der_public_key(bytes(kek.pub_key.der))
+    return client.rsa_unwrap(kek.key_id, rsa_aes_wrap(public, material), key_class,
+                             Usage.ENCRYPT_DECRYPT).bulk_key_id
+
+
+def test_socket_transport_gcm_and_xts_match_cryptography(aes_socket):
+    client, ids = aes_socket
+    t = client.transport
+    gcm_key, x1, x2 = os.urandom(32), os.urandom(32), os.urandom(32)
+    gcm_id = _import_bulk(client, KeyClass.AesGcmBulk, gcm_key)
+    xts1, xts2 = _import_bulk(client, KeyClass.AesXtsBulk, x1), _import_bulk(client, KeyClass.AesXtsBulk, x2)
+    for size, aad in ((1, b""), (15, b"A" * 20), (4096, b"B" * 32), (65000, b"C" * 45), (1 << 20, b"")):
+        pt, iv = os.urandom(size), os.urandom(12)
+        enc = t.aes_gcm_encrypt(gcm_id, iv, pt, aad, **ids)
+        assert enc.data + enc.tag == AESGCM(gcm_key).encrypt(iv, pt, aad or None) and enc.fips_approved
+        assert t.aes_gcm_decrypt(gcm_id, iv, enc.data, enc.tag, aad, **ids).data == pt
+    tweak = (0x1234).to_bytes(16, "little")
+    for size, unit in ((16, None), (4096, 512), (8192 * 4, 8192)):
+        data = os.urandom(size)
+        ct = t.aes_xts_encrypt(xts1, xts2, tweak, data, data_unit=unit, **ids)
+        c = Cipher(algorithms.AES(x1 + x2), modes.XTS(tweak)).encryptor()
+        if unit is None:
+            assert ct == c.update(data) + c.finalize()
+        assert t.aes_xts_decrypt(xts1, xts2, tweak, ct, data_unit=unit, **ids) == data
+
+
+def test_socket_transport_refusals_raise_aes_error(aes_socket):
+    client, ids = aes_socket
+    t = client.transport
+    gcm_id = _import_bulk(client, KeyClass.AesGcmBulk, os.urandom(32))
+    xts_id = _import_bulk(client, KeyClass.AesXtsBulk, os.urandom(32))
+    deleted = client.aes_generate_key(AesKeySize.AesGcmBulk256)
+    client.delete_key(deleted.key_id)
+    enc = t.aes_gcm_encrypt(gcm_id, IV, b"secret", **ids)
+    cases = [
+        (lambda: t.aes_gcm_decrypt(gcm_id, IV, enc.data, bytes(16), **ids), DdiStatus.AesGcmDecryptTagDoesNotMatch),
+        (lambda: t.aes_gcm_encrypt(xts_id, IV, b"x", **ids), DdiStatus.InvalidKeyType),
+        (lambda: t.aes_xts_encrypt(xts_id, xts_id, bytes(16), bytes(32), **ids), DdiStatus.AesEncryptFailed),
+        (lambda: t.aes_xts_encrypt(xts_id, xts_id, bytes(16), bytes(40), **ids), DdiStatus.AesXtsInvalidBufferSize),
+        (lambda: t.aes_gcm_encrypt(gcm_id, IV, b"x", session_id=ids["session_id"] + 1,
+                                   short_app_id=ids["short_app_id"]), DdiStatus.SessionNotFound),
+        (lambda: t.aes_gcm_encrypt(deleted.bulk_key_id, IV, b"x", **ids), DdiStatus.KeyNotFound),
+    ]
+    for call, status in cases:
+        with pytest.raises(AesError) as info:
+            call()
+        assert (info.value.result, info.value.ddi_status) == (link.Status.AES_REFUSED, int(status)), status
+    client.close_session()
+    with pytest.raises(AesError) as info:
+        t.aes_gcm_encrypt(gcm_id, IV, b"x", **ids)
+    assert info.value.ddi_status == int(DdiStatus.SessionNotFound)
+
+
+def test_socket_transport_xts_vectors_with_imported_keys(aes_socket):
+    """The XTS known answers end to end over the socket, with the keys imported through RsaUnwrap."""
+    from tests.vectors import xts_aes256
+    client, ids = aes_socket
+    t = client.transport
+    for v in xts_aes256()[:6]:
+        k1 = _import_bulk(client, KeyClass.AesXtsBulk, v.key1)
+        k2 = _import_bulk(client, KeyClass.AesXtsBulk, v.key2)
+        assert t.aes_xts_encrypt(k1, k2, v.tweak, v.pt, **ids) == v.ct, v.id
+        assert t.aes_xts_decrypt(k1, k2, v.tweak, v.ct, **ids) == v.pt, v.id

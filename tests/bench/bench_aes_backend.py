@@ -1,0 +1,169 @@
+"""Backend: fast-path AES-256-GCM at 4 KiB through the backend socket against ``cryptography`` called
+directly, in one run. Goal: at 8 concurrent streams the fast path reaches at least 50 % of the direct rate.
+
+The backend runs as its own process (tests/backend/ddi/ddi_backend.py: the real link server and DDI
+partition). Each stream is a client thread with its own session on one device connection (as the
+device's AES queues share one link), sending AES_REQUESTs through ``SocketTransport.aes_gcm_encrypt``
+with one bulk key imported through RsaUnwrap (its output is checked against ``cryptography`` once).
+The direct anchor is ``AESGCM.encrypt`` on the same 4 KiB in as many threads of this process.
+
+    build/venv/bin/python -m tests.bench.bench_aes_backend [seconds per measurement, default 5]
+        [--baseline DIR]
+
+``--baseline DIR`` also starts a backend from another copy of the tree (e.g. the last commit:
+``git archive HEAD pyhsm tests | tar -x -C DIR``) and measures it in the same alternation, so a change
+to the backend is measured before and after in one run; and it times the fast-path module alone
+(``fastpath.execute`` of a 4 KiB GCM and XTS command, in this process, both trees' modules
+alternating), which the socket round trip otherwise hides. Slices of every side alternate (5 each);
+medians; the host load is printed before and after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import timeit
+from pathlib import Path
+from typing import Callable, Iterator
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pyhsm.client import HsmClient, Usage
+from pyhsm.client.socket_transport import SocketTransport
+from pyhsm.protocol.ddi.types import KeyClass
+from tests.backend.ddi import ddi_backend
+from tests.backend.ddi.ddi_helpers import rsa_aes_wrap
+from tests.bench.bench_ddi import APP_ID, PIN, rate
+
+GOAL = 0.50
+SLICES = 5
+SIZE = 4096
+STREAMS = (1, 8)
+KEY = os.urandom(32)
+DATA = os.urandom(SIZE)
+IV = os.urandom(12)
+
+
+@contextlib.contextmanager
+def backend_process(tree: Path | None = None) -> Iterator[Path]:
+    """A backend process (this tree, or the copy at ``tree``) and its socket, stopped when the block ends."""
+    work = Path(tempfile.mkdtemp(prefix="bench-aes-backend-"))
+    sock = work / "hsm.sock"
+    if tree is None:
+        proc = ddi_backend.start(sock, work)
+    else:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.backend.ddi.ddi_backend", str(sock), str(work)],
+                                cwd=tree, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield sock
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def stream_calls(sock: Path, streams: int) -> list[Callable[[], object]]:
+    """One 4 KiB GCM encrypt per call for each of ``streams`` sessions on one connection."""
+    transport = SocketTransport(sock, serial="BENCH-AES-0001")
+    setup = HsmClient(transport)
+    setup.establish_credential(APP_ID, PIN, setup.init_bk3(bytes(range(48))), ec.generate_private_key(ec.SECP384R1()))
+    setup.open_session(APP_ID, PIN)
+    kek = setup.get_unwrapping_key()
+    public = serialization.load_der_public_key(bytes(kek.pub_key.der))
+    key_id = setup.rsa_unwrap(kek.key_id, rsa_aes_wrap(public, KEY), KeyClass.AesGcmBulk,
+                              Usage.ENCRYPT_DECRYPT).bulk_key_id
+    setup.close_session()
+    calls = []
+    for _ in range(streams):
+        opened = HsmClient(transport).open_session(APP_ID, PIN)
+        ids = {"session_id": opened.sess_id, "short_app_id": opened.short_app_id}
+        calls.append(lambda ids=ids: transport.aes_gcm_encrypt(key_id, IV, DATA, **ids))
+    first = transport.aes_gcm_encrypt(key_id, IV, DATA, **ids)
+    assert first.data + first.tag == AESGCM(KEY).encrypt(IV, DATA, None), "fast path differs from cryptography"
+    return calls
+
+
+def direct_calls(streams: int) -> list[Callable[[], object]]:
+    return [lambda g=AESGCM(KEY): g.encrypt(IV, DATA, None) for _ in range(streams)]
+
+
+def execute_costs(baseline: Path, rounds: int = 25, calls: int = 2000) -> None:
+    """Microseconds per ``fastpath.execute`` (4 KiB GCM, 4 KiB XTS), this tree against ``baseline``."""
+    from pyhsm.backend.ddi import fastpath
+    from pyhsm.backend.ddi.keys import KeyEntry
+    from pyhsm.backend.ddi.vault import Vault
+    from pyhsm.protocol import link
+    from pyhsm.protocol.ddi.types import Flag, KeyType
+    spec = importlib.util.spec_from_file_location("baseline_fastpath", baseline / "pyhsm/backend/ddi/fastpath.py")
+    assert spec is not None and spec.loader is not None
+    before = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(before)
+    vault = Vault(ec.generate_private_key(ec.SECP384R1()))
+    vault.credential = (APP_ID, bytes(16))
+    vault.sessions.allocate((1, 0)).short_app_id = 1
+    ids = [vault.keys.insert(KeyEntry(kind, os.urandom(32), Flag.ENCRYPT | Flag.DECRYPT, APP_ID))
+           for kind in (KeyType.AesGcmBulk256, KeyType.AesXtsBulk256, KeyType.AesXtsBulk256)]
+    requests = {"GCM": link.AesRequest(1, 0, 0, 0, 256, 0, 0, 1, ids[0], 0, 0, 0, bytes(16), IV, 0, SIZE, DATA),
+                "XTS": link.AesRequest(1, 1, 0, 0, 256, 0, 0, 1, ids[1], ids[2], 0, 0, bytes(16), bytes(12), 0,
+                                       SIZE, DATA)}
+    lock = threading.Lock()
+    for mode, request in requests.items():
+        times: dict[str, list[float]] = {"baseline tree": [], "this tree": []}
+        for _ in range(rounds):
+            for name, module in (("baseline tree", before), ("this tree", fastpath)):
+                assert module.execute(request, vault=vault, lock=lock).status == 0
+                times[name].append(timeit.timeit(lambda m=module: m.execute(request, vault=vault, lock=lock),
+                                                 number=calls) / calls * 1e6)
+        print(f"fastpath.execute {mode} 4 KiB: " + ", ".join(
+            f"{name} {statistics.median(t):.2f} us" for name, t in times.items()))
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    baseline = None
+    if "--baseline" in args:
+        at = args.index("--baseline")
+        baseline = Path(args[at + 1]).resolve()
+        del args[at:at + 2]
+    seconds = float(args[0]) if args else 5.0
+    print(f"load before: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores; "
+          f"{SLICES} alternating slices per figure, medians")
+    ratios = {}
+    with contextlib.ExitStack() as stack:
+        sides = {"fast path": stack.enter_context(backend_process())}
+        if baseline is not None:
+            sides["fast path, baseline tree"] = stack.enter_context(backend_process(baseline))
+        calls = {name: stream_calls(sock, max(STREAMS)) for name, sock in sides.items()}
+        print(f"{'side':26} {'streams':>7} {'op/s':>9} {'MB/s':>8} {'direct op/s':>12} {'ratio':>7}")
+        for n in STREAMS:
+            direct = direct_calls(n)
+            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+            for _ in range(SLICES):
+                for name in sides:
+                    via = rate(calls[name][:n], seconds / SLICES)
+                    samples[name].append((via, rate(direct, seconds / SLICES)))
+            for name, pairs in samples.items():
+                via = statistics.median(v for v, _ in pairs)
+                anchor = statistics.median(d for _, d in pairs)
+                ratios[(name, n)] = statistics.median(v / d for v, d in pairs)
+                print(f"{name:26} {n:7d} {via:9.0f} {via * SIZE / 1e6:8.1f} {anchor:12.0f} "
+                      f"{ratios[(name, n)]:7.1%}")
+    if baseline is not None:
+        execute_costs(baseline)
+    print(f"load after: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    ratio = ratios[("fast path", max(STREAMS))]
+    verdict = "met" if ratio >= GOAL else "NOT met"
+    print(f"goal: fast-path GCM 4 KiB at {max(STREAMS)} streams >= {GOAL:.0%} of direct: {ratio:.1%} ({verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
