@@ -4,6 +4,11 @@ Reads ``pyhsm.workload=NAME`` (default ``default``), ``pyhsm.after-reset=NAME`` 
 every later boot of the same VM, e.g. after a QMP system_reset; default: the same) and
 ``pyhsm.cmd=BASE64`` from the kernel command line, reports ``boot``, loads azihsm, runs
 ``pyhsm.guest.workloads.NAME`` and then the extra shell command, and reports ``done``.
+
+With ``pyhsm.wait=1`` (docs/migration.md, "CI snapshots") the agent loads azihsm, reports ``ready``
+without touching the device, and waits for a host command line on the console
+(``pyhsm.client.host_commands``: ``run`` with ``workload``); it reports ``start`` and runs that
+workload instead of the command line's. A snapshot taken while it waits restores to this point.
 Runs inside the VM only.
 """
 
@@ -16,10 +21,12 @@ import sys
 import time
 from pathlib import Path
 
+from pyhsm.client import host_commands
 from pyhsm.guest.workloads import Workload
 from pyhsm.protocol.console import format_event
 
 BOOT_COUNT = Path("/var/lib/pyhsm/boots")
+WAIT_TIMEOUT_S = 24 * 3600.0     # a waiting agent (pyhsm.wait=1) waits this long for its command
 
 
 def emit(event: str, **fields: object) -> None:
@@ -54,6 +61,15 @@ def main() -> int:
     modprobe = subprocess.run(["modprobe", "azihsm"], capture_output=True, text=True)
     if modprobe.returncode != 0:
         print(f"pyhsm-guest: modprobe azihsm failed: {modprobe.stderr.strip()}", flush=True)
+    if boot == 1 and params.get("wait") == "1":
+        emit("ready", uptime_s=float(Path("/proc/uptime").read_text().split()[0]))
+        try:
+            command = host_commands.read_command(sys.stdin, WAIT_TIMEOUT_S, host_commands.RUN)
+        except TimeoutError as exc:
+            emit("done", ok=False, error=str(exc))
+            return 1
+        name = str(command.get("workload", name))
+        emit("start", workload=name, uptime_s=float(Path("/proc/uptime").read_text().split()[0]))
     try:
         workload: Workload = importlib.import_module(f"pyhsm.guest.workloads.{name}").WORKLOAD
     except ImportError as exc:

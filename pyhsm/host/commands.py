@@ -52,6 +52,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "scan; keeps QEMU after the workload until Ctrl-C")
     p.add_argument("--gdb", type=int, default=None, metavar="PORT",
                    help="start QEMU's gdb stub on 127.0.0.1:PORT")
+    snap = p.add_argument_group("snapshots and live migration (docs/migration.md)")
+    modes = snap.add_mutually_exclusive_group()
+    modes.add_argument("--save-snapshot", metavar="NAME", default=None,
+                       help="boot with the guest agent waiting for a command (pyhsm.wait=1) on a qcow2 "
+                            "overlay of the rootfs, and when it reports ready (azihsm loaded, HSM "
+                            "idle) save memory (migration to a file) and disk as snapshot NAME, then "
+                            "quit; no workload runs")
+    modes.add_argument("--from-snapshot", metavar="NAME", default=None,
+                       help="start from snapshot NAME instead of booting (a new disk overlay each "
+                            "time, so every restore starts from the same point) and run --workload; "
+                            "the HSM presents the state after a live migration (NSSR)")
+    modes.add_argument("--migrate", choices=["same", "other-backend"], default=None,
+                       help="run the migration workload and live-migrate the VM mid-workload to a "
+                            "second QEMU over a UNIX socket: on the same backend, or on a second "
+                            "backend with another serial (another physical HSM); reports downtime "
+                            "and total time")
+    snap.add_argument("--snapshot-dir", type=Path, default=None, metavar="DIR",
+                      help="where snapshots are kept (default: $PYHSM_SNAPSHOTS or build/snapshots)")
     p.set_defaults(func=_run_command)
 
 
@@ -60,4 +78,6 @@ def _run_command(args: argparse.Namespace) -> int:
                           guest_cmd=args.guest_cmd, interactive=args.interactive,
                           verbose=args.verbose, firmware=args.firmware, accel=args.accel,
                           serial=args.serial, workload=args.workload, reset=args.reset,
-                          debug=args.debug, gdb_port=args.gdb))
+                          debug=args.debug, gdb_port=args.gdb,
+                          save_snapshot=args.save_snapshot, from_snapshot=args.from_snapshot,
+                          snapshot_dir=args.snapshot_dir, migrate=args.migrate))

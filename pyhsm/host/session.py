@@ -38,6 +38,10 @@ class RunOptions:
     reset: bool = True
     debug: bool = False                  # memory file, nokaslr, traces; keep QEMU after the workload
     gdb_port: int | None = None          # QEMU's gdb stub on 127.0.0.1:PORT
+    save_snapshot: str | None = None     # boot to "guest agent ready", save as NAME (docs/migration.md)
+    from_snapshot: str | None = None     # start from snapshot NAME and run the workload
+    snapshot_dir: Path | None = None     # where snapshots live (default: build/snapshots)
+    migrate: str | None = None           # "same" / "other-backend": live-migrate the migration workload
 
 
 def _print(line: str) -> None:
@@ -59,6 +63,10 @@ def run(options: RunOptions, out: Callable[[str], None] = _print) -> int:
 
 
 def _run(options: RunOptions, workdir: Path, summary: Summary, out: Callable[[str], None]) -> None:
+    if options.save_snapshot or options.from_snapshot or options.migrate:
+        from pyhsm.host import migration_session
+        migration_session.run(options, workdir, summary, out)
+        return
     with summary.timed("build images") as notes:
         built = images.build(lambda line: out(f"    {line}"))
         notes.append(f"driver {built.driver_status}")
@@ -136,8 +144,8 @@ def _query_device(vm: Vm, summary: Summary, serial: str) -> None:
         notes.append(f"{f['bus']:02x}:{f['slot']:02x}.{f['function']} 1414:c003 serial {got}")
 
 
-def _workload(vm: Vm, summary: Summary, prefix: str) -> None:
-    """Turn the guest's step events into summary rows until ``done``; verify signatures here."""
+def step_recorder(summary: Summary, prefix: str = "") -> Callable[[dict[str, Any]], None]:
+    """The guest's step events as summary rows; every reported signature verified here."""
     def seen(event: dict[str, Any]) -> None:
         if event["event"] == "step":
             note = event.get("error") or _short(event.get("detail", {}))
@@ -155,9 +163,16 @@ def _workload(vm: Vm, summary: Summary, prefix: str) -> None:
         elif event["event"] == "cmd":
             summary.add(f"{prefix}guest command", console.OK if event["rc"] == 0 else console.FAILED,
                         event["ms"] / 1000, f"exit status {event['rc']}")
-    done = vm.wait_for("done", WORKLOAD_TIMEOUT_S, seen)
+    return seen
+
+
+def _workload(vm: Vm, summary: Summary, prefix: str,
+              seen: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Turn the guest's step events into summary rows until ``done``; verify signatures here."""
+    done = vm.wait_for("done", WORKLOAD_TIMEOUT_S, seen or step_recorder(summary, prefix))
     if not done["ok"] and done.get("error"):
         summary.add(f"{prefix}guest workload", console.FAILED, 0.0, done["error"])
+    return done
 
 
 def _short(detail: dict[str, Any], limit: int = 90) -> str:

@@ -52,6 +52,13 @@ class VmConfig:
     qemu_extra: tuple[str, ...] = ()    # appended to the QEMU command line (pyhsm run --debug/--gdb)
     console_input: bool = False         # the host may write lines to the guest console (send_console)
     verity: bool = False                # root read-only through dm-verity (images.verity on the cmdline)
+    disk: Path | None = None            # a qcow2 overlay of the rootfs, written in place (snapshots,
+                                        # migration: the disk state travels with the memory state)
+    incoming: bool = False              # -incoming defer: wait for migrate-incoming (pyhsm.host.migration)
+    agent_wait: bool = False            # pyhsm.wait=1: the agent reports ready and waits for `run`
+    res_cnt: int | None = None          # the HSM's res-cnt property (None: the device's default)
+    vmgenid: str | None = None          # a vmgenid device with this GUID ("auto": new per QEMU process,
+                                        # so a restored guest reseeds its RNG; docs/migration.md)
     qemu: Path = field(default_factory=paths.qemu)
 
     @property
@@ -78,6 +85,8 @@ def kernel_cmdline(config: VmConfig) -> str:
              "tsc=reliable", f"pyhsm.workload={config.workload}",
              f"pyhsm.after-reset={config.after_reset_workload}",
              f"pyhsm.after={'shell' if config.interactive else 'poweroff'}"]
+    if config.agent_wait:
+        words.append("pyhsm.wait=1")
     if config.cmdline_extra:
         words.append(config.cmdline_extra)
     if config.guest_cmd:
@@ -87,7 +96,7 @@ def kernel_cmdline(config: VmConfig) -> str:
 
 def hsm_device_props(config: VmConfig) -> dict[str, str]:
     """The ``device_add`` properties of the HSM (also used to hot-plug it back)."""
-    return hsm_device(HSM_ID, "hsmlink", bus=HSM_PORT, serial=config.serial)
+    return hsm_device(HSM_ID, "hsmlink", bus=HSM_PORT, serial=config.serial, res_cnt=config.res_cnt)
 
 
 def qemu_argv(config: VmConfig) -> list[str]:
@@ -102,7 +111,9 @@ def qemu_argv(config: VmConfig) -> list[str]:
             "-no-shutdown",   # a guest power-off stops the VM; the launcher resets or quits it
             "-kernel", str(config.images.kernel), "-initrd", str(config.images.initramfs),
             "-append", kernel_cmdline(config),
-            "-drive", f"file={config.images.rootfs},format=raw,if=none,id=root,snapshot=on",
+            "-drive", (f"file={config.disk},format=qcow2,if=none,id=root,discard=unmap"
+                       if config.disk else
+                       f"file={config.images.rootfs},format=raw,if=none,id=root,snapshot=on"),
             "-device", "virtio-blk-pci,drive=root",
             "-chardev", console, "-serial", "chardev:con",
             "-qmp", f"unix:{config.qmp_socket},server=on,wait=off",
@@ -122,6 +133,10 @@ def qemu_argv(config: VmConfig) -> list[str]:
         shutil.copyfile(paths.OVMF_VARS, variables)
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={paths.OVMF_CODE}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={variables}"]
+    if config.vmgenid:
+        argv += ["-device", f"vmgenid,id=vmgenid0,guid={config.vmgenid}"]
+    if config.incoming:
+        argv += ["-incoming", "defer"]
     argv += config.qemu_extra
     return argv
 

@@ -6,20 +6,19 @@ data disk (real cryptsetup), and the job / signed-message encoding the host re-c
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
-from tests.e2e.verity_images import verifies, with_changed_byte
 
+from pyhsm.client import attestation
 from pyhsm.host import swtpm
 from pyhsm.host.confidential import datadisk, measurements
 from pyhsm.host.images import GuestImages
-from pyhsm.client import attestation
 from pyhsm.protocol.cvm.workload import job_result, result_message
+from tests.e2e.verity_images import verifies, with_changed_byte
 
 # Recorded with tpm2_eventlog in a guest booted by OVMF (Debian 12) with this command line: the
 # EV_EVENT_TAG "LOADED_IMAGE::LoadOptions" digest in PCR 9 (SHA-256 bank).
@@ -111,7 +110,8 @@ def test_built_rootfs_verifies_against_its_root_hash_and_a_changed_byte_does_not
 
 
 def test_initramfs_carries_what_opens_the_verified_root(guest_images: GuestImages) -> None:
-    archive = gzip.decompress(guest_images.initramfs.read_bytes())
+    archive = subprocess.run(["zstd", "-dc"], input=guest_images.initramfs.read_bytes(),
+                             capture_output=True, check=True).stdout   # zstd (initramfs.sh)
     listing = subprocess.run(["cpio", "-t"], input=archive, capture_output=True,
                              check=True).stdout.decode().split()
     for needed in ("sbin/dmsetup", "lib/x86_64-linux-gnu/libdevmapper.so.1.02.1",

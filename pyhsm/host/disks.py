@@ -1,0 +1,83 @@
+"""qcow2 overlays for snapshots and migration, made by our own QEMU (no qemu-img needed): a QEMU
+with ``-machine none`` creates the file through QMP ``blockdev-create`` (docs/migration.md)."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from pyhsm import paths
+
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+def virtual_size(image: Path) -> int:
+    """The guest-visible size of a raw or qcow2 image."""
+    with open(image, "rb") as f:
+        head = f.read(32)
+    if head[:4] == QCOW2_MAGIC:
+        return int(struct.unpack(">Q", head[24:32])[0])
+    return image.stat().st_size
+
+
+def image_format(image: Path) -> str:
+    with open(image, "rb") as f:
+        return "qcow2" if f.read(4) == QCOW2_MAGIC else "raw"
+
+
+def create_overlay(base: Path, overlay: Path, qemu: Path | None = None, timeout: float = 30.0) -> Path:
+    """A new qcow2 ``overlay`` whose backing file is ``base`` (absolute path, raw or qcow2); the base
+    is never written through it. Raises ``RuntimeError`` naming QEMU's error."""
+    base = base.resolve()
+    overlay.parent.mkdir(parents=True, exist_ok=True)
+    overlay.unlink(missing_ok=True)
+    overlay.touch()
+    with tempfile.TemporaryDirectory(prefix="pyhsm-qcow2-") as tmp:
+        sock = Path(tmp) / "qmp.sock"
+        proc = subprocess.Popen([str(qemu or paths.qemu()), "-machine", "none", "-nodefaults",
+                                 "-no-user-config", "-display", "none",
+                                 "-qmp", f"unix:{sock},server=on,wait=off"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + timeout
+            while not sock.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"QEMU (qcow2 helper) did not start: {proc.stderr.read() if proc.stderr else ''!r}")
+                time.sleep(0.02)
+            qmp = QEMUMonitorProtocol(str(sock))
+            qmp.connect()
+            try:
+                qmp.cmd("blockdev-add", driver="file", **{"node-name": "out"}, filename=str(overlay))
+                qmp.cmd("blockdev-create", **{"job-id": "create"},
+                        options={"driver": "qcow2", "file": "out", "size": virtual_size(base),
+                                 "backing-file": str(base), "backing-fmt": image_format(base)})
+                while True:
+                    jobs = {j["id"]: j for j in qmp.cmd("query-jobs")}
+                    job = jobs.get("create")
+                    if job and job["status"] == "concluded":
+                        if job.get("error"):
+                            raise RuntimeError(f"blockdev-create {overlay}: {job['error']}")
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"blockdev-create {overlay}: no result in {timeout:.0f} s")
+                    time.sleep(0.01)
+                qmp.cmd("job-dismiss", id="create")
+                qmp.cmd("blockdev-del", **{"node-name": "out"})
+                qmp.cmd("quit")
+            finally:
+                try:
+                    qmp.close()
+                except (EOFError, OSError):   # QEMU quit first: nothing left to close
+                    pass
+            proc.wait(timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return overlay
