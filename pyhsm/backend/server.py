@@ -266,7 +266,7 @@ class Backend:
                 served = self._handshake(conn, reader)
             if served and served.endpoint is not None:
                 from pyhsm.backend.serialbus.link import serve_mailbox
-                serve_mailbox(served.endpoint, conn, lambda: read_frame(reader))
+                serve_mailbox(served.endpoint, conn, lambda: link.read_frame(reader.read))
             elif served:
                 _Link(served, conn, reader, self._credits, self._workers, self._recorder).run()
         except (ConnectionError, EOFError):
@@ -295,7 +295,7 @@ class Backend:
 
     def _handshake(self, conn: socket.socket, reader: BinaryIO) -> _Served | None:
         conn.settimeout(HELLO_TIMEOUT_S)
-        msg_id, hello = read_frame(reader)
+        msg_id, hello = link.read_frame(reader.read)
         conn.settimeout(None)
         if not isinstance(hello, link.Hello):
             raise link.LinkError(f"expected HELLO, got {type(hello).__name__}")
@@ -333,18 +333,6 @@ class Backend:
         return served
 
 
-def read_frame(reader: BinaryIO) -> tuple[int, link.Message]:
-    """Read one frame from a buffered binary stream; raises ``EOFError`` at its end."""
-    header = reader.read(link.HEADER.size)
-    if len(header) < link.HEADER.size:
-        raise EOFError("end of stream")
-    cls, msg_id, body_len = link.decode_header(header)
-    body = reader.read(body_len)
-    if len(body) < body_len:
-        raise EOFError("end of stream inside a frame")
-    return msg_id, cls.decode_body(body)
-
-
 _STOP = object()
 
 
@@ -377,7 +365,7 @@ class _Link:
         try:
             while True:
                 self._credits.acquire()
-                msg_id, message = read_frame(self._reader)
+                msg_id, message = link.read_frame(self._reader.read)
                 match message:
                     case link.Request() if self._partition.runs_in_parallel(message):
                         self._workers.submit(self._parallel, msg_id, message)

@@ -18,17 +18,27 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import load_der_x509_certificate
 
+from pyhsm.client.transport import Transport
 from pyhsm.protocol.cvm import owner as cvm_owner
 from pyhsm.protocol.ddi import envelope, messages, physical
 from pyhsm.protocol.ddi.credential_seal import seal
 from pyhsm.protocol.ddi.errors import DdiFailure
-from pyhsm.protocol.ddi.schemas import SessionKind
 from pyhsm.protocol.ddi.optable import BY_NAME, OPS
+from pyhsm.protocol.ddi.schemas import SessionKind
 from pyhsm.protocol.ddi.schemas_vendor import OWNER_BODIES, VendorStatus
 from pyhsm.protocol.ddi.status import DdiStatus
-from pyhsm.protocol.ddi.types import AesKeySize, AesOp, DeviceKind, EccCurve, HashAlgorithm, KeyClass, KeyType, RsaOpType, Usage
+from pyhsm.protocol.ddi.types import (
+    AesKeySize,
+    AesOp,
+    DeviceKind,
+    EccCurve,
+    HashAlgorithm,
+    KeyClass,
+    KeyType,
+    RsaOpType,
+    Usage,
+)
 from pyhsm.protocol.link import SessionFlags, SessionOp
-from pyhsm.client.transport import Transport
 
 __all__ = ["DdiError", "DeviceError", "EncodeError", "HsmClient", "Usage", "cvm_evidence", "key_properties"]
 

@@ -9,11 +9,11 @@ GetDeviceInfo, GetCertChainInfo and GetCertificate; anything else comes back as 
 
 from __future__ import annotations
 
-from pyhsm.protocol.link import SessionFlags, SessionOp
 from pyhsm.client.serialbus.mailbox import Mailbox, MailboxError, SmbusLike
 from pyhsm.client.serialbus.requester import MctpRequester, ProtocolError
-from pyhsm.protocol.serialbus.vdm import Command, request
 from pyhsm.client.transport import MAX_BUFFER, Completion
+from pyhsm.protocol.link import SessionFlags, SessionOp
+from pyhsm.protocol.serialbus.vdm import Command, request
 
 _ANSWER_HEADER = 5   # type, vendor id (2), rq/crypt, command
 

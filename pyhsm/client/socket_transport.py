@@ -49,7 +49,7 @@ class SocketTransport(AesFastPath):
         self._pending: dict[int, _Pending] = {}
         self._broken: str | None = None
         self._send(0, link.Hello.make(serial, partition))
-        _, ack = self._read_frame()
+        _, ack = link.read_frame(self._recv_exact)
         if not isinstance(ack, link.HelloAck) or ack.result != link.HelloAck.ACCEPTED:
             self._sock.close()
             raise ConnectionRefusedError(f"backend refused HELLO: {ack}")
@@ -69,14 +69,10 @@ class SocketTransport(AesFastPath):
             chunks += chunk
         return bytes(chunks)
 
-    def _read_frame(self) -> tuple[int, link.Message]:
-        cls, msg_id, length = link.decode_header(self._recv_exact(link.HEADER.size))
-        return msg_id, cls.decode_body(self._recv_exact(length))
-
     def _read_one(self) -> None:
         """Read one frame and give it to its waiter; a broken or timed-out stream ends the link."""
         try:
-            msg_id, message = self._read_frame()
+            msg_id, message = link.read_frame(self._recv_exact)
         except (OSError, link.LinkError) as exc:
             self._broken = str(exc) or type(exc).__name__
             for other in list(self._pending.values()):

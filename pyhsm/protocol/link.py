@@ -6,11 +6,10 @@ encoder and one decoder serve them all.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import struct
 from dataclasses import Field, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 MAGIC = b"AZHL"
 VERSION = 1
@@ -422,7 +421,14 @@ def decode_frame(frame: bytes) -> tuple[int, Message]:
     return msg_id, cls.decode_body(body)
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, Message]:
-    """Read one frame; raises ``asyncio.IncompleteReadError`` at end of stream."""
-    cls, msg_id, body_len = decode_header(await reader.readexactly(HEADER.size))
-    return msg_id, cls.decode_body(await reader.readexactly(body_len))
+def read_frame(read: Callable[[int], bytes]) -> tuple[int, Message]:
+    """Read one frame with ``read(n)``, which returns ``n`` bytes (fewer only at the end of the stream);
+    raises ``EOFError`` at the end, ``LinkError`` for a malformed frame."""
+    header = read(HEADER.size)
+    if len(header) < HEADER.size:
+        raise EOFError("end of stream")
+    cls, msg_id, body_len = decode_header(header)
+    body = read(body_len)
+    if len(body) < body_len:
+        raise EOFError("end of stream inside a frame")
+    return msg_id, cls.decode_body(body)

@@ -25,16 +25,15 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-
 from cryptography.hazmat.primitives import hashes, hmac, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed  # noqa: E402
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: E402
 
-from tests.backend.ddi import ddi_backend
 from pyhsm.client import HsmClient, Usage  # noqa: E402
 from pyhsm.client.socket_transport import SocketTransport  # noqa: E402
 from pyhsm.protocol.ddi.types import AesKeySize, AesOp, EccCurve, HashAlgorithm, KeyType  # noqa: E402
+from tests.backend.ddi import ddi_backend
 
 APP_ID, PIN = bytes.fromhex("0123456789abcdef0123456789abcdef"), b"bench-pin-012345"
 MSG = os.urandom(1024)

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-
-from pyhsm.protocol import link  # noqa: E402
 from pyhsm.host.backend import BackendProcess  # noqa: E402
+from pyhsm.protocol import link  # noqa: E402
 from pyhsm.testing.qtest.controller import open_controller  # noqa: E402
 from pyhsm.testing.qtest.machine import Machine, hsm_device_args  # noqa: E402
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-from tests.bench.bench_ddi import APP_ID, PIN, backend_socket, provisioned_clients  # noqa: E402
-from tests.bench.bench_roundtrip import p99  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from pyhsm.protocol import link  # noqa: E402
 from pyhsm.client import DdiError, HsmClient  # noqa: E402
 from pyhsm.client.socket_transport import SocketTransport  # noqa: E402
+from pyhsm.protocol import link  # noqa: E402
+from tests.bench.bench_ddi import APP_ID, PIN, backend_socket, provisioned_clients  # noqa: E402
+from tests.bench.bench_roundtrip import p99  # noqa: E402
 
 GOAL = 2.0
 SLICES = 5

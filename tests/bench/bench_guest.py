@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 
 from pyhsm import paths
-from pyhsm.host.swtpm import Swtpm
-from pyhsm.host import accel, images
-from pyhsm.protocol import console
-from pyhsm.host.backend import BackendProcess
-from pyhsm.host.vm import Vm, VmConfig
 from pyhsm.guest.workloads.bench import HSM_LATENCY_STEP, TPM_LATENCY_STEP
+from pyhsm.host import accel, images
+from pyhsm.host.backend import BackendProcess
+from pyhsm.host.swtpm import Swtpm
+from pyhsm.host.vm import Vm, VmConfig
+from pyhsm.protocol import console
 
 TIMEOUT_S = 1800.0
 

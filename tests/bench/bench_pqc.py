@@ -20,10 +20,10 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 
-from tests.bench.bench_ddi import backend_clients, compare  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem  # noqa: E402
 
 from pyhsm.client import HsmClient  # noqa: E402
+from tests.bench.bench_ddi import backend_clients, compare  # noqa: E402
 
 MSG = os.urandom(1024)
 

@@ -25,8 +25,8 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 
-from pyhsm.protocol import link  # noqa: E402
 from pyhsm.host.backend import BackendProcess  # noqa: E402
+from pyhsm.protocol import link  # noqa: E402
 
 GET_API_REV = bytes.fromhex("A2 18 00 A1 18 02 1A 00 00 03 EA 18 01 A0")
 TPM2_GET_RANDOM_16 = bytes.fromhex("8001 0000000C 0000017B 0010")

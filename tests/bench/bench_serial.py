@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pyhsm import paths
 from pyhsm.host import accel, images
-from pyhsm.protocol import console
 from pyhsm.host.backend import BackendProcess
 from pyhsm.host.vm import Vm, VmConfig
+from pyhsm.protocol import console
 
 TIMEOUT_S = 600.0
 GOAL_MS = 1000.0

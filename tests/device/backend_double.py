@@ -54,6 +54,13 @@ def echo_handler(msg_id: int, request: link.Request) -> link.Response:
     return link.Response(0, flags, 7 if flags & 8 else 0, session, payload)
 
 
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, link.Message]:
+    """One frame from an asyncio stream (``link.read_frame`` reads blocking streams); raises
+    ``asyncio.IncompleteReadError`` at the end of the stream."""
+    cls, msg_id, body_len = link.decode_header(await reader.readexactly(link.HEADER.size))
+    return msg_id, cls.decode_body(await reader.readexactly(body_len))
+
 class BackendDouble:
     """A link-protocol server on ``path``, driven from a private event-loop thread."""
 
@@ -167,7 +174,7 @@ class BackendDouble:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         try:
-            msg_id, hello = await link.read_frame(reader)
+            msg_id, hello = await read_frame(reader)
             assert isinstance(hello, link.Hello), hello
             self.hellos.append(hello)
             self._greeted.add(writer)
@@ -177,7 +184,7 @@ class BackendDouble:
             writer.write(link.encode_frame(msg_id, link.HelloAck(1, self.hello_minor, self.credits,
                                                                    self.hello_result)))
             while True:
-                msg_id, message = await link.read_frame(reader)
+                msg_id, message = await read_frame(reader)
                 if isinstance(message, link.Request):
                     self.requests.append((msg_id, message))
                     self._in_flight += 1

@@ -9,10 +9,10 @@ import os
 import random
 
 import pytest
-from tests.device.backend_double import GET_API_REV_REQUEST
 
 from pyhsm.protocol import layout as L
 from pyhsm.testing.qtest.controller import Controller, ControllerError
+from tests.device.backend_double import GET_API_REV_REQUEST
 
 pytestmark = pytest.mark.qemu
 

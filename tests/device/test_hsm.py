@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from tests.device.backend_double import GET_API_REV_REQUEST, GET_API_REV_RESPONSE
 
+from pyhsm.protocol import layout as L
 from pyhsm.protocol import link
 from pyhsm.protocol.link import SessionFlags, SessionOp
-from pyhsm.protocol import layout as L
 from pyhsm.testing.qtest.controller import QueueFull
 from pyhsm.testing.qtest.transport import QtestTransport
+from tests.device.backend_double import GET_API_REV_REQUEST, GET_API_REV_RESPONSE
 
 pytestmark = pytest.mark.qemu
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.device.backend_double import GET_API_REV_REQUEST, echo_handler
 
-from pyhsm.protocol import link
 from pyhsm.protocol import layout as L
+from pyhsm.protocol import link
 from pyhsm.testing.qtest.controller import ControllerFatal
+from tests.device.backend_double import GET_API_REV_REQUEST, echo_handler
 
 pytestmark = pytest.mark.qemu
 S = link.Status

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pyhsm.protocol import layout as L
 from pyhsm.protocol import link
 from pyhsm.protocol.link import SessionFlags, SessionOp
-from pyhsm.protocol import layout as L
 
 pytestmark = pytest.mark.qemu
 S = link.Status

@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.device.backend_double import GET_API_REV_REQUEST, GET_API_REV_RESPONSE, BackendDouble
 
-from pyhsm.protocol import link
 from pyhsm.protocol import layout as L
+from pyhsm.protocol import link
 from pyhsm.testing.qtest.controller import ControllerFatal, open_controller
 from pyhsm.testing.qtest.machine import Machine, hsm_device_args
+from tests.device.backend_double import GET_API_REV_REQUEST, GET_API_REV_RESPONSE, BackendDouble
 
 pytestmark = pytest.mark.qemu
 S = link.Status

@@ -8,14 +8,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.device.backend_double import GET_API_REV_REQUEST, GET_API_REV_RESPONSE
 
+from pyhsm.host.backend import BackendProcess
 from pyhsm.protocol import link
 from pyhsm.protocol.link import SessionFlags
-from pyhsm.host.backend import BackendProcess
 from pyhsm.testing.qtest.controller import HsmResult, open_controller
 from pyhsm.testing.qtest.machine import Machine, hsm_device_args
 from pyhsm.testing.qtest.transport import QtestTransport
+from tests.device.backend_double import GET_API_REV_REQUEST, GET_API_REV_RESPONSE
 
 pytestmark = pytest.mark.qemu
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyhsm.protocol import link
 from pyhsm.protocol import layout as L
+from pyhsm.protocol import link
 from pyhsm.testing.qtest.pci import CAP_ID_MSIX
 
 pytestmark = pytest.mark.qemu

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pyhsm.protocol import console
 from pyhsm.host.vm import Vm
+from pyhsm.protocol import console
 
 STEP_TIMEOUT_S = 300.0
 

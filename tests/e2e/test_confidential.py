@@ -24,16 +24,16 @@ from typing import Iterator
 import pytest
 from cryptography.exceptions import InvalidSignature
 
+from pyhsm.client import attestation
 from pyhsm.host import swtpm
-from pyhsm.host.confidential import launch as confidential
-from pyhsm.protocol import console
 from pyhsm.host.backend import BackendProcess
-from pyhsm.host.confidential.session import VERIFY_STEP, Outcome, run_vm
+from pyhsm.host.confidential import launch as confidential
 from pyhsm.host.confidential.fabric import Fabric
+from pyhsm.host.confidential.session import VERIFY_STEP, Outcome, run_vm
 from pyhsm.host.images import GuestImages
 from pyhsm.host.summary import Summary
 from pyhsm.host.vm import VmConfig
-from pyhsm.client import attestation
+from pyhsm.protocol import console
 from pyhsm.protocol.cvm.workload import OTHER_WORKLOAD
 from tests.e2e.verity_images import verifies, with_changed_byte, with_rebuilt_tree
 

@@ -11,12 +11,11 @@ from typing import Callable
 
 import pytest
 
-from pyhsm.protocol import console
 from pyhsm.host.backend import BackendProcess
 from pyhsm.host.images import GuestImages
 from pyhsm.host.session import RunOptions, run
 from pyhsm.host.vm import HSM_ID, Vm, hsm_device_props
-
+from pyhsm.protocol import console
 from tests.e2e.e2e_events import assert_all_ok, expect_ok, next_step, run_to_done
 
 pytestmark = [pytest.mark.guest, pytest.mark.qemu]

@@ -15,13 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pyhsm import paths
-from pyhsm.host import commands, verify
 from pyhsm.guest import agent as guest
-from pyhsm.protocol import console
+from pyhsm.guest.workloads import NotAvailable, Step, Workload
+from pyhsm.host import commands, verify
 from pyhsm.host.images import GuestImages
 from pyhsm.host.summary import Summary
 from pyhsm.host.vm import Vm, VmConfig, kernel_cmdline, qemu_argv
-from pyhsm.guest.workloads import NotAvailable, Step, Workload
+from pyhsm.protocol import console
 
 
 def _load(name: str):

@@ -8,7 +8,6 @@ from typing import Callable
 import pytest
 
 from pyhsm.host.vm import Vm
-
 from tests.e2e.e2e_events import assert_all_ok, run_to_done
 
 pytestmark = [pytest.mark.guest, pytest.mark.qemu]

@@ -7,10 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from pyhsm.protocol.dice.firmware import STAGES, load_stage
-from pyhsm.protocol.dice.verify import VerificationError
 from pyhsm.client.serialbus.mailbox import DEFAULT_ADDRESS, Mailbox, MailboxError
 from pyhsm.client.serialbus.requester import Attestation, MctpRequester, ProtocolError, attest
+from pyhsm.protocol.dice.firmware import STAGES, load_stage
+from pyhsm.protocol.dice.verify import VerificationError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

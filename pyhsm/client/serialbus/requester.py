@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from pyhsm.client.serialbus.mailbox import Mailbox
 from pyhsm.protocol.dice import der
 from pyhsm.protocol.dice.firmware import Stage
 from pyhsm.protocol.dice.verify import VerificationError, VerifiedChain, verify_chain
 from pyhsm.protocol.serialbus import control, spdm
-from pyhsm.client.serialbus.mailbox import Mailbox
 from pyhsm.protocol.serialbus.mctp import Packet, Reassembler, packetize
 
 HOST_ADDRESS = 0x10       # the requester's own 7-bit address (a BMC's usual one)

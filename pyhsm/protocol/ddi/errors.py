@@ -5,7 +5,6 @@ from __future__ import annotations
 from pyhsm.protocol.ddi.schemas_vendor import VendorStatus
 from pyhsm.protocol.ddi.status import DdiStatus
 
-
 ResponseStatus = DdiStatus | VendorStatus   # what a response header's status can be
 
 

@@ -1,7 +1,7 @@
 # GENERATED FILE, do not edit: written by pyhsm/protocol/ddi/typegen.py from the MBOR schemas in
 # pyhsm/protocol/ddi/schemas.py and schemas_vendor.py. Regenerate after changing a schema with
 #     build/venv/bin/python -m pyhsm.protocol.ddi.typegen
-"""Typed DDI messages: one frozen dataclass per MBOR struct (docs/ddi.md, docs/vendor-ops.md).
+"""Typed DDI messages: one immutable dataclass per MBOR struct (docs/ddi.md, docs/vendor-ops.md).
 
 ``mbor.Struct`` uses the class of its name as ``cls``, so decoded messages are instances of these
 classes and ``SCHEMA`` is the struct that encodes and decodes them.
@@ -9,33 +9,78 @@ classes and ``SCHEMA`` is the struct that encodes and decodes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import FrozenInstanceError, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from pyhsm.protocol.ddi.mbor import Struct
 
+_set = object.__setattr__
 
-@dataclass(frozen=True)
-class DdiApiRev:
+
+class Message:
+    """Base of every message: immutable, equal by type and field values, hashable, with a readable repr.
+
+    The classes below are dataclasses (``dataclasses.fields`` and ``replace`` work) whose methods are
+    written out here rather than made by ``@dataclass`` at import time, which would cost about 0.1 s
+    per process on the host and seconds in a TCG guest.
+    """
+
+    __slots__ = ()
+    FIELDS: ClassVar[tuple[str, ...]] = ()     # the fields, in attribute order
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and type(other) is type(self) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self.FIELDS, self._values()))
+        return f"{type(self).__name__}({fields})"
+
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiApiRev(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('major', 'minor')
 
     major: int
     minor: int
 
+    def __init__(self, major: int, minor: int) -> None:
+        _set(self, 'major', major)
+        _set(self, 'minor', minor)
 
-@dataclass(frozen=True)
-class DdiReqHdr:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiReqHdr(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('op', 'rev', 'sess_id')
 
     op: int
     rev: DdiApiRev | None = None
     sess_id: int | None = None
 
+    def __init__(self, op: int, rev: DdiApiRev | None = None, sess_id: int | None = None) -> None:
+        _set(self, 'op', op)
+        _set(self, 'rev', rev)
+        _set(self, 'sess_id', sess_id)
 
-@dataclass(frozen=True)
-class DdiRespHdr:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiRespHdr(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('op', 'status', 'fips_approved', 'rev', 'sess_id')
 
     op: int
     status: int
@@ -43,33 +88,55 @@ class DdiRespHdr:
     rev: DdiApiRev | None = None
     sess_id: int | None = None
 
+    def __init__(self, op: int, status: int, fips_approved: bool, rev: DdiApiRev | None = None, sess_id: int | None = None) -> None:
+        _set(self, 'op', op)
+        _set(self, 'status', status)
+        _set(self, 'fips_approved', fips_approved)
+        _set(self, 'rev', rev)
+        _set(self, 'sess_id', sess_id)
 
-@dataclass(frozen=True)
-class DdiDerPublicKey:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiDerPublicKey(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('der', 'key_kind')
 
     der: bytes
     key_kind: int
 
+    def __init__(self, der: bytes, key_kind: int) -> None:
+        _set(self, 'der', der)
+        _set(self, 'key_kind', key_kind)
 
-@dataclass(frozen=True)
-class DdiTargetKeyMetadata:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiTargetKeyMetadata(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('blob',)
 
     blob: bytes
 
+    def __init__(self, blob: bytes) -> None:
+        _set(self, 'blob', blob)
 
-@dataclass(frozen=True)
-class DdiTargetKeyProperties:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiTargetKeyProperties(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_metadata', 'key_label')
 
     key_metadata: DdiTargetKeyMetadata
     key_label: bytes
 
+    def __init__(self, key_metadata: DdiTargetKeyMetadata, key_label: bytes) -> None:
+        _set(self, 'key_metadata', key_metadata)
+        _set(self, 'key_label', key_label)
 
-@dataclass(frozen=True)
-class DdiEncryptedEstablishCredential:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEncryptedEstablishCredential(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('encrypted_id', 'encrypted_pin', 'iv', 'nonce', 'tag')
 
     encrypted_id: bytes
     encrypted_pin: bytes
@@ -77,10 +144,18 @@ class DdiEncryptedEstablishCredential:
     nonce: bytes
     tag: bytes
 
+    def __init__(self, encrypted_id: bytes, encrypted_pin: bytes, iv: bytes, nonce: bytes, tag: bytes) -> None:
+        _set(self, 'encrypted_id', encrypted_id)
+        _set(self, 'encrypted_pin', encrypted_pin)
+        _set(self, 'iv', iv)
+        _set(self, 'nonce', nonce)
+        _set(self, 'tag', tag)
 
-@dataclass(frozen=True)
-class DdiEncryptedSessionCredential:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEncryptedSessionCredential(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('encrypted_id', 'encrypted_pin', 'encrypted_seed', 'iv', 'nonce', 'tag')
 
     encrypted_id: bytes
     encrypted_pin: bytes
@@ -89,27 +164,47 @@ class DdiEncryptedSessionCredential:
     nonce: bytes
     tag: bytes
 
+    def __init__(self, encrypted_id: bytes, encrypted_pin: bytes, encrypted_seed: bytes, iv: bytes, nonce: bytes, tag: bytes) -> None:
+        _set(self, 'encrypted_id', encrypted_id)
+        _set(self, 'encrypted_pin', encrypted_pin)
+        _set(self, 'encrypted_seed', encrypted_seed)
+        _set(self, 'iv', iv)
+        _set(self, 'nonce', nonce)
+        _set(self, 'tag', tag)
 
-@dataclass(frozen=True)
-class DdiEncryptedPin:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEncryptedPin(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('encrypted_pin', 'iv', 'nonce', 'tag')
 
     encrypted_pin: bytes
     iv: bytes
     nonce: bytes
     tag: bytes
 
+    def __init__(self, encrypted_pin: bytes, iv: bytes, nonce: bytes, tag: bytes) -> None:
+        _set(self, 'encrypted_pin', encrypted_pin)
+        _set(self, 'iv', iv)
+        _set(self, 'nonce', nonce)
+        _set(self, 'tag', tag)
 
-@dataclass(frozen=True)
-class DdiMaskedKeyAttributes:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMaskedKeyAttributes(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('blob',)
 
     blob: bytes
 
+    def __init__(self, blob: bytes) -> None:
+        _set(self, 'blob', blob)
 
-@dataclass(frozen=True)
-class DdiMaskedKeyMetadata:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMaskedKeyMetadata(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_type', 'key_attributes', 'key_label', 'key_length', 'svn', 'bks2_index', 'key_tag')
 
     key_type: int
     key_attributes: DdiMaskedKeyAttributes
@@ -119,52 +214,91 @@ class DdiMaskedKeyMetadata:
     bks2_index: int | None = None
     key_tag: int | None = None
 
+    def __init__(self, key_type: int, key_attributes: DdiMaskedKeyAttributes, key_label: bytes, key_length: int, svn: int | None = None, bks2_index: int | None = None, key_tag: int | None = None) -> None:
+        _set(self, 'key_type', key_type)
+        _set(self, 'key_attributes', key_attributes)
+        _set(self, 'key_label', key_label)
+        _set(self, 'key_length', key_length)
+        _set(self, 'svn', svn)
+        _set(self, 'bks2_index', bks2_index)
+        _set(self, 'key_tag', key_tag)
 
-@dataclass(frozen=True)
-class DdiEmpty:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEmpty(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class CvmEvidence:
+@dataclass(init=False, repr=False, eq=False)
+class CvmEvidence(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('vm_id', 'attest', 'signature', 'pcr_values')
 
     vm_id: bytes
     attest: bytes
     signature: bytes
     pcr_values: bytes
 
+    def __init__(self, vm_id: bytes, attest: bytes, signature: bytes, pcr_values: bytes) -> None:
+        _set(self, 'vm_id', vm_id)
+        _set(self, 'attest', attest)
+        _set(self, 'signature', signature)
+        _set(self, 'pcr_values', pcr_values)
 
-@dataclass(frozen=True)
-class CvmRecipient:
+
+@dataclass(init=False, repr=False, eq=False)
+class CvmRecipient(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('kem_pub', 'ecdh_pub')
 
     kem_pub: bytes
     ecdh_pub: bytes
 
+    def __init__(self, kem_pub: bytes, ecdh_pub: bytes) -> None:
+        _set(self, 'kem_pub', kem_pub)
+        _set(self, 'ecdh_pub', ecdh_pub)
 
-@dataclass(frozen=True)
-class CvmWrapped:
+
+@dataclass(init=False, repr=False, eq=False)
+class CvmWrapped(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('kem_ct', 'ecdh_pub', 'ciphertext')
 
     kem_ct: bytes
     ecdh_pub: bytes
     ciphertext: bytes
 
+    def __init__(self, kem_ct: bytes, ecdh_pub: bytes, ciphertext: bytes) -> None:
+        _set(self, 'kem_ct', kem_ct)
+        _set(self, 'ecdh_pub', ecdh_pub)
+        _set(self, 'ciphertext', ciphertext)
 
-@dataclass(frozen=True)
-class CvmRegisterVmBody:
+
+@dataclass(init=False, repr=False, eq=False)
+class CvmRegisterVmBody(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('seq', 'vm_id', 'ek_public', 'ak_public')
 
     seq: int
     vm_id: bytes
     ek_public: bytes
     ak_public: bytes
 
+    def __init__(self, seq: int, vm_id: bytes, ek_public: bytes, ak_public: bytes) -> None:
+        _set(self, 'seq', seq)
+        _set(self, 'vm_id', vm_id)
+        _set(self, 'ek_public', ek_public)
+        _set(self, 'ak_public', ak_public)
 
-@dataclass(frozen=True)
-class CvmSetPolicyBody:
+
+@dataclass(init=False, repr=False, eq=False)
+class CvmSetPolicyBody(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('seq', 'workload', 'vm_id', 'pcr_bank', 'pcr_mask', 'pcr_values', 'key_tag')
 
     seq: int
     workload: bytes
@@ -174,97 +308,164 @@ class CvmSetPolicyBody:
     pcr_values: bytes
     key_tag: int | None = None
 
+    def __init__(self, seq: int, workload: bytes, vm_id: bytes, pcr_bank: int, pcr_mask: int, pcr_values: bytes, key_tag: int | None = None) -> None:
+        _set(self, 'seq', seq)
+        _set(self, 'workload', workload)
+        _set(self, 'vm_id', vm_id)
+        _set(self, 'pcr_bank', pcr_bank)
+        _set(self, 'pcr_mask', pcr_mask)
+        _set(self, 'pcr_values', pcr_values)
+        _set(self, 'key_tag', key_tag)
 
-@dataclass(frozen=True)
-class DdiGetApiRevReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetApiRevReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiGetApiRevResp:
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetApiRevResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('min', 'max')
 
     min: DdiApiRev
     max: DdiApiRev
 
+    def __init__(self, min: DdiApiRev, max: DdiApiRev) -> None:
+        _set(self, 'min', min)
+        _set(self, 'max', max)
 
-@dataclass(frozen=True)
-class DdiGetDeviceInfoReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetDeviceInfoReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiGetDeviceInfoResp:
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetDeviceInfoResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('kind', 'tables', 'fips_approved')
 
     kind: int
     tables: int
     fips_approved: bool
 
+    def __init__(self, kind: int, tables: int, fips_approved: bool) -> None:
+        _set(self, 'kind', kind)
+        _set(self, 'tables', tables)
+        _set(self, 'fips_approved', fips_approved)
 
-@dataclass(frozen=True)
-class DdiDeleteKeyReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiDeleteKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id',)
 
     key_id: int
 
+    def __init__(self, key_id: int) -> None:
+        _set(self, 'key_id', key_id)
 
-@dataclass(frozen=True)
-class DdiDeleteKeyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiDeleteKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiOpenKeyReq:
+@dataclass(init=False, repr=False, eq=False)
+class DdiOpenKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_tag',)
 
     key_tag: int
 
+    def __init__(self, key_tag: int) -> None:
+        _set(self, 'key_tag', key_tag)
 
-@dataclass(frozen=True)
-class DdiOpenKeyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiOpenKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'key_kind', 'pub_key', 'bulk_key_id')
 
     key_id: int
     key_kind: int
     pub_key: DdiDerPublicKey | None = None
     bulk_key_id: int | None = None
 
+    def __init__(self, key_id: int, key_kind: int, pub_key: DdiDerPublicKey | None = None, bulk_key_id: int | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'key_kind', key_kind)
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'bulk_key_id', bulk_key_id)
 
-@dataclass(frozen=True)
-class DdiAttestKeyReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiAttestKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'report_data')
 
     key_id: int
     report_data: bytes
 
+    def __init__(self, key_id: int, report_data: bytes) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'report_data', report_data)
 
-@dataclass(frozen=True)
-class DdiAttestKeyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiAttestKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('report',)
 
     report: bytes
 
+    def __init__(self, report: bytes) -> None:
+        _set(self, 'report', report)
 
-@dataclass(frozen=True)
-class DdiRsaModExpReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiRsaModExpReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'y', 'op_type')
 
     key_id: int
     y: bytes
     op_type: int
 
+    def __init__(self, key_id: int, y: bytes, op_type: int) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'y', y)
+        _set(self, 'op_type', op_type)
 
-@dataclass(frozen=True)
-class DdiRsaModExpResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiRsaModExpResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('x',)
 
     x: bytes
 
+    def __init__(self, x: bytes) -> None:
+        _set(self, 'x', x)
 
-@dataclass(frozen=True)
-class DdiRsaUnwrapReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiRsaUnwrapReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'wrapped_blob', 'wrapped_blob_key_class', 'wrapped_blob_padding', 'wrapped_blob_hash_algorithm', 'key_properties', 'key_tag')
 
     key_id: int
     wrapped_blob: bytes
@@ -274,10 +475,20 @@ class DdiRsaUnwrapReq:
     key_properties: DdiTargetKeyProperties
     key_tag: int | None = None
 
+    def __init__(self, key_id: int, wrapped_blob: bytes, wrapped_blob_key_class: int, wrapped_blob_padding: int, wrapped_blob_hash_algorithm: int, key_properties: DdiTargetKeyProperties, key_tag: int | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'wrapped_blob', wrapped_blob)
+        _set(self, 'wrapped_blob_key_class', wrapped_blob_key_class)
+        _set(self, 'wrapped_blob_padding', wrapped_blob_padding)
+        _set(self, 'wrapped_blob_hash_algorithm', wrapped_blob_hash_algorithm)
+        _set(self, 'key_properties', key_properties)
+        _set(self, 'key_tag', key_tag)
 
-@dataclass(frozen=True)
-class DdiRsaUnwrapResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiRsaUnwrapResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'kind', 'masked_key', 'pub_key', 'bulk_key_id')
 
     key_id: int
     kind: int
@@ -285,94 +496,158 @@ class DdiRsaUnwrapResp:
     pub_key: DdiDerPublicKey | None = None
     bulk_key_id: int | None = None
 
+    def __init__(self, key_id: int, kind: int, masked_key: bytes, pub_key: DdiDerPublicKey | None = None, bulk_key_id: int | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'kind', kind)
+        _set(self, 'masked_key', masked_key)
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'bulk_key_id', bulk_key_id)
 
-@dataclass(frozen=True)
-class DdiGetUnwrappingKeyReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetUnwrappingKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiGetUnwrappingKeyResp:
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetUnwrappingKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'pub_key', 'masked_key')
 
     key_id: int
     pub_key: DdiDerPublicKey
     masked_key: bytes
 
+    def __init__(self, key_id: int, pub_key: DdiDerPublicKey, masked_key: bytes) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'masked_key', masked_key)
 
-@dataclass(frozen=True)
-class DdiEccGenerateKeyPairReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEccGenerateKeyPairReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('curve', 'key_properties', 'key_tag')
 
     curve: int
     key_properties: DdiTargetKeyProperties
     key_tag: int | None = None
 
+    def __init__(self, curve: int, key_properties: DdiTargetKeyProperties, key_tag: int | None = None) -> None:
+        _set(self, 'curve', curve)
+        _set(self, 'key_properties', key_properties)
+        _set(self, 'key_tag', key_tag)
 
-@dataclass(frozen=True)
-class DdiEccGenerateKeyPairResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEccGenerateKeyPairResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('private_key_id', 'pub_key', 'masked_key')
 
     private_key_id: int
     pub_key: DdiDerPublicKey
     masked_key: bytes
 
+    def __init__(self, private_key_id: int, pub_key: DdiDerPublicKey, masked_key: bytes) -> None:
+        _set(self, 'private_key_id', private_key_id)
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'masked_key', masked_key)
 
-@dataclass(frozen=True)
-class DdiEccSignReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEccSignReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'digest', 'digest_algo')
 
     key_id: int
     digest: bytes
     digest_algo: int
 
+    def __init__(self, key_id: int, digest: bytes, digest_algo: int) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'digest', digest)
+        _set(self, 'digest_algo', digest_algo)
 
-@dataclass(frozen=True)
-class DdiEccSignResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEccSignResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('signature',)
 
     signature: bytes
 
+    def __init__(self, signature: bytes) -> None:
+        _set(self, 'signature', signature)
 
-@dataclass(frozen=True)
-class DdiAesGenerateKeyReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiAesGenerateKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_size', 'key_properties', 'key_tag')
 
     key_size: int
     key_properties: DdiTargetKeyProperties
     key_tag: int | None = None
 
+    def __init__(self, key_size: int, key_properties: DdiTargetKeyProperties, key_tag: int | None = None) -> None:
+        _set(self, 'key_size', key_size)
+        _set(self, 'key_properties', key_properties)
+        _set(self, 'key_tag', key_tag)
 
-@dataclass(frozen=True)
-class DdiAesGenerateKeyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiAesGenerateKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'masked_key', 'bulk_key_id')
 
     key_id: int
     masked_key: bytes
     bulk_key_id: int | None = None
 
+    def __init__(self, key_id: int, masked_key: bytes, bulk_key_id: int | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'masked_key', masked_key)
+        _set(self, 'bulk_key_id', bulk_key_id)
 
-@dataclass(frozen=True)
-class DdiAesEncryptDecryptReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiAesEncryptDecryptReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'op', 'msg', 'iv')
 
     key_id: int
     op: int
     msg: bytes
     iv: bytes
 
+    def __init__(self, key_id: int, op: int, msg: bytes, iv: bytes) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'op', op)
+        _set(self, 'msg', msg)
+        _set(self, 'iv', iv)
 
-@dataclass(frozen=True)
-class DdiAesEncryptDecryptResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiAesEncryptDecryptResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('msg', 'iv')
 
     msg: bytes
     iv: bytes
 
+    def __init__(self, msg: bytes, iv: bytes) -> None:
+        _set(self, 'msg', msg)
+        _set(self, 'iv', iv)
 
-@dataclass(frozen=True)
-class DdiEcdhKeyExchangeReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEcdhKeyExchangeReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('priv_key_id', 'pub_key_der', 'key_type', 'key_properties', 'key_tag')
 
     priv_key_id: int
     pub_key_der: bytes
@@ -380,18 +655,31 @@ class DdiEcdhKeyExchangeReq:
     key_properties: DdiTargetKeyProperties
     key_tag: int | None = None
 
+    def __init__(self, priv_key_id: int, pub_key_der: bytes, key_type: int, key_properties: DdiTargetKeyProperties, key_tag: int | None = None) -> None:
+        _set(self, 'priv_key_id', priv_key_id)
+        _set(self, 'pub_key_der', pub_key_der)
+        _set(self, 'key_type', key_type)
+        _set(self, 'key_properties', key_properties)
+        _set(self, 'key_tag', key_tag)
 
-@dataclass(frozen=True)
-class DdiEcdhKeyExchangeResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEcdhKeyExchangeResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'masked_key')
 
     key_id: int
     masked_key: bytes
 
+    def __init__(self, key_id: int, masked_key: bytes) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'masked_key', masked_key)
 
-@dataclass(frozen=True)
-class DdiHkdfDeriveReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiHkdfDeriveReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'hash_algorithm', 'key_type', 'key_properties', 'salt', 'info', 'key_tag', 'key_length')
 
     key_id: int
     hash_algorithm: int
@@ -402,19 +690,36 @@ class DdiHkdfDeriveReq:
     key_tag: int | None = None
     key_length: int | None = None
 
+    def __init__(self, key_id: int, hash_algorithm: int, key_type: int, key_properties: DdiTargetKeyProperties, salt: bytes | None = None, info: bytes | None = None, key_tag: int | None = None, key_length: int | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'hash_algorithm', hash_algorithm)
+        _set(self, 'key_type', key_type)
+        _set(self, 'key_properties', key_properties)
+        _set(self, 'salt', salt)
+        _set(self, 'info', info)
+        _set(self, 'key_tag', key_tag)
+        _set(self, 'key_length', key_length)
 
-@dataclass(frozen=True)
-class DdiHkdfDeriveResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiHkdfDeriveResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'masked_key', 'bulk_key_id')
 
     key_id: int
     masked_key: bytes
     bulk_key_id: int | None = None
 
+    def __init__(self, key_id: int, masked_key: bytes, bulk_key_id: int | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'masked_key', masked_key)
+        _set(self, 'bulk_key_id', bulk_key_id)
 
-@dataclass(frozen=True)
-class DdiKbkdfCounterHmacDeriveReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiKbkdfCounterHmacDeriveReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'hash_algorithm', 'key_type', 'key_properties', 'label', 'context', 'key_tag', 'key_length')
 
     key_id: int
     hash_algorithm: int
@@ -425,48 +730,84 @@ class DdiKbkdfCounterHmacDeriveReq:
     key_tag: int | None = None
     key_length: int | None = None
 
+    def __init__(self, key_id: int, hash_algorithm: int, key_type: int, key_properties: DdiTargetKeyProperties, label: bytes | None = None, context: bytes | None = None, key_tag: int | None = None, key_length: int | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'hash_algorithm', hash_algorithm)
+        _set(self, 'key_type', key_type)
+        _set(self, 'key_properties', key_properties)
+        _set(self, 'label', label)
+        _set(self, 'context', context)
+        _set(self, 'key_tag', key_tag)
+        _set(self, 'key_length', key_length)
 
-@dataclass(frozen=True)
-class DdiKbkdfCounterHmacDeriveResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiKbkdfCounterHmacDeriveResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'masked_key', 'bulk_key_id')
 
     key_id: int
     masked_key: bytes
     bulk_key_id: int | None = None
 
+    def __init__(self, key_id: int, masked_key: bytes, bulk_key_id: int | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'masked_key', masked_key)
+        _set(self, 'bulk_key_id', bulk_key_id)
 
-@dataclass(frozen=True)
-class DdiHmacReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiHmacReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'msg')
 
     key_id: int
     msg: bytes
 
+    def __init__(self, key_id: int, msg: bytes) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'msg', msg)
 
-@dataclass(frozen=True)
-class DdiHmacResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiHmacResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('tag',)
 
     tag: bytes
 
+    def __init__(self, tag: bytes) -> None:
+        _set(self, 'tag', tag)
 
-@dataclass(frozen=True)
-class DdiGetEstablishCredEncryptionKeyReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetEstablishCredEncryptionKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiGetEstablishCredEncryptionKeyResp:
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetEstablishCredEncryptionKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('pub_key', 'nonce', 'pub_key_signature')
 
     pub_key: DdiDerPublicKey
     nonce: bytes
     pub_key_signature: bytes
 
+    def __init__(self, pub_key: DdiDerPublicKey, nonce: bytes, pub_key_signature: bytes) -> None:
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'nonce', nonce)
+        _set(self, 'pub_key_signature', pub_key_signature)
 
-@dataclass(frozen=True)
-class DdiEstablishCredentialReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEstablishCredentialReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('encrypted_credential', 'pub_key', 'masked_bk3', 'bmk', 'masked_unwrapping_key', 'pota_sig', 'pota_pub_key')
 
     encrypted_credential: DdiEncryptedEstablishCredential
     pub_key: DdiDerPublicKey
@@ -476,78 +817,134 @@ class DdiEstablishCredentialReq:
     pota_sig: bytes
     pota_pub_key: DdiDerPublicKey
 
+    def __init__(self, encrypted_credential: DdiEncryptedEstablishCredential, pub_key: DdiDerPublicKey, masked_bk3: bytes, bmk: bytes, masked_unwrapping_key: bytes, pota_sig: bytes, pota_pub_key: DdiDerPublicKey) -> None:
+        _set(self, 'encrypted_credential', encrypted_credential)
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'masked_bk3', masked_bk3)
+        _set(self, 'bmk', bmk)
+        _set(self, 'masked_unwrapping_key', masked_unwrapping_key)
+        _set(self, 'pota_sig', pota_sig)
+        _set(self, 'pota_pub_key', pota_pub_key)
 
-@dataclass(frozen=True)
-class DdiEstablishCredentialResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiEstablishCredentialResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('bmk',)
 
     bmk: bytes
 
+    def __init__(self, bmk: bytes) -> None:
+        _set(self, 'bmk', bmk)
 
-@dataclass(frozen=True)
-class DdiGetSessionEncryptionKeyReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetSessionEncryptionKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiGetSessionEncryptionKeyResp:
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetSessionEncryptionKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('pub_key', 'nonce', 'pub_key_signature')
 
     pub_key: DdiDerPublicKey
     nonce: bytes
     pub_key_signature: bytes
 
+    def __init__(self, pub_key: DdiDerPublicKey, nonce: bytes, pub_key_signature: bytes) -> None:
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'nonce', nonce)
+        _set(self, 'pub_key_signature', pub_key_signature)
 
-@dataclass(frozen=True)
-class DdiOpenSessionReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiOpenSessionReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('encrypted_credential', 'pub_key')
 
     encrypted_credential: DdiEncryptedSessionCredential
     pub_key: DdiDerPublicKey
 
+    def __init__(self, encrypted_credential: DdiEncryptedSessionCredential, pub_key: DdiDerPublicKey) -> None:
+        _set(self, 'encrypted_credential', encrypted_credential)
+        _set(self, 'pub_key', pub_key)
 
-@dataclass(frozen=True)
-class DdiOpenSessionResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiOpenSessionResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('sess_id', 'short_app_id', 'bmk_session')
 
     sess_id: int
     short_app_id: int
     bmk_session: bytes
 
+    def __init__(self, sess_id: int, short_app_id: int, bmk_session: bytes) -> None:
+        _set(self, 'sess_id', sess_id)
+        _set(self, 'short_app_id', short_app_id)
+        _set(self, 'bmk_session', bmk_session)
 
-@dataclass(frozen=True)
-class DdiCloseSessionReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCloseSessionReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiCloseSessionResp:
+@dataclass(init=False, repr=False, eq=False)
+class DdiCloseSessionResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiChangePinReq:
+@dataclass(init=False, repr=False, eq=False)
+class DdiChangePinReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('new_pin', 'pub_key')
 
     new_pin: DdiEncryptedPin
     pub_key: DdiDerPublicKey
 
+    def __init__(self, new_pin: DdiEncryptedPin, pub_key: DdiDerPublicKey) -> None:
+        _set(self, 'new_pin', new_pin)
+        _set(self, 'pub_key', pub_key)
 
-@dataclass(frozen=True)
-class DdiChangePinResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiChangePinResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiUnmaskKeyReq:
+@dataclass(init=False, repr=False, eq=False)
+class DdiUnmaskKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('masked_key',)
 
     masked_key: bytes
 
+    def __init__(self, masked_key: bytes) -> None:
+        _set(self, 'masked_key', masked_key)
 
-@dataclass(frozen=True)
-class DdiUnmaskKeyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiUnmaskKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'kind', 'masked_key', 'pub_key', 'bulk_key_id')
 
     key_id: int
     kind: int
@@ -555,325 +952,539 @@ class DdiUnmaskKeyResp:
     pub_key: DdiDerPublicKey | None = None
     bulk_key_id: int | None = None
 
+    def __init__(self, key_id: int, kind: int, masked_key: bytes, pub_key: DdiDerPublicKey | None = None, bulk_key_id: int | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'kind', kind)
+        _set(self, 'masked_key', masked_key)
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'bulk_key_id', bulk_key_id)
 
-@dataclass(frozen=True)
-class DdiGetCertChainInfoReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetCertChainInfoReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('slot_id',)
 
     slot_id: int
 
+    def __init__(self, slot_id: int) -> None:
+        _set(self, 'slot_id', slot_id)
 
-@dataclass(frozen=True)
-class DdiGetCertChainInfoResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetCertChainInfoResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('num_certs', 'thumbprint')
 
     num_certs: int
     thumbprint: bytes
 
+    def __init__(self, num_certs: int, thumbprint: bytes) -> None:
+        _set(self, 'num_certs', num_certs)
+        _set(self, 'thumbprint', thumbprint)
 
-@dataclass(frozen=True)
-class DdiGetCertificateReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetCertificateReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('slot_id', 'cert_id')
 
     slot_id: int
     cert_id: int
 
+    def __init__(self, slot_id: int, cert_id: int) -> None:
+        _set(self, 'slot_id', slot_id)
+        _set(self, 'cert_id', cert_id)
 
-@dataclass(frozen=True)
-class DdiGetCertificateResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetCertificateResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('certificate',)
 
     certificate: bytes
 
+    def __init__(self, certificate: bytes) -> None:
+        _set(self, 'certificate', certificate)
 
-@dataclass(frozen=True)
-class DdiReopenSessionReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiReopenSessionReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('encrypted_credential', 'pub_key', 'bmk_session')
 
     encrypted_credential: DdiEncryptedSessionCredential
     pub_key: DdiDerPublicKey
     bmk_session: bytes
 
+    def __init__(self, encrypted_credential: DdiEncryptedSessionCredential, pub_key: DdiDerPublicKey, bmk_session: bytes) -> None:
+        _set(self, 'encrypted_credential', encrypted_credential)
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'bmk_session', bmk_session)
 
-@dataclass(frozen=True)
-class DdiReopenSessionResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiReopenSessionResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('sess_id', 'short_app_id', 'bmk_session')
 
     sess_id: int
     short_app_id: int
     bmk_session: bytes
 
+    def __init__(self, sess_id: int, short_app_id: int, bmk_session: bytes) -> None:
+        _set(self, 'sess_id', sess_id)
+        _set(self, 'short_app_id', short_app_id)
+        _set(self, 'bmk_session', bmk_session)
 
-@dataclass(frozen=True)
-class DdiInitBk3Req:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiInitBk3Req(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('bk3',)
 
     bk3: bytes
 
+    def __init__(self, bk3: bytes) -> None:
+        _set(self, 'bk3', bk3)
 
-@dataclass(frozen=True)
-class DdiInitBk3Resp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiInitBk3Resp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('masked_bk3', 'vm_launch_guid')
 
     masked_bk3: bytes
     vm_launch_guid: bytes
 
+    def __init__(self, masked_bk3: bytes, vm_launch_guid: bytes) -> None:
+        _set(self, 'masked_bk3', masked_bk3)
+        _set(self, 'vm_launch_guid', vm_launch_guid)
 
-@dataclass(frozen=True)
-class DdiGetSealedBk3Req:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetSealedBk3Req(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiGetSealedBk3Resp:
+@dataclass(init=False, repr=False, eq=False)
+class DdiGetSealedBk3Resp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('sealed_bk3',)
 
     sealed_bk3: bytes
 
+    def __init__(self, sealed_bk3: bytes) -> None:
+        _set(self, 'sealed_bk3', sealed_bk3)
 
-@dataclass(frozen=True)
-class DdiSetSealedBk3Req:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiSetSealedBk3Req(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('sealed_bk3',)
 
     sealed_bk3: bytes
 
+    def __init__(self, sealed_bk3: bytes) -> None:
+        _set(self, 'sealed_bk3', sealed_bk3)
 
-@dataclass(frozen=True)
-class DdiSetSealedBk3Resp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiSetSealedBk3Resp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiMlDsaGenerateKeyReq:
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlDsaGenerateKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('params', 'key_properties', 'key_tag', 'seed')
 
     params: int
     key_properties: DdiTargetKeyProperties
     key_tag: int | None = None
     seed: bytes | None = None
 
+    def __init__(self, params: int, key_properties: DdiTargetKeyProperties, key_tag: int | None = None, seed: bytes | None = None) -> None:
+        _set(self, 'params', params)
+        _set(self, 'key_properties', key_properties)
+        _set(self, 'key_tag', key_tag)
+        _set(self, 'seed', seed)
 
-@dataclass(frozen=True)
-class DdiMlDsaGenerateKeyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlDsaGenerateKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'pub_key', 'masked_key')
 
     key_id: int
     pub_key: bytes
     masked_key: bytes
 
+    def __init__(self, key_id: int, pub_key: bytes, masked_key: bytes) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'masked_key', masked_key)
 
-@dataclass(frozen=True)
-class DdiMlDsaSignReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlDsaSignReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'message', 'context')
 
     key_id: int
     message: bytes
     context: bytes | None = None
 
+    def __init__(self, key_id: int, message: bytes, context: bytes | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'message', message)
+        _set(self, 'context', context)
 
-@dataclass(frozen=True)
-class DdiMlDsaSignResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlDsaSignResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('signature',)
 
     signature: bytes
 
+    def __init__(self, signature: bytes) -> None:
+        _set(self, 'signature', signature)
 
-@dataclass(frozen=True)
-class DdiMlDsaGetPublicKeyReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlDsaGetPublicKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id',)
 
     key_id: int
 
+    def __init__(self, key_id: int) -> None:
+        _set(self, 'key_id', key_id)
 
-@dataclass(frozen=True)
-class DdiMlDsaGetPublicKeyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlDsaGetPublicKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('params', 'pub_key')
 
     params: int
     pub_key: bytes
 
+    def __init__(self, params: int, pub_key: bytes) -> None:
+        _set(self, 'params', params)
+        _set(self, 'pub_key', pub_key)
 
-@dataclass(frozen=True)
-class DdiMlKemGenerateKeyReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlKemGenerateKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('params', 'key_properties', 'key_tag', 'seed')
 
     params: int
     key_properties: DdiTargetKeyProperties
     key_tag: int | None = None
     seed: bytes | None = None
 
+    def __init__(self, params: int, key_properties: DdiTargetKeyProperties, key_tag: int | None = None, seed: bytes | None = None) -> None:
+        _set(self, 'params', params)
+        _set(self, 'key_properties', key_properties)
+        _set(self, 'key_tag', key_tag)
+        _set(self, 'seed', seed)
 
-@dataclass(frozen=True)
-class DdiMlKemGenerateKeyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlKemGenerateKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'pub_key', 'masked_key')
 
     key_id: int
     pub_key: bytes
     masked_key: bytes
 
+    def __init__(self, key_id: int, pub_key: bytes, masked_key: bytes) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'pub_key', pub_key)
+        _set(self, 'masked_key', masked_key)
 
-@dataclass(frozen=True)
-class DdiMlKemDecapsulateReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlKemDecapsulateReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'ciphertext', 'key_properties', 'key_tag')
 
     key_id: int
     ciphertext: bytes
     key_properties: DdiTargetKeyProperties
     key_tag: int | None = None
 
+    def __init__(self, key_id: int, ciphertext: bytes, key_properties: DdiTargetKeyProperties, key_tag: int | None = None) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'ciphertext', ciphertext)
+        _set(self, 'key_properties', key_properties)
+        _set(self, 'key_tag', key_tag)
 
-@dataclass(frozen=True)
-class DdiMlKemDecapsulateResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlKemDecapsulateResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id', 'masked_key')
 
     key_id: int
     masked_key: bytes
 
+    def __init__(self, key_id: int, masked_key: bytes) -> None:
+        _set(self, 'key_id', key_id)
+        _set(self, 'masked_key', masked_key)
 
-@dataclass(frozen=True)
-class DdiMlKemGetPublicKeyReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlKemGetPublicKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('key_id',)
 
     key_id: int
 
+    def __init__(self, key_id: int) -> None:
+        _set(self, 'key_id', key_id)
 
-@dataclass(frozen=True)
-class DdiMlKemGetPublicKeyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiMlKemGetPublicKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('params', 'pub_key')
 
     params: int
     pub_key: bytes
 
+    def __init__(self, params: int, pub_key: bytes) -> None:
+        _set(self, 'params', params)
+        _set(self, 'pub_key', pub_key)
 
-@dataclass(frozen=True)
-class DdiCvmGetNonceReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmGetNonceReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('vm_id',)
 
     vm_id: bytes
 
+    def __init__(self, vm_id: bytes) -> None:
+        _set(self, 'vm_id', vm_id)
 
-@dataclass(frozen=True)
-class DdiCvmGetNonceResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmGetNonceResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('nonce', 'lifetime_ms')
 
     nonce: bytes
     lifetime_ms: int
 
+    def __init__(self, nonce: bytes, lifetime_ms: int) -> None:
+        _set(self, 'nonce', nonce)
+        _set(self, 'lifetime_ms', lifetime_ms)
 
-@dataclass(frozen=True)
-class DdiCvmVerifyEvidenceReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmVerifyEvidenceReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('evidence',)
 
     evidence: CvmEvidence
 
+    def __init__(self, evidence: CvmEvidence) -> None:
+        _set(self, 'evidence', evidence)
 
-@dataclass(frozen=True)
-class DdiCvmVerifyEvidenceResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmVerifyEvidenceResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('statement',)
 
     statement: bytes
 
+    def __init__(self, statement: bytes) -> None:
+        _set(self, 'statement', statement)
 
-@dataclass(frozen=True)
-class DdiCvmReleaseKeyReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmReleaseKeyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('evidence', 'workload', 'recipient')
 
     evidence: CvmEvidence
     workload: bytes
     recipient: CvmRecipient
 
+    def __init__(self, evidence: CvmEvidence, workload: bytes, recipient: CvmRecipient) -> None:
+        _set(self, 'evidence', evidence)
+        _set(self, 'workload', workload)
+        _set(self, 'recipient', recipient)
 
-@dataclass(frozen=True)
-class DdiCvmReleaseKeyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmReleaseKeyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('wrapped', 'statement', 'policy_version')
 
     wrapped: CvmWrapped
     statement: bytes
     policy_version: int
 
+    def __init__(self, wrapped: CvmWrapped, statement: bytes, policy_version: int) -> None:
+        _set(self, 'wrapped', wrapped)
+        _set(self, 'statement', statement)
+        _set(self, 'policy_version', policy_version)
 
-@dataclass(frozen=True)
-class DdiCvmSealReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmSealReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('workload', 'data')
 
     workload: bytes
     data: bytes
 
+    def __init__(self, workload: bytes, data: bytes) -> None:
+        _set(self, 'workload', workload)
+        _set(self, 'data', data)
 
-@dataclass(frozen=True)
-class DdiCvmSealResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmSealResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('sealed',)
 
     sealed: bytes
 
+    def __init__(self, sealed: bytes) -> None:
+        _set(self, 'sealed', sealed)
 
-@dataclass(frozen=True)
-class DdiCvmUnsealReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmUnsealReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('evidence', 'sealed', 'recipient')
 
     evidence: CvmEvidence
     sealed: bytes
     recipient: CvmRecipient
 
+    def __init__(self, evidence: CvmEvidence, sealed: bytes, recipient: CvmRecipient) -> None:
+        _set(self, 'evidence', evidence)
+        _set(self, 'sealed', sealed)
+        _set(self, 'recipient', recipient)
 
-@dataclass(frozen=True)
-class DdiCvmUnsealResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmUnsealResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('wrapped', 'statement')
 
     wrapped: CvmWrapped
     statement: bytes
 
+    def __init__(self, wrapped: CvmWrapped, statement: bytes) -> None:
+        _set(self, 'wrapped', wrapped)
+        _set(self, 'statement', statement)
 
-@dataclass(frozen=True)
-class DdiCvmSetOwnerReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmSetOwnerReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('owner_pub',)
 
     owner_pub: bytes
 
+    def __init__(self, owner_pub: bytes) -> None:
+        _set(self, 'owner_pub', owner_pub)
 
-@dataclass(frozen=True)
-class DdiCvmSetOwnerResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmSetOwnerResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiCvmRegisterVmReq:
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmRegisterVmReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('body', 'owner_sig')
 
     body: bytes
     owner_sig: bytes
 
+    def __init__(self, body: bytes, owner_sig: bytes) -> None:
+        _set(self, 'body', body)
+        _set(self, 'owner_sig', owner_sig)
 
-@dataclass(frozen=True)
-class DdiCvmRegisterVmResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmRegisterVmResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiCvmSetPolicyReq:
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmSetPolicyReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('body', 'owner_sig')
 
     body: bytes
     owner_sig: bytes
 
+    def __init__(self, body: bytes, owner_sig: bytes) -> None:
+        _set(self, 'body', body)
+        _set(self, 'owner_sig', owner_sig)
 
-@dataclass(frozen=True)
-class DdiCvmSetPolicyResp:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmSetPolicyResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('version',)
 
     version: int
 
+    def __init__(self, version: int) -> None:
+        _set(self, 'version', version)
 
-@dataclass(frozen=True)
-class DdiCvmGetOwnerInfoReq:
+
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmGetOwnerInfoReq(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ()
+
+    def __init__(self) -> None:
+        pass
 
 
-@dataclass(frozen=True)
-class DdiCvmGetOwnerInfoResp:
+@dataclass(init=False, repr=False, eq=False)
+class DdiCvmGetOwnerInfoResp(Message):
     SCHEMA: ClassVar[Struct]
+    FIELDS = ('owner_set', 'last_seq', 'vms', 'policies')
 
     owner_set: bool
     last_seq: int
     vms: int
     policies: int
+
+    def __init__(self, owner_set: bool, last_seq: int, vms: int, policies: int) -> None:
+        _set(self, 'owner_set', owner_set)
+        _set(self, 'last_seq', last_seq)
+        _set(self, 'vms', vms)
+        _set(self, 'policies', policies)
