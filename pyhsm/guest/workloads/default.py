@@ -9,6 +9,7 @@ refusals, throughput), close the session.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from typing import Any
@@ -25,8 +26,8 @@ def _text(value: Any) -> Any:
         return value.hex()
     if hasattr(value, "_asdict"):
         value = value._asdict()
-    elif hasattr(value, "__dataclass_fields__"):
-        value = {k: getattr(value, k) for k in value.__dataclass_fields__}
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {k: _text(v) for k, v in value.items()}
     return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
