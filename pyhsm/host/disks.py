@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
@@ -28,6 +29,22 @@ def virtual_size(image: Path) -> int:
 def image_format(image: Path) -> str:
     with open(image, "rb") as f:
         return "qcow2" if f.read(4) == QCOW2_MAGIC else "raw"
+
+
+def wait_job(qmp: Callable[..., Any], job_id: str, deadline: float, what: str) -> None:
+    """Wait until QMP job ``job_id`` has concluded (``qmp(command, **arguments)`` runs a QMP command),
+    then dismiss it; raises ``RuntimeError`` naming ``what`` with the job's error, or at ``deadline``
+    (``time.monotonic()``) if it has not concluded."""
+    while True:
+        job = {j["id"]: j for j in qmp("query-jobs")}.get(job_id)
+        if job and job["status"] == "concluded":
+            qmp("job-dismiss", id=job_id)
+            if job.get("error"):
+                raise RuntimeError(f"{what}: {job['error']}")
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: no result in time")
+        time.sleep(0.01)
 
 
 def create_overlay(base: Path, overlay: Path, qemu: Path | None = None, timeout: float = 30.0) -> Path:
@@ -57,17 +74,7 @@ def create_overlay(base: Path, overlay: Path, qemu: Path | None = None, timeout:
                 qmp.cmd("blockdev-create", **{"job-id": "create"},
                         options={"driver": "qcow2", "file": "out", "size": virtual_size(base),
                                  "backing-file": str(base), "backing-fmt": image_format(base)})
-                while True:
-                    jobs = {j["id"]: j for j in qmp.cmd("query-jobs")}
-                    job = jobs.get("create")
-                    if job and job["status"] == "concluded":
-                        if job.get("error"):
-                            raise RuntimeError(f"blockdev-create {overlay}: {job['error']}")
-                        break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"blockdev-create {overlay}: no result in {timeout:.0f} s")
-                    time.sleep(0.01)
-                qmp.cmd("job-dismiss", id="create")
+                wait_job(qmp.cmd, "create", deadline, f"blockdev-create {overlay}")
                 qmp.cmd("blockdev-del", **{"node-name": "out"})
                 qmp.cmd("quit")
             finally:

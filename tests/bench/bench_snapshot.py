@@ -76,21 +76,6 @@ def _root_node(vm: Vm) -> str:
     raise RuntimeError("no root drive in query-block")
 
 
-def _job(vm: Vm, job_id: str, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        jobs = {j["id"]: j for j in vm.qmp("query-jobs")}
-        job = jobs.get(job_id)
-        if job and job["status"] == "concluded":
-            vm.qmp("job-dismiss", id=job_id)
-            if job.get("error"):
-                raise RuntimeError(f"{job_id}: {job['error']}")
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{job_id} did not conclude in {timeout:.0f} s")
-        time.sleep(0.01)
-
-
 def internal(config: VmConfig, workdir: Path, restores: int) -> tuple[float, list[float]]:
     """QEMU internal snapshot in the qcow2 overlay (snapshot-save at ``ready``), then ``-loadvm``
     restores. Returns (save seconds, restore-to-start seconds each)."""
@@ -101,7 +86,7 @@ def internal(config: VmConfig, workdir: Path, restores: int) -> tuple[float, lis
         node = _root_node(vm)
         started = time.monotonic()
         vm.qmp("snapshot-save", **{"job-id": "save"}, tag="ready", vmstate=node, devices=[node])
-        _job(vm, "save")
+        disks.wait_job(vm.qmp, "save", time.monotonic() + 300.0, "snapshot-save")
         saved = time.monotonic() - started
         vm.quit()
     times = []
