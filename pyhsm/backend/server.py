@@ -354,7 +354,9 @@ class _Link:
         self._conn = conn
         self._reader = reader
         self._workers = workers
-        self._credits = threading.BoundedSemaphore(credits)
+        self._credits: queue.SimpleQueue[None] = queue.SimpleQueue()   # one token per credit (C, no Python lock)
+        for _ in range(credits):
+            self._credits.put(None)
         self._send_lock = threading.Lock()
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
@@ -364,7 +366,7 @@ class _Link:
         writer.start()
         try:
             while True:
-                self._credits.acquire()
+                self._credits.get()
                 msg_id, message = link.read_frame(self._reader.read)
                 match message:
                     case link.Request() if self._partition.runs_in_parallel(message):
@@ -384,7 +386,7 @@ class _Link:
                         self._send(msg_id, self._import_context(message))
                     case link.Cancel(msg_id=cancelled):
                         log.debug("device no longer waits for message %d", cancelled)
-                        self._credits.release()
+                        self._credits.put(None)
                     case _:
                         raise link.LinkError(f"unexpected {type(message).__name__} from device")
         finally:
@@ -399,7 +401,7 @@ class _Link:
                 with self._send_lock:
                     self._conn.sendall(frame)
         finally:
-            self._credits.release()
+            self._credits.put(None)
 
     def _parallel(self, msg_id: int, request: link.Request) -> None:
         response, latency = self._execute(request)

@@ -29,9 +29,23 @@ NO_IV = bytes(12)
 
 
 class _Pending:
+    """A caller waiting for its answer. ``wake`` is a one-shot signal made of a held lock (one C call to
+    wait on, against a Python ``Condition`` behind ``threading.Event``): ``signal`` releases it, and a
+    waiter's successful ``wait`` takes it again, consuming the signal."""
+
     def __init__(self) -> None:
-        self.wake = threading.Event()
+        self._wake = threading.Lock()
+        self._wake.acquire()
         self.response: link.Message | None = None
+
+    def signal(self) -> None:
+        try:
+            self._wake.release()
+        except RuntimeError:  # already signalled and not yet consumed
+            pass
+
+    def wait(self, timeout: float) -> None:
+        self._wake.acquire(timeout=timeout)
 
 
 class SocketTransport(AesFastPath):
@@ -76,18 +90,18 @@ class SocketTransport(AesFastPath):
         except (OSError, link.LinkError) as exc:
             self._broken = str(exc) or type(exc).__name__
             for other in list(self._pending.values()):
-                other.wake.set()
+                other.signal()
             raise ConnectionError(f"link is down: {self._broken}") from exc
         waiter = self._pending.get(msg_id)
         if waiter is not None and isinstance(message, (link.Response, link.ResetAck, link.AesResponse)):
             waiter.response = message
-            waiter.wake.set()
+            waiter.signal()
 
     def _hand_over(self) -> None:
         """The reader role is free: wake one caller still waiting for its answer to take it."""
         for waiter in list(self._pending.values()):
             if waiter.response is None:
-                waiter.wake.set()
+                waiter.signal()
                 return
 
     def _exchange(self, message: link.Message) -> link.Message:
@@ -112,8 +126,7 @@ class SocketTransport(AesFastPath):
                         self._read_lock.release()
                         self._hand_over()
                 else:
-                    waiter.wake.wait(remaining)
-                    waiter.wake.clear()
+                    waiter.wait(remaining)
             return waiter.response
         finally:
             del self._pending[msg_id]

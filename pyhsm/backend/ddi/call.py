@@ -17,7 +17,7 @@ from pyhsm.protocol.ddi.status import DdiStatus
 from pyhsm.protocol.ddi.types import DeviceKind
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One DDI command in progress. Handlers set ``dirty`` when persistent state changed and
     ``opened`` when they created or re-established a session. ``lock`` is the partition's lock,

@@ -13,6 +13,13 @@ ids must appear in declared order with no unknown or repeated ids, map counts mu
 a variable array must not exceed its maximum and a fixed array must have exactly its length.
 Padding: the data of a variable byte array starts at a 4-byte-aligned offset measured from the
 start of the buffer being encoded; the decoder accepts any announced pad length 0..3.
+
+Two codecs, one behaviour: each type's ``encode``/``decode`` is the reference, which reports precisely
+what is wrong. A struct is also compiled, on first use, into one straight-line encode and decode
+function (each type writes its own lines: ``encode_lines``/``decode_lines``), which accepts only
+well-formed input and hands anything else to the reference (``_Fallback``); so a bad message costs a
+second pass and gets the reference's error, and a good one costs a fraction of the reference
+(docs/benchmarks.md, "Per-command cost").
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ except ImportError:  # only while bootstrapping the generator without a messages
 
 class MborError(ValueError):
     """The bytes are not a valid encoding of the expected schema."""
+
+
+class _Fallback(Exception):
+    """Raised by compiled code at anything but the plain well-formed case: the reference decides."""
 
 
 class Reader:
@@ -64,6 +75,23 @@ class MborType:
         """The Python type of a decoded value, as written in ``pyhsm.protocol.ddi.messages``."""
         raise NotImplementedError
 
+    def encode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        """Compiled encoding: lines that append value ``v`` to ``out`` or raise (any exception sends the
+        whole message to the reference). Constants the lines use go into ``ns`` under fresh names."""
+        raise NotImplementedError
+
+    def decode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        """Compiled decoding: lines that read ``data`` (bytes) at ``pos`` into variable ``v`` and advance
+        ``pos``, or raise on anything the reference might refuse."""
+        raise NotImplementedError
+
+
+def _const(ns: dict[str, Any], value: Any) -> str:
+    """A fresh name for ``value`` in the compiled code's namespace."""
+    name = f"_c{len(ns)}"
+    ns[name] = value
+    return name
+
 
 class UInt(MborType):
     _FORMATS = {1: ">BB", 2: ">BH", 4: ">BI", 8: ">BQ"}
@@ -89,6 +117,17 @@ class UInt(MborType):
     def py_type(self) -> str:
         return "int"
 
+    def encode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        pack = _const(ns, self._layout.pack)
+        return [f"if {v}.__class__ is not int and ({v}.__class__ is bool or not isinstance({v}, int)): raise _Fallback",
+                f"out += {pack}({self.marker}, {v})"]
+
+    def decode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        unpack = _const(ns, self._layout.unpack_from)
+        return [f"_m, {v} = {unpack}(data, pos)",
+                f"if _m != {self.marker}: raise _Fallback",
+                f"pos += {self._layout.size}"]
+
 
 class Bool(MborType):
     def encode(self, out: bytearray, value: Any) -> None:
@@ -104,6 +143,17 @@ class Bool(MborType):
 
     def py_type(self) -> str:
         return "bool"
+
+    def encode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        return [f"if {v} is True: out.append(0x15)",
+                f"elif {v} is False: out.append(0x14)",
+                "else: raise _Fallback"]
+
+    def decode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        return ["_m = data[pos]", "pos += 1",
+                f"if _m == 0x15: {v} = True",
+                f"elif _m == 0x14: {v} = False",
+                "else: raise _Fallback"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +175,21 @@ class Fixed(MborType):
 
     def py_type(self) -> str:
         return "bytes"
+
+    def _prefix(self) -> bytes:
+        return b"\x80" + struct.pack(">H", self.length)
+
+    def encode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        prefix = _const(ns, self._prefix())
+        return [f"if not isinstance({v}, (bytes, bytearray)) or len({v}) != {self.length}: raise _Fallback",
+                f"out += {prefix}", f"out += {v}"]
+
+    def decode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        prefix = _const(ns, self._prefix())
+        return [f"if data[pos:pos + 3] != {prefix}: raise _Fallback",
+                f"{v} = data[pos + 3:pos + {3 + self.length}]",
+                f"pos += {3 + self.length}",
+                "if pos > len(data): raise _Fallback"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +216,25 @@ class Var(MborType):
 
     def py_type(self) -> str:
         return "bytes"
+
+    def encode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        head, zeros = _const(ns, _BYTE_ARRAY_HEAD.pack), _const(ns, _ZEROS)
+        return [f"if not isinstance({v}, (bytes, bytearray)) or len({v}) > {self.maximum}: raise _Fallback",
+                "_p = -(len(out) + 3) % 4",
+                f"out += {head}(0x80 | _p, len({v}))", f"out += {zeros}[_p]", f"out += {v}"]
+
+    def decode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        head = _const(ns, _BYTE_ARRAY_HEAD.unpack_from)
+        return [f"_m, _n = {head}(data, pos)",
+                f"if _m & 0xFC != 0x80 or _n > {self.maximum}: raise _Fallback",
+                "_s = pos + 3 + (_m & 3)",
+                "if _s != pos + 3 and any(data[pos + 3:_s]): raise _Fallback",
+                "pos = _s + _n", f"{v} = data[_s:pos]",
+                "if pos > len(data): raise _Fallback"]
+
+
+_BYTE_ARRAY_HEAD = struct.Struct(">BH")
+_ZEROS = (b"", b"\0", b"\0\0", b"\0\0\0")
 
 
 U8, U16, U32, U64 = UInt(0x18, 1), UInt(0x19, 2), UInt(0x1A, 4), UInt(0x1B, 8)
@@ -227,6 +311,72 @@ class Struct(MborType):
         return self.cls(**values)
 
     def encode(self, out: bytearray, value: Any) -> None:
+        start = len(out)
+        try:
+            (self._encoder or self._compile_encoder())(out, value)
+            return
+        except Exception:  # not the plain case: the reference encodes it or says what is wrong
+            del out[start:]
+        self._reference_encode(out, value)
+
+    def decode(self, reader: Reader) -> Any:
+        value, reader.pos = self.decode_from(bytes(reader.data), reader.pos)
+        return value
+
+    def decode_from(self, data: bytes, pos: int) -> tuple[Any, int]:
+        """The value encoded at ``data[pos:]`` and the offset after it. Raises ``MborError``."""
+        try:
+            return (self._decoder or self._compile_decoder())(data, pos)
+        except Exception:  # not the plain case: the reference decodes it or says what is wrong
+            pass
+        reader = Reader(data)
+        reader.pos = pos
+        value = self._reference_decode(reader)
+        return value, reader.pos
+
+    def encode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        return [f"{_const(ns, self._encoder or self._compile_encoder())}(out, {v})"]
+
+    def decode_lines(self, v: str, ns: dict[str, Any]) -> list[str]:
+        return [f"{v}, pos = {_const(ns, self._decoder or self._compile_decoder())}(data, pos)"]
+
+    _encoder: Any = None
+    _decoder: Any = None
+
+    def _compile_encoder(self) -> Any:
+        ns: dict[str, Any] = {"_Fallback": _Fallback, "_cls": self.cls}
+        names = [f"v{i}" for i in range(len(self.fields))]
+        optional = [n for n, f in zip(names, self.fields) if f.optional]
+        count = " + ".join([str(len(self.fields) - len(optional))] + [f"({n} is not None)" for n in optional])
+        body = ["if value.__class__ is not _cls: raise _Fallback"]
+        body += [f"{n} = value.{f.name}" for n, f in zip(names, self.fields)]
+        body.append(f"out.append(0xA0 | ({count}))")
+        for n, f in zip(names, self.fields):
+            lines = [f"out += {_const(ns, f.key)}"] + f.type.encode_lines(n, ns)
+            if f.optional:
+                body += [f"if {n} is not None:"] + ["    " + line for line in lines]
+            else:
+                body += [f"if {n} is None: raise _Fallback"] + lines
+        self._encoder = _function("encode", "out, value", body, ns)
+        return self._encoder
+
+    def _compile_decoder(self) -> Any:
+        ns: dict[str, Any] = {"_Fallback": _Fallback, "_cls": self.cls}
+        names = {f.name: f"v{i}" for i, f in enumerate(self.fields)}
+        body = ["_h = data[pos]", "if _h & 0xE0 != 0xA0: raise _Fallback", "rem = _h & 0x1F", "pos += 1"]
+        for f in self.fields:
+            v, key = names[f.name], _const(ns, f.key)
+            lines = ["pos += 2", "rem -= 1"] + f.type.decode_lines(v, ns)
+            if f.optional:
+                body += [f"{v} = None", f"if rem and data[pos:pos + 2] == {key}:"] + ["    " + line for line in lines]
+            else:
+                body += [f"if not rem or data[pos:pos + 2] != {key}: raise _Fallback"] + lines
+        body += ["if rem: raise _Fallback",
+                 f"return _cls({', '.join(names[f.name] for f in self.attribute_order())}), pos"]
+        self._decoder = _function("decode", "data, pos", body, ns)
+        return self._decoder
+
+    def _reference_encode(self, out: bytearray, value: Any) -> None:
         if not isinstance(value, self.cls):
             raise MborError(f"{self.name}: expected {self.cls.__name__}, got {type(value).__name__}")
         values = [getattr(value, name) for name in self._names]
@@ -239,7 +389,7 @@ class Struct(MborType):
             out += key
             f.type.encode(out, v)
 
-    def decode(self, reader: Reader) -> Any:
+    def _reference_decode(self, reader: Reader) -> Any:
         header = reader.take(1)[0]
         if header & 0xE0 != 0xA0:
             raise MborError(f"{self.name}: expected a map header, got 0x{header:02X}")
@@ -260,6 +410,12 @@ class Struct(MborType):
         return self.cls(**values)
 
 
+def _function(name: str, args: str, body: list[str], ns: dict[str, Any]) -> Any:
+    """Compile ``def name(args): body`` in namespace ``ns``."""
+    exec("\n".join([f"def {name}({args}):"] + ["    " + line for line in body]), ns)
+    return ns[name]
+
+
 def encode(schema: MborType, value: Any) -> bytes:
     out = bytearray()
     schema.encode(out, value)
@@ -268,9 +424,13 @@ def encode(schema: MborType, value: Any) -> bytes:
 
 def decode(schema: MborType, data: bytes) -> Any:
     """Decode exactly one value that must fill ``data`` completely."""
-    reader = Reader(data)
-    value = schema.decode(reader)
-    if not reader.at_end():
-        raise MborError(f"{len(data) - reader.pos} trailing bytes after {schema!r}")
+    data = bytes(data)
+    if isinstance(schema, Struct):
+        value, end = schema.decode_from(data, 0)
+    else:
+        reader = Reader(data)
+        value, end = schema.decode(reader), reader.pos
+    if end != len(data):
+        raise MborError(f"{len(data) - end} trailing bytes after {schema!r}")
     return value
 

@@ -225,12 +225,15 @@ RULES: dict[tuple[str, str], tuple[Rule, ...]] = {
 def _convert(op: str, direction: str, message: Any, outgoing: bool) -> Any:
     if message is None:
         return message
+    rules, keys = RULES.get((op, direction), ()), _public_key_fields(type(message).SCHEMA)
+    if not rules and not keys:
+        return message
     changes: dict[str, Any] = {}
-    for rule in RULES.get((op, direction), ()):
+    for rule in rules:
         value = getattr(message, rule.field)
         if value is not None:
             changes[rule.field] = (rule.to_device if outgoing else rule.from_device)(value, message)
-    for name in _public_key_fields(type(message).SCHEMA):
+    for name in keys:
         value = getattr(message, name)
         if value is not None:
             changes[name] = _public_to_device(value) if outgoing else _public_from_device(value)

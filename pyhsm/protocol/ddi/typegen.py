@@ -40,15 +40,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from pyhsm.protocol.ddi.mbor import Struct
 
-_set = object.__setattr__
-
-
 class Message:
     """Base of every message: immutable, equal by type and field values, hashable, with a readable repr.
 
     The classes below are dataclasses (``dataclasses.fields`` and ``replace`` work) whose methods are
     written out here rather than made by ``@dataclass`` at import time, which would cost about 0.1 s
-    per process on the host and seconds in a TCG guest.
+    per process on the host and seconds in a TCG guest. Their ``__init__`` fills the instance
+    dictionary directly (about twice as fast as ``object.__setattr__`` per field).
     """
 
     __slots__ = ()
@@ -121,7 +119,9 @@ def render_class(struct: Struct) -> str:
         lines.append(f"    {f.name}: {annotations[f.name]}{default}")
     params = ", ".join(f"{f.name}: {annotations[f.name]}" + (" = None" if f.optional else "") for f in order)
     lines += ["", f"    def __init__(self{', ' if params else ''}{params}) -> None:"]
-    lines += [f"        _set(self, {f.name!r}, {f.name})" for f in order] or ["        pass"]
+    if order:
+        lines.append("        d = self.__dict__")
+    lines += [f"        d[{f.name!r}] = {f.name}" for f in order] or ["        pass"]
     return "\n".join(lines) + "\n"
 
 

@@ -7,9 +7,11 @@ from pyhsm.backend.ddi.keys import TABLES
 from pyhsm.protocol.ddi import messages
 from pyhsm.protocol.ddi.envelope import API_REV_MAX, API_REV_MIN, rev
 
+_API_REVS = messages.DdiGetApiRevResp(min=rev(*API_REV_MIN), max=rev(*API_REV_MAX))
+
 
 def get_api_rev(call: Call, req: messages.DdiGetApiRevReq) -> messages.DdiGetApiRevResp:
-    return messages.DdiGetApiRevResp(min=rev(*API_REV_MIN), max=rev(*API_REV_MAX))
+    return _API_REVS
 
 
 def get_device_info(call: Call, req: messages.DdiGetDeviceInfoReq) -> messages.DdiGetDeviceInfoResp:
