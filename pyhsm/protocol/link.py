@@ -7,6 +7,7 @@ encoder and one decoder serve them all.
 from __future__ import annotations
 
 import enum
+import operator
 import struct
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, Callable, ClassVar
@@ -84,34 +85,41 @@ class Message:
     __dataclass_fields__: ClassVar[dict[str, Field[Any]]]   # every message is a dataclass
 
     def encode_body(self) -> bytes:
-        values = [getattr(self, name) for name in self._field_names()]
+        values = self._codec()[0](self)
         if self.HAS_PAYLOAD:
             *fixed, payload = values
             return self.LAYOUT.pack(*fixed, len(payload)) + payload
         return self.LAYOUT.pack(*values)
 
     @classmethod
-    def _field_names(cls) -> tuple[str, ...]:
-        names = cls.__dict__.get("_FIELD_NAMES")
-        if names is None:
+    def _codec(cls) -> tuple[Callable[[Any], tuple[Any, ...]], tuple[str, ...]]:
+        """The class's field getter (one C call for every field, in declaration order) and field names,
+        made once per class."""
+        codec = cls.__dict__.get("_CODEC")
+        if codec is None:
             names = tuple(f.name for f in fields(cls))
-            cls._FIELD_NAMES = names  # type: ignore[attr-defined]
-        return names
+            getter = operator.attrgetter(*names)
+            codec = ((lambda m: (getter(m),)) if len(names) == 1 else getter, names)
+            cls._CODEC = codec  # type: ignore[attr-defined]
+        return codec
 
     @classmethod
     def decode_body(cls, body: bytes) -> Message:
         if len(body) < cls.LAYOUT.size:
             raise LinkError(f"{cls.__name__}: body of {len(body)} bytes is shorter than {cls.LAYOUT.size}")
-        values = list(cls.LAYOUT.unpack_from(body))
-        rest = body[cls.LAYOUT.size:]
+        values = cls.LAYOUT.unpack_from(body)
         if cls.HAS_PAYLOAD:
-            length = values.pop()
+            rest = body[cls.LAYOUT.size:]
+            length = values[-1]
             if length != len(rest) or length > cls.PAYLOAD_LIMIT:
                 raise LinkError(f"{cls.__name__}: payload length {length} but {len(rest)} bytes follow")
-            values.append(bytes(rest))
-        elif rest:
-            raise LinkError(f"{cls.__name__}: {len(rest)} trailing bytes")
-        return cls(*values)
+            values = values[:-1] + (bytes(rest),)
+        elif len(body) != cls.LAYOUT.size:
+            raise LinkError(f"{cls.__name__}: {len(body) - cls.LAYOUT.size} trailing bytes")
+        # The values passed the layout; fill the frozen instance directly (no per-field __setattr__).
+        message = object.__new__(cls)
+        message.__dict__.update(zip(cls._codec()[1], values))
+        return message
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,7 @@ class Partition:
         return link.Response(int(status), flags.to_byte(), short_app_id, sid, payload)
 
     def _ddi(self, request: link.Request) -> link.Response:
+        side_band = request.flags
         echo = _echo(request)
         try:
             opened = open_request(request.payload)
@@ -201,10 +202,10 @@ class Partition:
         if spec is None:
             log.warning("unsupported DDI op %d", hdr.op)
             return error(DdiStatus.UnsupportedCmd)
-        if int(request.flags.op) != int(spec.kind):
-            log.warning("%s: side-band session kind %d, op needs %d", spec.name, request.flags.op, spec.kind)
+        if side_band.op != spec.kind:
+            log.warning("%s: side-band session kind %d, op needs %d", spec.name, side_band.op, spec.kind)
             return self._respond(request, echo, b"", Status.SESSION_KIND_MISMATCH)
-        if (request.session_id if request.flags.id_valid else None) != hdr.sess_id:
+        if (request.session_id if side_band.id_valid else None) != hdr.sess_id:
             log.warning("%s: side-band session id does not match the header", spec.name)
             return self._respond(request, echo, b"", Status.SESSION_ID_MISMATCH)
         try:
@@ -231,7 +232,7 @@ class Partition:
             if spec.kind == SessionKind.OPEN:
                 flags = SessionFlags(SessionOp.OPEN, True, True)
             else:
-                flags = SessionFlags(request.flags.op, True)
+                flags = SessionFlags(side_band.op, True)
             return self._respond(request, flags, payload, session_id=sess_id,
                                  short_app_id=call.opened.short_app_id)
         payload = encode_response(hdr.op, DdiStatus.Success, spec.response, result, rev=hdr.rev,
