@@ -19,7 +19,7 @@ what is wrong. A struct is also compiled, on first use, into one straight-line e
 function (each type writes its own lines: ``encode_lines``/``decode_lines``), which accepts only
 well-formed input and hands anything else to the reference (``_Fallback``); so a bad message costs a
 second pass and gets the reference's error, and a good one costs a fraction of the reference
-(docs/benchmarks.md, "Per-command cost").
+(docs/benchmarks.md, "Per-command cost of the backend").
 """
 
 from __future__ import annotations
