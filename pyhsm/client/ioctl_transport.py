@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from pyhsm.client.aes import AES_CIPHER_GCM, AesCompletion, AesError, AesFastPath
 from pyhsm.client.transport import MAX_BUFFER, Completion
-from pyhsm.protocol.ddi.mbor import MborError, Reader
-from pyhsm.protocol.ddi.schemas import RESP_HDR
+from pyhsm.protocol.ddi.envelope import response_header
+from pyhsm.protocol.ddi.mbor import MborError
 from pyhsm.protocol.link import SessionFlags, SessionOp
 
 HSM_CMD_IOCTL = 0xC0704203
@@ -126,16 +126,10 @@ def _destination(n: int) -> tuple[object, int]:
     return buf, ctypes.addressof(buf)
 
 
-RESPONSE_START = b"\xA2\x18\x00"  # DDI envelope: 2-entry map, field 0 (header)
-
-
 def _opened_session_id(payload: bytes) -> int | None:
     """The new session id in a successful DDI response header, or None."""
-    reader = Reader(payload)
     try:
-        if reader.take(len(RESPONSE_START)) != RESPONSE_START:
-            return None
-        header = RESP_HDR.decode(reader)
+        header = response_header(payload)
     except MborError:
         return None
     return None if header.status else header.sess_id

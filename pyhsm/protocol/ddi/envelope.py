@@ -94,6 +94,11 @@ def encode_response(op: int, status: int, schema: Struct = EMPTY, data: Any = No
 _NOTHING = EMPTY()
 
 
+def response_header(payload: bytes) -> Any:
+    """The header of a response, its data left undecoded; raises ``MborError``."""
+    return _open(bytes(payload), RESP_HDR)[0]
+
+
 def decode_response(payload: bytes, schema: Struct) -> tuple[Any, Any]:
     """Client side: the header, then (only on success) the data; data is ``None`` on error."""
     payload = bytes(payload)
