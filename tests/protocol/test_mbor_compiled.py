@@ -37,7 +37,7 @@ def compiled_encode(schema: mbor.Struct, value: Any) -> bytes:
 def reference_decode(schema: mbor.Struct, data: bytes) -> Any:
     reader = mbor.Reader(data)
     value = schema._reference_decode(reader)
-    if not reader.at_end():
+    if reader.pos != len(data):
         raise mbor.MborError("trailing")
     return value
 

@@ -58,9 +58,6 @@ class Reader:
     def next_is(self, prefix: bytes) -> bool:
         return self.data[self.pos:self.pos + len(prefix)] == prefix
 
-    def at_end(self) -> bool:
-        return self.pos == len(self.data)
-
 
 class MborType:
     """One value type of the encoding."""
@@ -422,14 +419,10 @@ def encode(schema: MborType, value: Any) -> bytes:
     return bytes(out)
 
 
-def decode(schema: MborType, data: bytes) -> Any:
+def decode(schema: Struct, data: bytes) -> Any:
     """Decode exactly one value that must fill ``data`` completely."""
     data = bytes(data)
-    if isinstance(schema, Struct):
-        value, end = schema.decode_from(data, 0)
-    else:
-        reader = Reader(data)
-        value, end = schema.decode(reader), reader.pos
+    value, end = schema.decode_from(data, 0)
     if end != len(data):
         raise MborError(f"{len(data) - end} trailing bytes after {schema!r}")
     return value
