@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Generic, Hashable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Callable, Generic, Hashable, Protocol, TypeVar
 
 from pyhsm import paths
 from pyhsm.backend.identity import DeviceIdentity
@@ -260,7 +260,7 @@ class Backend:
 
     def _connection(self, conn: socket.socket) -> None:
         served: _Served | None = None
-        reader = conn.makefile("rb")
+        reader = link.SocketReader(conn)
         try:
             if self._peer_allowed(conn):
                 served = self._handshake(conn, reader)
@@ -293,7 +293,7 @@ class Backend:
                     pid, uid, ", ".join(map(str, sorted(self._allowed))))
         return False
 
-    def _handshake(self, conn: socket.socket, reader: BinaryIO) -> _Served | None:
+    def _handshake(self, conn: socket.socket, reader: link.SocketReader) -> _Served | None:
         conn.settimeout(HELLO_TIMEOUT_S)
         msg_id, hello = link.read_frame(reader.read)
         conn.settimeout(None)
@@ -345,7 +345,7 @@ class _Link:
     it. With a ``recorder``, every request and reset is traced.
     """
 
-    def __init__(self, served: _Served, conn: socket.socket, reader: BinaryIO, credits: int,
+    def __init__(self, served: _Served, conn: socket.socket, reader: link.SocketReader, credits: int,
                  workers: concurrent.futures.Executor, recorder: Recorder | None = None) -> None:
         self._served = served
         self._recorder = recorder

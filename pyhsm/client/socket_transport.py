@@ -62,8 +62,13 @@ class SocketTransport(AesFastPath):
         self._read_lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
         self._broken: str | None = None
+        self._reader = link.SocketReader(self._sock)
         self._send(0, link.Hello.make(serial, partition))
-        _, ack = link.read_frame(self._recv_exact)
+        try:
+            _, ack = link.read_frame(self._reader.read)
+        except EOFError:
+            self._sock.close()
+            raise ConnectionResetError("backend closed the connection during HELLO") from None
         if not isinstance(ack, link.HelloAck) or ack.result != link.HelloAck.ACCEPTED:
             self._sock.close()
             raise ConnectionRefusedError(f"backend refused HELLO: {ack}")
@@ -74,20 +79,11 @@ class SocketTransport(AesFastPath):
         with self._send_lock:
             self._sock.sendall(link.encode_frame(msg_id, message))
 
-    def _recv_exact(self, n: int) -> bytes:
-        chunks = bytearray()
-        while len(chunks) < n:
-            chunk = self._sock.recv(n - len(chunks))
-            if not chunk:
-                raise ConnectionResetError("backend closed the connection")
-            chunks += chunk
-        return bytes(chunks)
-
     def _read_one(self) -> None:
         """Read one frame and give it to its waiter; a broken or timed-out stream ends the link."""
         try:
-            msg_id, message = link.read_frame(self._recv_exact)
-        except (OSError, link.LinkError) as exc:
+            msg_id, message = link.read_frame(self._reader.read)
+        except (OSError, EOFError, link.LinkError) as exc:
             self._broken = str(exc) or type(exc).__name__
             for other in list(self._pending.values()):
                 other.signal()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import operator
+import socket
 import struct
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, Callable, ClassVar
@@ -440,3 +441,54 @@ def read_frame(read: Callable[[int], bytes]) -> tuple[int, Message]:
     if len(body) < body_len:
         raise EOFError("end of stream inside a frame")
     return msg_id, cls.decode_body(body)
+
+
+class SocketReader:
+    """``read(n)`` for ``read_frame`` over a stream socket, through one receive buffer: frames sent back
+    to back arrive in one ``recv`` instead of two each (header, body). Socket errors and timeouts
+    propagate."""
+
+    BUFFER = 1 << 18
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = bytearray(self.BUFFER)
+        self._view = memoryview(self._buf)
+        self._start = self._end = 0
+
+    def read(self, n: int) -> bytes:
+        """``n`` bytes; fewer only if the peer closed the stream."""
+        start = self._start
+        if self._end - start >= n:
+            self._start = start + n
+            return bytes(self._view[start:start + n])
+        if n > self.BUFFER:
+            return self._read_large(n)
+        if self._end + (n - (self._end - start)) > self.BUFFER:   # no room behind: move the rest to the front
+            self._buf[:self._end - start] = bytes(self._view[start:self._end])
+            self._start, self._end = 0, self._end - start
+        while self._end - self._start < n:
+            got = self._sock.recv_into(self._view[self._end:])
+            if not got:
+                n = self._end - self._start
+                break
+            self._end += got
+        start = self._start
+        self._start = start + n
+        return bytes(self._view[start:start + n])
+
+    def _read_large(self, n: int) -> bytes:
+        chunks = [bytes(self._view[self._start:self._end])]
+        have = self._end - self._start
+        self._start = self._end = 0
+        while have < n:
+            chunk = self._sock.recv(min(n - have, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            have += len(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        """Drop the buffer (the socket is the caller's to close)."""
+        self._start = self._end = 0

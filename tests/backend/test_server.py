@@ -412,3 +412,14 @@ def test_a_device_reconnecting_at_once_is_not_refused_as_busy(backend):
         dev = Device(path)
         assert dev.hello().result == link.HelloAck.ACCEPTED
         dev.sock.close()
+
+
+def test_more_requests_at_once_than_credits_are_all_answered(backend):
+    """A device that sends more than its 7 credits in one write gets every answer (the link reads ahead
+    into its receive buffer but takes one credit per request)."""
+    path, _, _ = backend
+    dev = Device(path)
+    dev.hello()
+    dev.sock.sendall(b"".join(link.encode_frame(200 + i, link.Request(1, i, 0, 0, 0, 8192, b"%d" % i))
+                              for i in range(20)))
+    assert [dev.receive()[0] for _ in range(20)] == list(range(200, 220))

@@ -2,9 +2,14 @@
 directly, in one run. Goal: at 8 concurrent streams the fast path reaches at least 50 % of the direct rate.
 
 The backend runs as its own process (tests/backend/ddi/ddi_backend.py: the real link server and DDI
-partition). Each stream is a client thread with its own session on one device connection (as the
-device's AES queues share one link), sending AES_REQUESTs through ``SocketTransport.aes_gcm_encrypt``
-with one bulk key imported through RsaUnwrap (its output is checked against ``cryptography`` once).
+partition), with one bulk key imported through RsaUnwrap (its output is checked against
+``cryptography`` once) and one session per stream. It is driven two ways:
+
+- as the device drives it (the goal's figure): one connection, each stream keeping one AES_REQUEST in
+  flight as an AES queue does, pre-encoded frames, all streams on one client thread
+  (``PipelinedDevice``), so the client costs what the C device costs: little;
+- through the client library: each stream a thread calling ``SocketTransport.aes_gcm_encrypt``.
+
 The direct anchor is ``AESGCM.encrypt`` on the same 4 KiB in as many threads of this process.
 
     build/venv/bin/python -m tests.bench.bench_aes_backend [seconds per measurement, default 5]
@@ -23,11 +28,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import timeit
 from pathlib import Path
 from typing import Callable, Iterator
@@ -38,6 +45,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pyhsm.client import HsmClient, Usage
 from pyhsm.client.socket_transport import SocketTransport
+from pyhsm.protocol import link
 from pyhsm.protocol.ddi.types import KeyClass
 from tests.backend.ddi import ddi_backend
 from tests.backend.ddi.ddi_helpers import rsa_aes_wrap
@@ -70,25 +78,78 @@ def backend_process(tree: Path | None = None) -> Iterator[Path]:
         proc.wait(10)
 
 
+def open_streams(sock: Path, streams: int, partition: int) -> tuple[int, list[dict[str, int]]]:
+    """A bulk GCM key and ``streams`` open sessions on ``partition``: (key id, session ids)."""
+    transport = SocketTransport(sock, serial="BENCH-AES-0001", partition=partition)
+    try:
+        setup = HsmClient(transport)
+        setup.establish_credential(APP_ID, PIN, setup.init_bk3(bytes(range(48))),
+                                   ec.generate_private_key(ec.SECP384R1()))
+        setup.open_session(APP_ID, PIN)
+        kek = setup.get_unwrapping_key()
+        public = serialization.load_der_public_key(bytes(kek.pub_key.der))
+        key_id = setup.rsa_unwrap(kek.key_id, rsa_aes_wrap(public, KEY), KeyClass.AesGcmBulk,
+                                  Usage.ENCRYPT_DECRYPT).bulk_key_id
+        setup.close_session()
+        sessions = []
+        for _ in range(streams):
+            opened = HsmClient(transport).open_session(APP_ID, PIN)
+            sessions.append({"session_id": opened.sess_id, "short_app_id": opened.short_app_id})
+        first = transport.aes_gcm_encrypt(key_id, IV, DATA, **sessions[0])
+        assert first.data + first.tag == AESGCM(KEY).encrypt(IV, DATA, None), "fast path differs from cryptography"
+    finally:
+        transport.close()
+    return key_id, sessions
+
+
 def stream_calls(sock: Path, streams: int) -> list[Callable[[], object]]:
-    """One 4 KiB GCM encrypt per call for each of ``streams`` sessions on one connection."""
+    """One 4 KiB GCM encrypt per call for each of ``streams`` sessions on one client-library connection."""
+    key_id, sessions = open_streams(sock, streams, partition=0)
     transport = SocketTransport(sock, serial="BENCH-AES-0001")
-    setup = HsmClient(transport)
-    setup.establish_credential(APP_ID, PIN, setup.init_bk3(bytes(range(48))), ec.generate_private_key(ec.SECP384R1()))
-    setup.open_session(APP_ID, PIN)
-    kek = setup.get_unwrapping_key()
-    public = serialization.load_der_public_key(bytes(kek.pub_key.der))
-    key_id = setup.rsa_unwrap(kek.key_id, rsa_aes_wrap(public, KEY), KeyClass.AesGcmBulk,
-                              Usage.ENCRYPT_DECRYPT).bulk_key_id
-    setup.close_session()
-    calls = []
-    for _ in range(streams):
-        opened = HsmClient(transport).open_session(APP_ID, PIN)
-        ids = {"session_id": opened.sess_id, "short_app_id": opened.short_app_id}
-        calls.append(lambda ids=ids: transport.aes_gcm_encrypt(key_id, IV, DATA, **ids))
-    first = transport.aes_gcm_encrypt(key_id, IV, DATA, **ids)
-    assert first.data + first.tag == AESGCM(KEY).encrypt(IV, DATA, None), "fast path differs from cryptography"
-    return calls
+    return [lambda ids=ids: transport.aes_gcm_encrypt(key_id, IV, DATA, **ids) for ids in sessions]
+
+
+class PipelinedDevice:
+    """The backend's partition 1 driven as the device drives it: one connection; stream ``i`` keeps one
+    pre-encoded AES_REQUEST (its own session) in flight, sent again as soon as its answer is in; all
+    streams on the calling thread."""
+
+    def __init__(self, sock: Path, streams: int) -> None:
+        key_id, sessions = open_streams(sock, streams, partition=1)
+        self._frames = [link.encode_frame(0, link.AesRequest(
+            link.AES_BODY_VERSION, link.AesCipher.GCM, 0, 0, 256, i, ids["session_id"], ids["short_app_id"],
+            key_id, 0, 0, 0, bytes(16), IV, 0, SIZE, DATA)) for i, ids in enumerate(sessions)]
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(10)
+        self._sock.connect(str(sock))
+        self._reader = link.SocketReader(self._sock)
+        self._sock.sendall(link.encode_frame(0, link.Hello.make("BENCH-AES-0001", 1)))
+        _, ack = link.read_frame(self._reader.read)
+        assert isinstance(ack, link.HelloAck) and ack.result == link.HelloAck.ACCEPTED, ack
+        self._next_id = 1
+
+    def _frame(self, stream: int) -> bytes:
+        """Stream ``stream``'s request under a fresh msg_id (msg_id modulo the stream count names it)."""
+        frame = self._frames[stream]
+        msg_id, self._next_id = self._next_id * len(self._frames) + stream, self._next_id + 1
+        return frame[:8] + msg_id.to_bytes(4, "little") + frame[12:]
+
+    def rate(self, streams: int, seconds: float) -> float:
+        """AES_REQUESTs answered per second with ``streams`` of them in flight; every answer checked."""
+        answered = 0
+        start = time.perf_counter()
+        stop = start + seconds
+        self._sock.sendall(b"".join(self._frame(i) for i in range(streams)))
+        in_flight = streams
+        while in_flight:
+            msg_id, answer = link.read_frame(self._reader.read)
+            assert isinstance(answer, link.AesResponse) and answer.status == 0, answer
+            answered += 1
+            if time.perf_counter() < stop:
+                self._sock.sendall(self._frame(msg_id % len(self._frames)))
+            else:
+                in_flight -= 1
+        return answered / (time.perf_counter() - start)
 
 
 def direct_calls(streams: int) -> list[Callable[[], object]]:
@@ -138,30 +199,37 @@ def main() -> int:
           f"{SLICES} alternating slices per figure, medians")
     ratios = {}
     with contextlib.ExitStack() as stack:
-        sides = {"fast path": stack.enter_context(backend_process())}
+        backends = {"": stack.enter_context(backend_process())}
         if baseline is not None:
-            sides["fast path, baseline tree"] = stack.enter_context(backend_process(baseline))
-        calls = {name: stream_calls(sock, max(STREAMS)) for name, sock in sides.items()}
-        print(f"{'side':26} {'streams':>7} {'op/s':>9} {'MB/s':>8} {'direct op/s':>12} {'ratio':>7}")
+            backends[", baseline tree"] = stack.enter_context(backend_process(baseline))
+        sides: dict[str, Callable[[int, float], float]] = {}
+        for tree, sock in backends.items():
+            device = PipelinedDevice(sock, max(STREAMS))
+            calls = stream_calls(sock, max(STREAMS))
+            sides[f"as the device{tree}"] = device.rate
+            sides[f"client library{tree}"] = lambda n, t, calls=calls: rate(calls[:n], t)
+        print(f"{'side':30} {'streams':>7} {'op/s':>9} {'MB/s':>8} {'direct op/s':>12} {'ratio':>7}")
         for n in STREAMS:
             direct = direct_calls(n)
             samples: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
             for _ in range(SLICES):
-                for name in sides:
-                    via = rate(calls[name][:n], seconds / SLICES)
+                for name, measure in sides.items():
+                    via = measure(n, seconds / SLICES)
                     samples[name].append((via, rate(direct, seconds / SLICES)))
             for name, pairs in samples.items():
                 via = statistics.median(v for v, _ in pairs)
                 anchor = statistics.median(d for _, d in pairs)
                 ratios[(name, n)] = statistics.median(v / d for v, d in pairs)
-                print(f"{name:26} {n:7d} {via:9.0f} {via * SIZE / 1e6:8.1f} {anchor:12.0f} "
+                print(f"{name:30} {n:7d} {via:9.0f} {via * SIZE / 1e6:8.1f} {anchor:12.0f} "
                       f"{ratios[(name, n)]:7.1%}")
     if baseline is not None:
         execute_costs(baseline)
     print(f"load after: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    ratio = ratios[("fast path", max(STREAMS))]
+    ratio = ratios[("as the device", max(STREAMS))]
     verdict = "met" if ratio >= GOAL else "NOT met"
-    print(f"goal: fast-path GCM 4 KiB at {max(STREAMS)} streams >= {GOAL:.0%} of direct: {ratio:.1%} ({verdict})")
+    print(f"goal: fast-path GCM 4 KiB at {max(STREAMS)} streams, driven as the device drives it, >= {GOAL:.0%} "
+          f"of direct: {ratio:.1%} ({verdict}); through the client library: "
+          f"{ratios[('client library', max(STREAMS))]:.1%}")
     return 0
 
 

@@ -13,7 +13,7 @@ import logging
 import pathlib
 import threading
 
-from pyhsm.backend.ddi import migration_context
+from pyhsm.backend.ddi import fastpath, migration_context
 from pyhsm.backend.ddi.call import Call
 from pyhsm.backend.ddi.ops import HANDLERS
 from pyhsm.backend.ddi.store import KEY_LABEL, StateError, Store
@@ -88,7 +88,6 @@ class Partition:
 
     def execute_aes(self, request: link.AesRequest) -> link.AesResponse:
         """One AES fast-path command (docs/device.md, "AES path"): bulk keys of this vault."""
-        from pyhsm.backend.ddi import fastpath
         return fastpath.execute(request, vault=self.vault, lock=self._lock, kind=self.kind)
 
     def runs_in_parallel(self, request: link.Request) -> bool:
