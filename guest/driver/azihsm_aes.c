@@ -27,8 +27,16 @@ static_assert(offsetof(struct azihsm_aes_ioctl, out_ctxt) == 240);
 static_assert(offsetof(struct azihsm_aes_ioctl, out_extended_status) == 272);
 static_assert(offsetof(struct azihsm_aes_ioctl, out_iv_from_fw) == 280);
 
-/* One user buffer pinned, DMA-mapped and described by an SGL. */
+/*
+ * Buffers of at most one pool page (both directions) go through bounce pages instead: copying 4 KiB
+ * costs less than pinning, mapping and listing the user's pages (docs/guest-driver.md, "Data path").
+ */
+#define AZIHSM_AES_BOUNCE_MAX	4096	/* the io_pool block size */
+
+/* One user buffer, pinned and DMA-mapped and described by an SGL list, or copied through a bounce page. */
 struct azihsm_aes_buf {
+	u8 *bounce;		/* pool page standing for the buffer (SQE: one data block), or NULL */
+	dma_addr_t bounce_dma;
 	struct page **pages;
 	unsigned int nr_pages;
 	bool pinned;
@@ -41,8 +49,12 @@ struct azihsm_aes_buf {
 	struct azihsm_sgl_desc sqe_desc;	/* what the SQE names */
 };
 
-static void azihsm_aes_buf_release(struct device *dev, struct azihsm_aes_buf *b)
+static void azihsm_aes_buf_release(struct azihsm_dev *hsm, struct azihsm_aes_buf *b)
 {
+	struct device *dev = &hsm->pdev->dev;
+
+	if (b->bounce)
+		dma_pool_free(hsm->io_pool, b->bounce, b->bounce_dma);
 	if (b->list)
 		dma_free_coherent(dev, b->list_bytes, b->list, b->list_dma);
 	if (b->mapped)
@@ -53,6 +65,26 @@ static void azihsm_aes_buf_release(struct device *dev, struct azihsm_aes_buf *b)
 		unpin_user_pages_dirty_lock(b->pages, b->nr_pages, b->dir == DMA_FROM_DEVICE);
 	kvfree(b->pages);
 	memset(b, 0, sizeof(*b));
+}
+
+/*
+ * Stand a pool page for the @len (<= AZIHSM_AES_BOUNCE_MAX) bytes at user address @uaddr, named in the
+ * SQE as one data block; a source is copied in now, a destination's output is copied out by
+ * azihsm_aes_output. Returns 0, -EFAULT (the source cannot be read) or -ENOMEM.
+ */
+static int azihsm_aes_buf_bounce(struct azihsm_dev *hsm, struct azihsm_aes_buf *b, u64 uaddr, u32 len,
+				 enum dma_data_direction dir)
+{
+	b->dir = dir;
+	b->bounce = dma_pool_alloc(hsm->io_pool, GFP_KERNEL, &b->bounce_dma);
+	if (!b->bounce)
+		return -ENOMEM;
+	if (dir == DMA_TO_DEVICE && copy_from_user(b->bounce, u64_to_user_ptr(uaddr), len))
+		return -EFAULT;
+	b->sqe_desc.addr = cpu_to_le64(b->bounce_dma);
+	b->sqe_desc.len = cpu_to_le32(len);
+	b->sqe_desc.type = AZIHSM_SGL_DATA_BLOCK;
+	return 0;
 }
 
 /*
@@ -205,8 +237,11 @@ static u32 azihsm_aes_validate(struct azihsm_file *f, const struct azihsm_aes_io
 
 /* Check the CQE and fill the out fields (a CQE the device could not have sent is a device error). */
 static void azihsm_aes_output(struct azihsm_aes_ioctl *a, const struct azihsm_aes_cqe *cqe,
-			      u32 dst_sgl_len, u32 tail, const u8 *tail_buf)
+			      u32 dst_sgl_len, const u8 *dst_bounce, u32 tail, const u8 *tail_buf)
 {
+	bool gcm = a->cipher == AZIHSM_AES_CIPHER_GCM;
+	/* where output starts in the destination (GCM: after the aligned AAD, left untouched) */
+	u32 start = gcm ? min(a->gcm.aligned_aad_len, dst_sgl_len) : 0;
 	u16 status = AZIHSM_AES_CQE_STATUS(le16_to_cpu(cqe->status));
 	u16 err = le16_to_cpu(cqe->err);
 	u32 len = le32_to_cpu(cqe->len);
@@ -223,12 +258,17 @@ static void azihsm_aes_output(struct azihsm_aes_ioctl *a, const struct azihsm_ae
 		a->out_extended_status = AZIHSM_AES_EXT_DEVICE_ERROR;
 		return;
 	}
+	if (dst_bounce && len > start &&
+	    copy_to_user(u64_to_user_ptr(a->dst_ptr + start), dst_bounce + start, len - start)) {
+		a->out_extended_status = AZIHSM_AES_EXT_DST_FAULT;
+		return;
+	}
 	if (tail && copy_to_user(u64_to_user_ptr(a->dst_ptr + (a->src_len - tail)), tail_buf, tail)) {
 		a->out_extended_status = AZIHSM_AES_EXT_DST_FAULT;
 		return;
 	}
 	a->out_byte_count = len + tail;
-	if (a->cipher == AZIHSM_AES_CIPHER_GCM && a->op_code == AZIHSM_AES_OP_ENCRYPT) {
+	if (gcm && a->op_code == AZIHSM_AES_OP_ENCRYPT) {
 		memcpy(a->out_cmd_spec, cqe->cmd_spec, sizeof(a->out_cmd_spec));
 		memcpy(a->out_iv_from_fw, cqe->iv, sizeof(a->out_iv_from_fw));
 	}
@@ -266,12 +306,16 @@ static int azihsm_aes_run(struct azihsm_dev *hsm, struct azihsm_aes_ioctl *a, u3
 	}
 	/* a command that is all tail carries no SGLs (lengths 0) */
 	if (src_len && dst_len) {
-		ret = azihsm_aes_buf_map(dev, &src, a->src_ptr, src_len, DMA_TO_DEVICE);
+		bool bounce = src_len <= AZIHSM_AES_BOUNCE_MAX && dst_len <= AZIHSM_AES_BOUNCE_MAX;
+
+		ret = bounce ? azihsm_aes_buf_bounce(hsm, &src, a->src_ptr, src_len, DMA_TO_DEVICE)
+			     : azihsm_aes_buf_map(dev, &src, a->src_ptr, src_len, DMA_TO_DEVICE);
 		if (ret) {
 			*ext = ret == -EFAULT ? AZIHSM_AES_EXT_SRC_FAULT : AZIHSM_AES_EXT_NO_MEMORY;
 			goto out;
 		}
-		ret = azihsm_aes_buf_map(dev, &dst, a->dst_ptr, dst_len, DMA_FROM_DEVICE);
+		ret = bounce ? azihsm_aes_buf_bounce(hsm, &dst, a->dst_ptr, dst_len, DMA_FROM_DEVICE)
+			     : azihsm_aes_buf_map(dev, &dst, a->dst_ptr, dst_len, DMA_FROM_DEVICE);
 		if (ret) {
 			*ext = ret == -EFAULT ? AZIHSM_AES_EXT_DST_FAULT : AZIHSM_AES_EXT_NO_MEMORY;
 			goto out;
@@ -314,13 +358,15 @@ static int azihsm_aes_run(struct azihsm_dev *hsm, struct azihsm_aes_ioctl *a, u3
 	ret = azihsm_io_exec(hsm, AZIHSM_Q_AES, &sqe, &cqe, sizeof(cqe), ext);
 	if (ret)
 		goto out;
-	/* unmap first so the CPU sees what the device wrote before anything is copied */
-	azihsm_aes_buf_release(dev, &src);
-	azihsm_aes_buf_release(dev, &dst);
-	azihsm_aes_output(a, &cqe, dst_len, tail, tail_buf);
+	/* unmap pinned pages first so the CPU sees what the device wrote before anything is copied */
+	if (!dst.bounce) {
+		azihsm_aes_buf_release(hsm, &src);
+		azihsm_aes_buf_release(hsm, &dst);
+	}
+	azihsm_aes_output(a, &cqe, dst_len, dst.bounce, tail, tail_buf);
 out:
-	azihsm_aes_buf_release(dev, &src);
-	azihsm_aes_buf_release(dev, &dst);
+	azihsm_aes_buf_release(hsm, &src);
+	azihsm_aes_buf_release(hsm, &dst);
 	if (tail_buf)
 		dma_pool_free(hsm->io_pool, tail_buf, tail_dma);
 	return ret;
