@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
@@ -50,6 +51,8 @@ DEFAULT_CREDITS = 32
 MAX_SERIAL = 32          # bytes of printable ASCII (docs/device.md, the serial property)
 MAX_PARTITIONS = 64      # partition indices 0..63: the real device's number of functions
 GIL_SWITCH_S = 0.0002
+MALLOC_MMAP_MAX = 4 << 20   # the largest link frame (1 MiB and a header) and some, from the heap
+MALLOC_KEEP = 64 << 20      # freed memory the heap keeps for the next command
 _PEERCRED = struct.Struct("3i")
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -192,8 +195,10 @@ class Backend:
 
         Sets the interpreter's thread switch interval to ``GIL_SWITCH_S``: a connection whose command
         is quick then waits at most that long for a thread busy in Python code (key generation,
-        state encoding) to hand over the interpreter, instead of the default 5 ms."""
+        state encoding) to hand over the interpreter, instead of the default 5 ms. And tunes the C
+        allocator (``_keep_freed_memory``)."""
         sys.setswitchinterval(GIL_SWITCH_S)
+        _keep_freed_memory()
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -301,8 +306,7 @@ class Backend:
             raise link.LinkError(f"expected HELLO, got {type(hello).__name__}")
 
         def answer(result: int) -> None:
-            conn.sendall(link.encode_frame(msg_id, link.HelloAck(link.VERSION, link.MINOR, self._credits,
-                                                                 result)))
+            link.send_frame(conn, msg_id, link.HelloAck(link.VERSION, link.MINOR, self._credits, result))
 
         if hello.major != link.VERSION:
             log.warning("device %s speaks link %d.%d; refused", hello.serial, hello.major, hello.minor)
@@ -397,9 +401,8 @@ class _Link:
         """Write one answer (blocking until the socket took it); then its credit is free again."""
         try:
             if not self._closed:
-                frame = link.encode_frame(msg_id, answer)
                 with self._send_lock:
-                    self._conn.sendall(frame)
+                    link.send_frame(self._conn, msg_id, answer)
         finally:
             self._credits.put(None)
 
@@ -469,6 +472,23 @@ class _Link:
             self._recorder.command(self._served.serial, self._served.index, msg_id, request, response,
                                    latency)
         return response
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3     # mallopt parameters (glibc's malloc.h)
+
+
+def _keep_freed_memory() -> None:
+    """Have glibc's ``malloc`` serve blocks up to ``MALLOC_MMAP_MAX`` from the heap and keep up to
+    ``MALLOC_KEEP`` of freed memory instead of giving it back to the kernel. By default a 1 MiB AES
+    payload's buffers are mapped fresh for each command and unmapped after it: about 370 page faults
+    and 1.5 ms per 1 MiB command, half the backend's time for it (docs/benchmarks.md, "Backend:
+    fast-path GCM against cryptography"). Does nothing where the C library is not glibc."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_MAX)
+    mallopt(_M_TRIM_THRESHOLD, MALLOC_KEEP)
 
 
 def _reset_kind(kind: int) -> link.ResetKind:

@@ -77,7 +77,7 @@ class SocketTransport(AesFastPath):
 
     def _send(self, msg_id: int, message: link.Message) -> None:
         with self._send_lock:
-            self._sock.sendall(link.encode_frame(msg_id, message))
+            link.send_frame(self._sock, msg_id, message)
 
     def _read_one(self) -> None:
         """Read one frame and give it to its waiter; a broken or timed-out stream ends the link."""
@@ -141,12 +141,13 @@ class SocketTransport(AesFastPath):
         """One AES_REQUEST on the first AES queue's behalf; raises ``AesError`` on a nonzero status."""
         request = link.AesRequest(link.AES_BODY_VERSION, cipher, op, dul, AES_QID, 0, session_id, short_app_id,
                                   key_id1, key_id2, aad_len, aligned_aad_len, tag_or_tweak, iv or NO_IV, 0,
-                                  len(src), bytes(src))
+                                  len(src), src)
         answer = self._exchange(request)
         assert isinstance(answer, link.AesResponse)
         if answer.status:
             raise AesError(f"backend: {what}", answer.status, answer.err)
-        return answer.data, answer.tag, answer.iv, bool(answer.fips_approved)
+        data = answer.data if type(answer.data) is bytes else bytes(answer.data)  # a large one: bytearray
+        return data, answer.tag, answer.iv, bool(answer.fips_approved)
 
     def reset(self, kind: link.ResetKind) -> None:
         """Tell the backend the device was reset (what QEMU does on CC.EN, NSSR or device reset)."""

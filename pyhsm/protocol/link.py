@@ -85,12 +85,17 @@ class Message:
     PAYLOAD_LIMIT: ClassVar[int] = MAX_PAYLOAD
     __dataclass_fields__: ClassVar[dict[str, Field[Any]]]   # every message is a dataclass
 
-    def encode_body(self) -> bytes:
+    def encode_parts(self) -> tuple[bytes, bytes | bytearray]:
+        """The body as its fixed fields and its payload (the message's own object; b"" if none)."""
         values = self._codec()[0](self)
         if self.HAS_PAYLOAD:
             *fixed, payload = values
-            return self.LAYOUT.pack(*fixed, len(payload)) + payload
-        return self.LAYOUT.pack(*values)
+            return self.LAYOUT.pack(*fixed, len(payload)), payload
+        return self.LAYOUT.pack(*values), b""
+
+    def encode_body(self) -> bytes:
+        fixed, payload = self.encode_parts()
+        return fixed + payload
 
     @classmethod
     def _codec(cls) -> tuple[Callable[[Any], tuple[Any, ...]], tuple[str, ...]]:
@@ -106,17 +111,23 @@ class Message:
 
     @classmethod
     def decode_body(cls, body: bytes) -> Message:
+        """Decode a body held in memory."""
         if len(body) < cls.LAYOUT.size:
             raise LinkError(f"{cls.__name__}: body of {len(body)} bytes is shorter than {cls.LAYOUT.size}")
-        values = cls.LAYOUT.unpack_from(body)
+        return cls.decode_parts(body[:cls.LAYOUT.size], body[cls.LAYOUT.size:])
+
+    @classmethod
+    def decode_parts(cls, fixed: bytes | bytearray, rest: bytes | bytearray) -> Message:
+        """Decode a body given as its fixed fields (``LAYOUT.size`` bytes) and what follows them, which
+        becomes the payload as it is (not copied)."""
+        values = cls.LAYOUT.unpack(fixed)
         if cls.HAS_PAYLOAD:
-            rest = body[cls.LAYOUT.size:]
             length = values[-1]
             if length != len(rest) or length > cls.PAYLOAD_LIMIT:
                 raise LinkError(f"{cls.__name__}: payload length {length} but {len(rest)} bytes follow")
-            values = values[:-1] + (bytes(rest),)
-        elif len(body) != cls.LAYOUT.size:
-            raise LinkError(f"{cls.__name__}: {len(body) - cls.LAYOUT.size} trailing bytes")
+            values = values[:-1] + (rest,)
+        elif rest:
+            raise LinkError(f"{cls.__name__}: {len(rest)} trailing bytes")
         # The values passed the layout; fill the frozen instance directly (no per-field __setattr__).
         message = object.__new__(cls)
         message.__dict__.update(zip(cls._codec()[1], values))
@@ -134,15 +145,15 @@ class Hello(Message):
     partition: int
     channel: int = Channel.PCIE  # bytes 6-7, after max_inflight on the wire
 
-    def encode_body(self) -> bytes:
+    def encode_parts(self) -> tuple[bytes, bytes | bytearray]:
         return self.LAYOUT.pack(self.major, self.minor, self.max_inflight, self.channel, self.serial_raw,
-                                self.partition)
+                                self.partition), b""
 
     @classmethod
-    def decode_body(cls, body: bytes) -> Hello:
-        if len(body) != cls.LAYOUT.size:
-            raise LinkError(f"Hello: body of {len(body)} bytes, expected {cls.LAYOUT.size}")
-        major, minor, max_inflight, channel, serial_raw, partition = cls.LAYOUT.unpack(body)
+    def decode_parts(cls, fixed: bytes | bytearray, rest: bytes | bytearray) -> Hello:
+        if rest:
+            raise LinkError(f"Hello: {len(rest)} trailing bytes")
+        major, minor, max_inflight, channel, serial_raw, partition = cls.LAYOUT.unpack(fixed)
         return cls(major, minor, max_inflight, serial_raw, partition, channel)
 
     @property
@@ -282,7 +293,7 @@ class AesRequest(Message):
     iv: bytes
     src_tail_len: int
     dst_len: int
-    data: bytes = field(default=b"")
+    data: bytes | bytearray = field(default=b"")   # bytearray when read from a socket in one large piece
 
 
 @dataclass(frozen=True)
@@ -302,7 +313,7 @@ class AesResponse(Message):
     tag: bytes
     iv: bytes
     dst_offset: int
-    data: bytes = field(default=b"")
+    data: bytes | bytearray = field(default=b"")   # bytearray when read from a socket in one large piece
 
     @classmethod
     def failure(cls, status: int, err: int = 0) -> AesResponse:
@@ -399,12 +410,35 @@ class Status(enum.IntEnum):
     AES_REFUSED = 0x720  # the HSM refused an AES command: CQE err holds the DDI status (low 16 bits)
 
 
+COPY_LIMIT = 1 << 16   # payloads from this size on are written from their own buffer (send_frame)
+
+
+def _head(msg_id: int, message: Message) -> tuple[bytes, bytes | bytearray]:
+    """The frame header with the body's fixed fields, and the payload."""
+    fixed, payload = message.encode_parts()
+    return HEADER.pack(MAGIC, VERSION, message.TYPE, 0, msg_id, len(fixed) + len(payload)) + fixed, payload
+
+
 def encode_frame(msg_id: int, message: Message) -> bytes:
-    body = message.encode_body()
-    return HEADER.pack(MAGIC, VERSION, message.TYPE, 0, msg_id, len(body)) + body
+    head, payload = _head(msg_id, message)
+    return head + payload
 
 
-def decode_header(header: bytes) -> tuple[type[Message], int, int]:
+def send_frame(sock: socket.socket, msg_id: int, message: Message) -> None:
+    """Write one frame to ``sock`` (blocking until it took all of it). A payload of ``COPY_LIMIT`` bytes
+    or more is written from its own buffer instead of being copied into the frame."""
+    head, payload = _head(msg_id, message)
+    if len(payload) < COPY_LIMIT:
+        sock.sendall(head + payload)
+        return
+    sent = sock.sendmsg([head, payload])
+    if sent < len(head):
+        sock.sendall(head[sent:])
+        sent = len(head)
+    sock.sendall(memoryview(payload)[sent - len(head):])
+
+
+def decode_header(header: bytes | bytearray) -> tuple[type[Message], int, int]:
     """Check a 16-byte frame header; return (message class, msg_id, body length)."""
     magic, version, kind, flags, msg_id, body_len = HEADER.unpack(header)
     if magic != MAGIC:
@@ -430,17 +464,20 @@ def decode_frame(frame: bytes) -> tuple[int, Message]:
     return msg_id, cls.decode_body(body)
 
 
-def read_frame(read: Callable[[int], bytes]) -> tuple[int, Message]:
+def read_frame(read: Callable[[int], bytes | bytearray]) -> tuple[int, Message]:
     """Read one frame with ``read(n)``, which returns ``n`` bytes (fewer only at the end of the stream);
     raises ``EOFError`` at the end, ``LinkError`` for a malformed frame."""
     header = read(HEADER.size)
     if len(header) < HEADER.size:
         raise EOFError("end of stream")
     cls, msg_id, body_len = decode_header(header)
-    body = read(body_len)
-    if len(body) < body_len:
+    fixed = read(min(body_len, cls.LAYOUT.size))
+    rest = read(body_len - len(fixed)) if body_len > len(fixed) else b""
+    if len(fixed) + len(rest) < body_len:
         raise EOFError("end of stream inside a frame")
-    return msg_id, cls.decode_body(body)
+    if len(fixed) < cls.LAYOUT.size:
+        raise LinkError(f"{cls.__name__}: body of {body_len} bytes is shorter than {cls.LAYOUT.size}")
+    return msg_id, cls.decode_parts(fixed, rest)
 
 
 class SocketReader:
@@ -456,8 +493,9 @@ class SocketReader:
         self._view = memoryview(self._buf)
         self._start = self._end = 0
 
-    def read(self, n: int) -> bytes:
-        """``n`` bytes; fewer only if the peer closed the stream."""
+    def read(self, n: int) -> bytes | bytearray:
+        """``n`` bytes; fewer only if the peer closed the stream. A read larger than the buffer is
+        received straight into a ``bytearray`` of its own, which is returned."""
         start = self._start
         if self._end - start >= n:
             self._start = start + n
@@ -477,17 +515,19 @@ class SocketReader:
         self._start = start + n
         return bytes(self._view[start:start + n])
 
-    def _read_large(self, n: int) -> bytes:
-        chunks = [bytes(self._view[self._start:self._end])]
+    def _read_large(self, n: int) -> bytearray:
         have = self._end - self._start
-        self._start = self._end = 0
-        while have < n:
-            chunk = self._sock.recv(min(n - have, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            have += len(chunk)
-        return b"".join(chunks)
+        out = bytearray(n)
+        with memoryview(out) as view:
+            view[:have] = self._view[self._start:self._end]
+            self._start = self._end = 0
+            while have < n:
+                got = self._sock.recv_into(view[have:])
+                if not got:
+                    break
+                have += got
+        del out[have:]
+        return out
 
     def close(self) -> None:
         """Drop the buffer (the socket is the caller's to close)."""

@@ -1,4 +1,5 @@
-"""``link.SocketReader``: the receive buffer under ``read_frame`` on both ends of the link."""
+"""Link frames over a socket: ``link.SocketReader`` (the receive buffer under ``read_frame``) and
+``link.send_frame``, on both ends of the link."""
 
 from __future__ import annotations
 
@@ -82,3 +83,17 @@ def test_timeouts_propagate():
     reader._sock.settimeout(0.05)
     with pytest.raises(TimeoutError):
         reader.read(16)
+
+
+@pytest.mark.parametrize("size", [0, 100, link.COPY_LIMIT - 1, link.COPY_LIMIT, link.MAX_AES_DATA])
+def test_send_frame_writes_small_and_large_payloads_whole(size):
+    sender, reader = _pair()
+    sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)   # large ones go out in many pieces
+    message = link.AesResponse(1, 1, 0, 0, bytes(range(16)), bytes(12), 0, bytes(range(256)) * (size // 256)
+                               + bytes(size % 256))
+    writer = threading.Thread(target=link.send_frame, args=(sender, 77, message))
+    writer.start()
+    assert link.read_frame(reader.read) == (77, message)
+    writer.join()
+    assert link.encode_frame(77, message) == link.HEADER.pack(link.MAGIC, link.VERSION, message.TYPE, 0, 77,
+                                                              len(message.encode_body())) + message.encode_body()

@@ -150,13 +150,13 @@ def _gcm(request: link.AesRequest, key: KeyEntry, kind: DeviceKind) -> link.AesR
     if request.dst_len < len(data):
         raise _Refused(DdiStatus.AesGcmInvalidBufferSize, f"destination {request.dst_len} < source {len(data)}")
     aad = data[offset:offset + request.aad_len] if request.aad_len else None
-    body = data[aligned:] if aligned else data
+    body = memoryview(data)[aligned:] if aligned else data
     bulk = _bulk(key)
     gcm = bulk.gcm
     assert gcm is not None, "a GCM key's entry holds its AESGCM (the key kind was checked above)"
     if request.decrypt:
         try:
-            out = gcm.decrypt(request.iv, body + request.tag_or_tweak, aad)
+            out = gcm.decrypt(request.iv, b"".join((body, request.tag_or_tweak)), aad)
         except InvalidTag:
             status = (DdiStatus.AesGcmDecryptTagDoesNotMatch if kind is DeviceKind.Physical
                       else DdiStatus.AesDecryptFailed)
