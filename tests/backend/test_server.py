@@ -423,3 +423,30 @@ def test_more_requests_at_once_than_credits_are_all_answered(backend):
     dev.sock.sendall(b"".join(link.encode_frame(200 + i, link.Request(1, i, 0, 0, 0, 8192, b"%d" % i))
                               for i in range(20)))
     assert [dev.receive()[0] for _ in range(20)] == list(range(200, 220))
+
+
+def test_the_backend_reuses_freed_memory_for_large_payloads():
+    """After ``_keep_freed_memory`` (which ``serve`` calls), 1 MiB payload buffers made and freed on a
+    connection thread, as for each 1 MiB AES command, reuse pages already mapped (untuned glibc:
+    about 37,000 page faults for this loop; docs/benchmarks.md)."""
+    import resource
+
+    from pyhsm.backend import server
+    server._keep_freed_memory()
+    faults: list[int] = []
+
+    def commands() -> None:
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+        for _ in range(50):
+            request = bytearray(1 << 20)          # a payload read from the socket
+            request[::4096] = b"x" * 256
+            answer = bytes(request) + b"tag"      # the cipher's output
+            del request
+            data = answer[:-3]                    # the answer's payload
+            del answer, data
+        faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
+
+    thread = threading.Thread(target=commands)
+    thread.start()
+    thread.join()
+    assert faults[0] < 50 * 256 // 4, f"{faults[0]} page faults for 50 commands of 1 MiB"
