@@ -13,6 +13,8 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
+#include "chardev/char-socket.h"
+#include "io/channel.h"
 #include "azihsm.h"
 #include "trace.h"
 
@@ -335,6 +337,39 @@ static int azihsm_link_can_read(void *opaque)
                          : LINK_HDR_SIZE - s->rx_have;
 }
 
+/*
+ * The rest of a large frame body straight from the socket, as much as it
+ * holds now (never waiting).  The socket chardev hands a frontend at most
+ * 4 KiB per main-loop turn, so a 1 MiB AES_RESPONSE would take 256 turns,
+ * each competing with the vCPUs for the BQL (docs/benchmarks.md, "Guest: AES
+ * fast path throughput").  Only for a plain socket chardev (no telnet
+ * framing); anything else keeps the chardev's own reads, and so does an end
+ * of stream or an error, which the chardev then sees and reports.
+ */
+static void azihsm_link_read_body(AzihsmState *s)
+{
+    Chardev *chr = qemu_chr_fe_get_driver(&s->chr);
+    SocketChardev *sock;
+
+    if (!object_dynamic_cast(OBJECT(chr), TYPE_CHARDEV_SOCKET)) {
+        return;
+    }
+    sock = SOCKET_CHARDEV(chr);
+    if (sock->state != TCP_CHARDEV_STATE_CONNECTED || !sock->ioc ||
+        sock->do_telnetopt) {
+        return;
+    }
+    while (s->rx_have < s->rx_body_len) {
+        ssize_t n = qio_channel_read(sock->ioc,
+                                     (char *)s->rx_body + s->rx_have,
+                                     s->rx_body_len - s->rx_have, NULL);
+        if (n <= 0) {
+            return;
+        }
+        s->rx_have += n;
+    }
+}
+
 static void azihsm_link_read(void *opaque, const uint8_t *buf, int size)
 {
     AzihsmState *s = opaque;
@@ -349,6 +384,10 @@ static void azihsm_link_read(void *opaque, const uint8_t *buf, int size)
         s->rx_have += n;
         buf += n;
         size -= n;
+        if (s->rx_in_body && !size &&
+            s->rx_body_len - s->rx_have >= LINK_DIRECT_READ) {
+            azihsm_link_read_body(s);
+        }
         if (s->rx_have < (s->rx_in_body ? s->rx_body_len : LINK_HDR_SIZE)) {
             continue;
         }

@@ -81,6 +81,7 @@ enum {
 #define LINK_HDR_SIZE           16
 #define LINK_MAX_BODY           16384
 #define LINK_MAX_AES_BODY       (1 * MiB + 256)
+#define LINK_DIRECT_READ        (16 * KiB)   /* body rest read from the socket itself */
 #define LINK_AES_VERSION        1       /* byte 0 of the AES bodies */
 #define LINK_AES_REQ_FIXED      68
 #define LINK_AES_RSP_FIXED      44

@@ -319,6 +319,37 @@ def test_level1_abort_and_level2_reset_on_an_aes_queue(rig, hsm):
     mem.free()
 
 
+def test_a_large_answer_arriving_in_pieces_is_read_whole_and_what_follows_it_is_not_swallowed(rig, hsm):
+    """A 1 MiB AES_RESPONSE trickles in (header with a few body bytes, half a megabyte, the rest with a
+    stray frame right behind it): the device reads the body's rest from the socket itself as it comes
+    (docs/link-protocol.md, "Framing"), completes the command, and the following frame is parsed as
+    the next one (dropped as a stray), the link staying up."""
+    key_id, key = hsm.key(KeyType.AesGcmBulk256)
+    data = os.urandom(MAX)
+    stray = link.encode_frame(0xBEEF, link.Response(0, 0, 0, 0, b"stray"))
+
+    def trickle(msg_id: int, request: link.AesRequest) -> None:
+        frame = link.encode_frame(msg_id, hsm.handler(msg_id, request))
+
+        def send() -> None:
+            for piece in (frame[:link.HEADER.size + 100], frame[link.HEADER.size + 100:MAX // 2],
+                          frame[MAX // 2:] + stray):
+                time.sleep(0.1)
+                rig.backend.send_raw(piece)
+
+        threading.Thread(target=send, daemon=True).start()
+
+    rig.backend.aes_handler = trickle
+    sealed = aes.gcm(rig.ctrl, key_id=key_id, data=data, iv=IV, short_app_id=5, workaround=False)
+    assert (sealed.cqe.status, sealed.cqe.length) == (0, MAX)
+    assert sealed.data + sealed.cqe.tag == AESGCM(key).encrypt(IV, data, None)
+    rig.backend.aes_handler = hsm.handler
+    again = aes.gcm(rig.ctrl, key_id=key_id, data=data[:4096], iv=IV, short_app_id=5)
+    assert again.data + again.cqe.tag == AESGCM(key).encrypt(IV, data[:4096], None)
+    assert len(rig.backend.hellos) == 1, "the link must not have been dropped"
+    rig.assert_alive()
+
+
 def test_malformed_aes_response_is_a_protocol_error(rig, hsm):
     rig.backend.aes_handler = lambda msg_id, request: link.AesResponse(1, 0, 0, 0, bytes(16), bytes(12),
                                                                        request.dst_len, b"x")
