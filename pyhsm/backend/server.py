@@ -286,7 +286,6 @@ class Backend:
             if served:
                 served.release(conn)
             with contextlib.suppress(OSError):
-                reader.close()
                 conn.close()
 
     def _peer_allowed(self, conn: socket.socket) -> bool:

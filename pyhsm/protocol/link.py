@@ -528,7 +528,3 @@ class SocketReader:
                 have += got
         del out[have:]
         return out
-
-    def close(self) -> None:
-        """Drop the buffer (the socket is the caller's to close)."""
-        self._start = self._end = 0

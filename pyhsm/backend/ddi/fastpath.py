@@ -53,7 +53,7 @@ class _Bulk:
 
 
 def _bulk(entry: KeyEntry) -> _Bulk:
-    return entry.cache.get("fastpath") or entry.loaded("fastpath", lambda: _Bulk(entry))
+    return entry.loaded("fastpath", lambda: _Bulk(entry))
 
 
 class _Refused(Exception):
