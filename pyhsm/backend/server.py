@@ -521,14 +521,16 @@ def default_backend(state_dir: Path, firmware_dir: Path, credits: int = DEFAULT_
     ``device_kind`` ("physical" or "virtual": docs/ddi.md, "Device profiles") and seal and open
     migration contexts with ``migration_key`` (None: none; docs/security.md, "Migration context").
 
-    The root of trust's numba kernels are loaded (or compiled) here, so that a device's first
-    power-on does not pay for it.
+    The numba kernels of the root of trust and of the fast path's XTS are loaded (or compiled) here,
+    so that a device's first power-on or XTS command does not pay for it.
     """
+    from pyhsm.backend.ddi import xts
     from pyhsm.backend.ddi.partition import Partition as DdiPartition
     from pyhsm.backend.rot import kernels, power_on
     from pyhsm.protocol.ddi.types import DeviceKind
 
     kernels.warm_up()
+    xts.warm_up()
 
     def identity(serial: str) -> DeviceIdentity:
         return power_on(device_dir(state_dir, serial), firmware_dir, serial=serial,

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pyhsm.backend.ddi import fastpath
+from pyhsm.backend.ddi import fastpath, xts
 from pyhsm.backend.ddi.keys import KeyEntry
 from pyhsm.backend.ddi.vault import Vault
 from pyhsm.protocol import layout as L
@@ -69,7 +69,7 @@ def refused(cqe: L.AesCqe, status: DdiStatus) -> bool:
 def xts_reference(key: bytes, data: bytes, tweak: bytes, unit: int, decrypt: bool = False) -> bytes:
     out = b""
     for i in range(len(data) // unit):
-        c = Cipher(algorithms.AES(key), modes.XTS(fastpath.xts_tweak(tweak, i)))
+        c = Cipher(algorithms.AES(key), modes.XTS(xts.unit_tweak(int.from_bytes(tweak[:8], "little"), i)))
         w = c.decryptor() if decrypt else c.encryptor()
         out += w.update(data[i * unit:(i + 1) * unit]) + w.finalize()
     return out

@@ -18,9 +18,9 @@ import struct
 import threading
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pyhsm.backend.ddi import xts
 from pyhsm.backend.ddi.keys import KeyEntry
 from pyhsm.backend.ddi.vault import Vault
 from pyhsm.protocol import link
@@ -73,12 +73,6 @@ def gcm_aad_offset(aad_len: int, aligned_aad_len: int) -> int | None:
     if -(-(offset + aad_len) // AAD_ALIGN) * AAD_ALIGN == aligned_aad_len:
         return offset
     return None
-
-
-def xts_tweak(tweak: bytes, unit: int) -> bytes:
-    """The tweak of data unit ``unit``: the first 8 bytes of the SQE tweak as a little-endian integer,
-    plus ``unit``, as a 16-byte little-endian block (bytes 8-15 of the SQE tweak are not used)."""
-    return ((_U64.unpack_from(tweak)[0] + unit) % (1 << 128)).to_bytes(16, "little")
 
 
 def execute(request: link.AesRequest, *, vault: Vault, lock: threading.Lock,
@@ -181,13 +175,6 @@ def _xts(request: link.AesRequest, keys: list[KeyEntry]) -> link.AesResponse:
     key1, key2 = keys
     if key1 is key2 or key1.material == key2.material:
         raise _Refused(failed, "the two XTS keys are identical")
-    algorithm = algorithms.AES(key1.material + key2.material)
-    view = memoryview(data)
-    parts = []
-    for i, start in enumerate(range(0, len(data), unit)):
-        cipher = Cipher(algorithm, modes.XTS(xts_tweak(request.tag_or_tweak, i)))
-        worker = cipher.decryptor() if request.decrypt else cipher.encryptor()
-        parts.append(worker.update(view[start:start + unit]))
-        parts.append(worker.finalize())
-    out = parts[0] if len(parts) == 2 and not parts[1] else b"".join(parts)
+    sector = _U64.unpack_from(request.tag_or_tweak)[0]    # bytes 8-15 of the SQE tweak are not used
+    out = xts.crypt(key1.material, key2.material, sector, data, unit, bool(request.decrypt))
     return link.AesResponse(link.AES_BODY_VERSION, 1, 0, 0, _ZERO_TAG, _ZERO_IV, 0, out)
