@@ -129,7 +129,8 @@ def _boot(vm: Vm, summary: Summary, timeout: float, prefix: str = "") -> None:
     with summary.timed(f"{prefix}boot to guest agent") as notes:
         boot = vm.wait_boot(timeout)
         notes.append(f"boot {boot['boot']}, {boot['at_s']:.1f} s since QEMU start, "
-                     f"guest uptime {boot['uptime_s']:.1f} s")
+                     f"guest uptime {boot['uptime_s']:.1f} s"
+                     + (f", after {boot['resets']} reset(s) for a vCPU timer the guest lost" if boot["resets"] else ""))
 
 
 def _query_device(vm: Vm, summary: Summary, serial: str) -> None:

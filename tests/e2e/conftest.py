@@ -66,7 +66,7 @@ def boot_vm(guest_images: images.GuestImages, hsm_qemu: Path, backend: BackendPr
         vm.start()
         boot_event = vm.wait_boot(BOOT_TIMEOUT_S["tcg"])
         print(f"{name}: guest agent up {boot_event['at_s']:.1f} s after QEMU start "
-              f"(guest uptime {boot_event['uptime_s']:.1f} s)")
+              f"(guest uptime {boot_event['uptime_s']:.1f} s, {boot_event['resets']} resets for a lost timer)")
         return vm
 
     yield boot

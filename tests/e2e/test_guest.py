@@ -14,13 +14,14 @@ import pytest
 from pyhsm.host.backend import BackendProcess
 from pyhsm.host.images import GuestImages
 from pyhsm.host.session import RunOptions, run
-from pyhsm.host.vm import HSM_ID, Vm, hsm_device_props
+from pyhsm.host.vm import BOOT_TIMEOUT_S, HSM_ID, Vm, VmConfig, hsm_device_props
 from pyhsm.protocol import console
 from tests.e2e.e2e_events import assert_all_ok, expect_ok, next_step, run_to_done
 
 pytestmark = [pytest.mark.guest, pytest.mark.qemu]
 
 DRIVER_TIMEOUT_S = 6.0   # azihsm's abort_timeout_in_sec default (and minimum)
+LOST_AT_S = 4.0          # QEMU time of the made-up lost-timer report: the kernel runs, the agent has not reported
 
 
 def test_guest_boots_and_the_driver_binds(boot_vm: Callable[..., Vm]) -> None:
@@ -33,6 +34,25 @@ def test_guest_boots_and_the_driver_binds(boot_vm: Callable[..., Vm]) -> None:
     console = vm.config.console_log.read_text(errors="replace")
     assert "[1414:c003]" in console, "lspci in the guest does not list the HSM"
     assert "serial 'AZIHSM-E2E-BOOT'" in console, "the driver did not log the device's serial"
+
+
+def test_a_boot_that_lost_a_timer_is_reset_and_boots_again(
+        guest_images: GuestImages, hsm_qemu: Path, backend: BackendProcess, workdir: Path) -> None:
+    """The launcher's answer to a guest kernel that reports a lost vCPU timer before the guest agent's
+    first report (docs/running.md). The fault cannot be caused on purpose, so its console report is
+    queued as the console reader would queue it, while the real guest is booting. The machine is
+    really reset through QMP: the kernel that then reports started after the reset, and the boot
+    event says one reset was needed."""
+    config = VmConfig(images=guest_images, hsm_socket=backend.socket, workdir=workdir / "vm0",
+                      accel="tcg", workload="boot", qemu=hsm_qemu)
+    with Vm(config) as vm:
+        time.sleep(max(0.0, vm.started_at + LOST_AT_S - time.monotonic()))
+        vm.events.put({"event": "lost-timer", "at_s": LOST_AT_S,
+                       "line": "rcu: rcu_preempt kthread timer wakeup didn't happen for 5249 jiffies!"})
+        boot = vm.wait_boot(BOOT_TIMEOUT_S["tcg"])
+        assert (boot["boot"], boot["resets"]) == (1, 1), boot
+        kernel_start_s = boot["at_s"] - boot["uptime_s"]      # QEMU time at which that kernel started
+        assert kernel_start_s >= LOST_AT_S - 0.5, f"the guest was not reset: {boot}"
 
 
 def test_pyhsm_run_default_workload_passes(guest_images: GuestImages, hsm_qemu: Path) -> None:

@@ -6,6 +6,7 @@ import argparse
 import base64
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,27 @@ def test_a_guest_that_powers_off_without_reporting_done_is_an_error(tmp_path: Pa
         vm.wait_for("done", 5)
     with pytest.raises(TimeoutError, match="no report from the guest"):
         vm.wait_for("done", 0.1)
+
+
+def test_a_lost_timer_before_the_first_report_resets_the_machine_at_most_as_often_as_asked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bookkeeping of ``Vm.wait_for``'s resets (docs/running.md, "A vCPU that loses its timer at
+    boot"); the QMP reset itself is exercised with a real guest in tests/e2e/test_guest.py."""
+    images = GuestImages(tmp_path / "k", tmp_path / "i", tmp_path / "r", "built")
+    vm = Vm(VmConfig(images=images, hsm_socket=tmp_path / "s", workdir=tmp_path))
+    resets: list[float] = []
+    monkeypatch.setattr(vm, "reset", lambda: resets.append(time.monotonic()))
+    lost = {"event": "lost-timer", "line": "rcu: rcu_preempt kthread timer wakeup didn't happen for 5249 jiffies!"}
+    seen: list[dict] = []
+    for event in (lost, {"event": "step", "name": "x"}, lost, {"event": "boot", "boot": 1}):
+        vm.events.put(dict(event))
+    boot = vm.wait_for("boot", 5, seen.append, resets=1)
+    assert (len(resets), boot["resets"]) == (1, 1)
+    assert seen == [{"event": "step", "name": "x"}]          # lost-timer reports are not passed on
+    vm.events.put(dict(lost))
+    vm.events.put({"event": "done", "ok": True})
+    assert vm.wait_for("done", 5)["resets"] == 0 and len(resets) == 1   # no resets unless asked
+    vm.events.put(dict(lost))
+    with pytest.raises(TimeoutError, match="no report from the guest"):
+        vm.wait_boot(0.2)            # a reset restarts the wait, which then times out as before
+    assert len(resets) == 2

@@ -17,7 +17,7 @@ from pyhsm.host import disks, migration, verify
 from pyhsm.host.backend import BackendProcess
 from pyhsm.host.images import GuestImages
 from pyhsm.host.migration_session import Pair, live, other_serial, run_workload
-from pyhsm.host.vm import BOOT_TIMEOUT_S, HSM_ID, Vm, VmConfig
+from pyhsm.host.vm import BOOT_RESETS, BOOT_TIMEOUT_S, HSM_ID, Vm, VmConfig
 from tests.e2e.e2e_events import assert_all_ok, run_to_done
 
 pytestmark = [pytest.mark.guest, pytest.mark.qemu]
@@ -51,7 +51,7 @@ def _boot(vms: list[Vm], config: VmConfig, ready: bool = True) -> tuple[Vm, list
     vms.append(vm)
     vm.start()
     events: list[dict[str, Any]] = []
-    events.append(vm.wait_for("ready", BOOT_TIMEOUT_S["tcg"], events.append))
+    events.append(vm.wait_for("ready", BOOT_TIMEOUT_S["tcg"], events.append, resets=BOOT_RESETS))
     return vm, events
 
 
