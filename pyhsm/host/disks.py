@@ -13,6 +13,7 @@ from typing import Any, Callable
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from pyhsm import paths
+from pyhsm.host.sockets import wait_listening
 
 QCOW2_MAGIC = b"QFI\xfb"
 
@@ -63,10 +64,8 @@ def create_overlay(base: Path, overlay: Path, qemu: Path | None = None, timeout:
                                 stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + timeout
-            while not sock.exists():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"QEMU (qcow2 helper) did not start: {proc.stderr.read() if proc.stderr else ''!r}")
-                time.sleep(0.02)
+            if not wait_listening(sock, proc, timeout):
+                raise RuntimeError(f"QEMU (qcow2 helper) did not start: {proc.stderr.read() if proc.stderr else ''!r}")
             qmp = QEMUMonitorProtocol(str(sock))
             qmp.connect()
             try:

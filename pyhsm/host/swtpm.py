@@ -13,13 +13,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from pyhsm.host.sockets import wait_listening
 from pyhsm.protocol.cvm.tpm2 import AK_HANDLE, EK_CERT_NV, parse_public
 
 EK_HANDLE = 0x81010016        # swtpm_setup's ECC (P-384) EK, persistent
@@ -91,7 +91,7 @@ class Swtpm:
             self.stop()
 
     def start(self) -> None:
-        """Start swtpm and wait for its socket; raises ``SwtpmError`` naming what failed."""
+        """Start swtpm and wait until its socket listens; raises ``SwtpmError`` naming what failed."""
         if self.socket is not None:
             self.state.mkdir(parents=True, exist_ok=True)
             self.socket.unlink(missing_ok=True)
@@ -113,12 +113,9 @@ class Swtpm:
         except FileNotFoundError:
             self.stop()
             raise SwtpmError("swtpm is not installed (Debian package swtpm)") from None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not ready.exists():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SwtpmError(f"swtpm on {self.state} did not start: {self._stderr()}")
-            time.sleep(0.02)
+        if not wait_listening(ready, self._proc, START_TIMEOUT_S):
+            self.stop()
+            raise SwtpmError(f"swtpm on {self.state} did not start: {self._stderr()}")
 
     def _stderr(self) -> str:
         if self._proc is None or self._proc.stderr is None or self._proc.poll() is None:

@@ -22,6 +22,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from pyhsm import paths
 from pyhsm.host.images import GuestImages
 from pyhsm.host.qemu_devices import device_argv, hsm_device, mailbox_device, socket_chardev_argv
+from pyhsm.host.sockets import wait_listening
 from pyhsm.protocol import console
 
 log = logging.getLogger("pyhsm.host.vm")
@@ -172,11 +173,8 @@ class Vm:
                 argv, stdin=subprocess.PIPE if self.config.console_input else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=stderr)
         threading.Thread(target=self._read_console, daemon=True).start()
-        deadline = time.monotonic() + 30
-        while not self.config.qmp_socket.exists():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"QEMU did not start: {self.stderr_text()}")
-            time.sleep(0.05)
+        if not wait_listening(self.config.qmp_socket, self._proc, 30):
+            raise RuntimeError(f"QEMU did not start: {self.stderr_text()}")
         self._qmp = QEMUMonitorProtocol(str(self.config.qmp_socket))
         self._qmp.connect()
 

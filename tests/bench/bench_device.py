@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from pyhsm.host.backend import BackendProcess  # noqa: E402
+from pyhsm.host.sockets import wait_listening  # noqa: E402
 from pyhsm.protocol import link  # noqa: E402
 from pyhsm.testing.qtest.controller import open_controller  # noqa: E402
 from pyhsm.testing.qtest.machine import Machine, hsm_device_args  # noqa: E402
@@ -130,11 +131,8 @@ def swtpm(workdir: Path) -> tuple[subprocess.Popen, Path]:
     process = subprocess.Popen(["swtpm", "socket", "--tpm2", "--ctrl", f"type=unixio,path={ctrl}",
                                 "--tpmstate", f"dir={state}"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not ctrl.exists():
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError("swtpm did not create its control socket")
-        time.sleep(0.02)
+    if not wait_listening(ctrl, process, 10):
+        raise RuntimeError("swtpm did not open its control socket")
     return process, ctrl
 
 

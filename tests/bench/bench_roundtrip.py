@@ -26,6 +26,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[2]
 
 from pyhsm.host.backend import BackendProcess  # noqa: E402
+from pyhsm.host.sockets import wait_listening  # noqa: E402
 from pyhsm.protocol import link  # noqa: E402
 
 GET_API_REV = bytes.fromhex("A2 18 00 A1 18 02 1A 00 00 03 EA 18 01 A0")
@@ -79,11 +80,8 @@ def swtpm(workdir: Path) -> tuple[subprocess.Popen, Path]:
     proc = subprocess.Popen(["swtpm", "socket", "--tpm2", "--server", f"type=unixio,path={data}",
                              "--ctrl", f"type=unixio,path={ctrl}", "--tpmstate", f"dir={state}",
                              "--flags", "startup-clear"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not data.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("swtpm did not create its socket")
-        time.sleep(0.02)
+    if not wait_listening(data, proc, 10):
+        raise RuntimeError("swtpm did not open its socket")
     return proc, data
 
 
