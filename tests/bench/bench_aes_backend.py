@@ -122,6 +122,15 @@ def stream_calls(sock: Path, streams: int) -> list[Callable[[bytes], object]]:
     return [lambda data, ids=ids: transport.aes_gcm_encrypt(key_id, IV, data, **ids) for ids in sessions]
 
 
+def request_frames(key_id: int, sessions: list[dict[str, int]]) -> dict[int, list[bytes]]:
+    """For each data size, one encoded GCM-encrypt AES_REQUEST per session (stream ``i`` on AES queue
+    cid ``i``), msg_id 0: the frames a device-style driver keeps in flight."""
+    return {size: [link.encode_frame(0, link.AesRequest(
+        link.AES_BODY_VERSION, link.AesCipher.GCM, 0, 0, 256, i, ids["session_id"], ids["short_app_id"],
+        key_id, 0, 0, 0, bytes(16), IV, 0, size, data)) for i, ids in enumerate(sessions)]
+        for size, data in DATA.items()}
+
+
 class PipelinedDevice:
     """The backend's partition 1 driven as the device drives it: one connection; stream ``i`` keeps one
     pre-encoded AES_REQUEST (its own session) in flight, sent again as soon as its answer is in; all
@@ -129,10 +138,7 @@ class PipelinedDevice:
 
     def __init__(self, sock: Path, streams: int) -> None:
         key_id, sessions = open_streams(sock, streams, partition=1)
-        self._frames = {size: [link.encode_frame(0, link.AesRequest(
-            link.AES_BODY_VERSION, link.AesCipher.GCM, 0, 0, 256, i, ids["session_id"], ids["short_app_id"],
-            key_id, 0, 0, 0, bytes(16), IV, 0, size, data)) for i, ids in enumerate(sessions)]
-            for size, data in DATA.items()}
+        self._frames = request_frames(key_id, sessions)
         self._streams = streams
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(10)
@@ -192,12 +198,10 @@ class CDevice:
             def put(frame: bytes) -> None:
                 out.write(len(frame).to_bytes(4, "little") + frame)
             put(link.encode_frame(0, link.Hello.make("BENCH-AES-0001", 2)))
-            for size, data in DATA.items():
-                out.write(len(sessions).to_bytes(4, "little") + size.to_bytes(4, "little"))
-                for i, ids in enumerate(sessions):
-                    put(link.encode_frame(0, link.AesRequest(
-                        link.AES_BODY_VERSION, link.AesCipher.GCM, 0, 0, 256, i, ids["session_id"],
-                        ids["short_app_id"], key_id, 0, 0, 0, bytes(16), IV, 0, size, data)))
+            for size, frames in request_frames(key_id, sessions).items():
+                out.write(len(frames).to_bytes(4, "little") + size.to_bytes(4, "little"))
+                for frame in frames:
+                    put(frame)
         self._index = {size: i for i, size in enumerate(DATA)}
         self._proc = subprocess.Popen([str(binary), str(sock), str(self._frames)], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, text=True)
@@ -261,25 +265,15 @@ def xts_unit_costs(rounds: int = 7, calls: int = 5) -> None:
     path's one pass (``xts.crypt``) against ``cryptography`` one cipher object per unit (what the
     backend did before) and against ``cryptography`` over the whole buffer as one unit (the raw XTS
     rate), interleaved, medians; in this process with the backend's allocator settings."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
     from pyhsm.backend import server
     from pyhsm.backend.ddi import xts
     server._keep_freed_memory()
     xts.warm_up()
     key1, key2, data = os.urandom(32), os.urandom(32), DATA[LARGEST]
-
-    def unit_by_unit(unit: int) -> bytes:
-        parts = []
-        for i in range(len(data) // unit):
-            worker = Cipher(algorithms.AES(key1 + key2), modes.XTS(xts.unit_tweak(0, i))).encryptor()
-            parts.append(worker.update(data[i * unit:(i + 1) * unit]))
-        return b"".join(parts)
-
     for unit in (512, 4096, 8192):
-        assert xts.crypt(key1, key2, 0, data, unit, False) == unit_by_unit(unit)
+        assert xts.crypt(key1, key2, 0, data, unit, False) == xts.unit_by_unit(key1, key2, 0, data, unit, False)
         sides = {"one pass": lambda u=unit: xts.crypt(key1, key2, 0, data, u, False),
-                 "unit by unit": lambda u=unit: unit_by_unit(u),
+                 "unit by unit": lambda u=unit: xts.unit_by_unit(key1, key2, 0, data, u, False),
                  "whole buffer, one unit": lambda: xts.crypt(key1, key2, 0, data, len(data), False)}
         times: dict[str, list[float]] = {name: [] for name in sides}
         for _ in range(rounds):

@@ -1,13 +1,12 @@
 """AES-XTS over a buffer of many data units in one pass (IEEE 1619; docs/device.md, "AES path").
 
-``cryptography`` does XTS one data unit per cipher object, and building that object costs far more
-than the AES of a 512-byte unit. A buffer of one unit goes to ``cryptography`` as it is; a buffer of
-several is done at once: the initial tweak of every
-unit is encrypted under key 2 in one AES-ECB call, the tweak of every block is worked out from it by
-a numba kernel, and the data, masked with the tweaks, goes through one AES-ECB call under key 1.
-Only whole 16-byte blocks are handled (the fast path refuses anything else), so there is no
-ciphertext stealing. ``cryptography``'s own XTS, a unit at a time, is the reference the tests
-compare against bit for bit.
+``cryptography`` does XTS one data unit per cipher object (``unit_by_unit``), and building that
+object costs far more than the AES of a 512-byte unit. A buffer of one unit still goes that way; a
+buffer of several is done at once: the initial tweak of every unit is encrypted under key 2 in one
+AES-ECB call, the tweak of every block is worked out from it by a numba kernel, and the data, masked
+with the tweaks, goes through one AES-ECB call under key 1. Only whole 16-byte blocks are handled
+(the fast path refuses anything else), so there is no ciphertext stealing. ``unit_by_unit`` is also
+the reference the tests and the bench compare the one pass against, bit for bit.
 
 The kernel's work does not depend on any value it handles (shifts, XORs and a multiplication by the
 carry bit, no branch on data), so its timing reveals nothing of the tweaks.
@@ -45,26 +44,30 @@ def tweak_masks(first: np.ndarray, blocks: int) -> np.ndarray:
     return out
 
 
-def unit_tweak(sector: int, unit: int) -> bytes:
-    """The initial tweak of data unit ``unit`` when the first unit's sequence number is ``sector``:
-    ``sector + unit`` as a 16-byte little-endian block (the rule ``crypt`` applies to every unit)."""
-    return ((sector + unit) % (1 << 128)).to_bytes(16, "little")
+def unit_by_unit(key1: bytes, key2: bytes, sector: int, data: bytes | bytearray, unit: int,
+                 decrypt: bool) -> bytes:
+    """XTS-AES with ``cryptography``, one cipher object per data unit of ``unit`` bytes: unit ``i``'s
+    initial tweak is ``sector + i`` as a 16-byte little-endian block. What ``crypt`` computes."""
+    view, parts = memoryview(data), []
+    for i, start in enumerate(range(0, len(data), unit)):
+        tweak = ((sector + i) % (1 << 128)).to_bytes(16, "little")
+        cipher = Cipher(algorithms.AES(key1 + key2), modes.XTS(tweak))
+        worker = cipher.decryptor() if decrypt else cipher.encryptor()
+        parts.append(worker.update(view[start:start + unit]))
+        worker.finalize()     # XTS keeps nothing back
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def crypt(key1: bytes, key2: bytes, sector: int, data: bytes | bytearray, unit: int,
           decrypt: bool) -> bytes:
     """XTS-AES of ``data``, ``len(data) // unit`` data units of ``unit`` bytes each, the first with
     sequence number ``sector`` (0 <= sector < 2^64) and each next one with the next number
-    (``unit_tweak``). ``unit`` must be a multiple of 16 that divides ``len(data)`` (``ValueError``
+    (as ``unit_by_unit``). ``unit`` must be a multiple of 16 that divides ``len(data)`` (``ValueError``
     otherwise). The keys are AES keys of equal length; the caller refuses key1 == key2."""
     if not data or unit <= 0 or unit % BLOCK or len(data) % unit or not 0 <= sector < 1 << 64:
         raise ValueError(f"XTS over {len(data)} bytes in units of {unit} from sector {sector}")
     if unit == len(data):    # one unit: cryptography's own XTS is the quickest
-        whole = Cipher(algorithms.AES(key1 + key2), modes.XTS(unit_tweak(sector, 0)))
-        unit_worker = whole.decryptor() if decrypt else whole.encryptor()
-        out = unit_worker.update(data)
-        unit_worker.finalize()     # XTS keeps nothing back
-        return out
+        return unit_by_unit(key1, key2, sector, data, unit, decrypt)
     tweaks = np.empty((len(data) // unit, 2), dtype=_WORDS)
     tweaks[:, 0] = np.arange(len(tweaks), dtype=np.uint64) + np.uint64(sector)   # wraps mod 2^64
     tweaks[:, 1] = tweaks[:, 0] < np.uint64(sector)                              # and carries
