@@ -42,7 +42,10 @@ static void azihsm_link_set_state(AzihsmState *s, AzihsmLinkState state)
     trace_azihsm_link_state(azihsm_link_state_name(s));
 }
 
-/* Queue one frame; it is written by the link bottom half, never here. */
+/*
+ * Queue one frame, never write it here: the link bottom half writes it, or
+ * the doorbell write that queued it (azihsm_link_push).
+ */
 void azihsm_link_send(AzihsmState *s, uint8_t type, uint32_t msg_id,
                       const void *body, uint32_t body_len,
                       const void *payload, uint32_t payload_len)
@@ -65,7 +68,9 @@ void azihsm_link_send(AzihsmState *s, uint8_t type, uint32_t msg_id,
         azihsm_link_protocol_error(s, "backend does not read its socket");
         return;
     }
-    qemu_bh_schedule(s->link_bh);
+    if (!s->tx_inline) {
+        qemu_bh_schedule(s->link_bh);
+    }
 }
 
 static void azihsm_link_send_u32(AzihsmState *s, uint8_t type,
@@ -139,6 +144,17 @@ static gboolean azihsm_link_writable(void *do_not_use, GIOCondition cond,
     s->tx_watch = 0;
     azihsm_link_flush(s);
     return G_SOURCE_REMOVE;
+}
+
+/*
+ * Write the queued frames now, in the caller's thread (a vCPU's doorbell
+ * write, holding the BQL), instead of waking the main loop to do it.
+ */
+void azihsm_link_push(AzihsmState *s)
+{
+    if (!s->rx_broken) {
+        azihsm_link_flush(s);
+    }
 }
 
 static void azihsm_link_bh(void *opaque)

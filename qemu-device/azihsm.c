@@ -1094,6 +1094,19 @@ void azihsm_kick(AzihsmState *s)
     qemu_bh_schedule(s->process_bh);
 }
 
+/*
+ * An SQ doorbell fetches its queue at once, in the writing vCPU's thread,
+ * and writes the frames it produced before returning: a command does not
+ * wait for the main loop to wake up (docs/device.md, Doorbells).
+ */
+static void azihsm_fetch_now(AzihsmState *s, AzihsmSQ *sq)
+{
+    s->tx_inline = true;
+    azihsm_process_sq(s, sq);
+    s->tx_inline = false;
+    azihsm_link_push(s);
+}
+
 /* ------------------------------------------------------------------------
  * Controller state: enable, resets
  * ------------------------------------------------------------------------ */
@@ -1353,9 +1366,13 @@ static void azihsm_bar2_write(void *opaque, hwaddr off, uint64_t val,
         } else if (val >= cq->size) {
             azihsm_set_fatal(s, "CQ head doorbell beyond the queue size");
         } else {
+            bool fetch_waits = cq->held_count >= cq->size;
+
             cq->head = val;
             azihsm_cq_post(s, cq);
-            azihsm_kick(s);     /* fetching may wait for CQ room */
+            if (fetch_waits) {
+                azihsm_kick(s);     /* fetching waited for CQ room */
+            }
         }
     } else {
         AzihsmSQ *sq = azihsm_find_sq(s, qid);
@@ -1367,7 +1384,7 @@ static void azihsm_bar2_write(void *opaque, hwaddr off, uint64_t val,
             azihsm_set_fatal(s, "SQ tail doorbell beyond the queue size");
         } else {
             sq->tail = val;
-            azihsm_kick(s);
+            azihsm_fetch_now(s, sq);
         }
     }
 }

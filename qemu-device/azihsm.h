@@ -276,6 +276,7 @@ struct AzihsmState {
     GByteArray *txbuf;
     guint tx_watch;
     QEMUBH *link_bh;
+    bool tx_inline;         /* a doorbell write flushes txbuf itself */
     uint8_t rx_hdr[LINK_HDR_SIZE];
     uint8_t *rx_body;       /* the current frame's body, sized to it */
     uint32_t rx_have;
@@ -399,6 +400,7 @@ const char *azihsm_link_state_name(AzihsmState *s);
 void azihsm_link_send(AzihsmState *s, uint8_t type, uint32_t msg_id,
                       const void *body, uint32_t body_len,
                       const void *payload, uint32_t payload_len);
+void azihsm_link_push(AzihsmState *s);
 void azihsm_link_send_reset(AzihsmState *s, uint32_t kind);
 void azihsm_link_send_cancel(AzihsmState *s, uint32_t msg_id);
 void azihsm_link_start_handshake(AzihsmState *s);

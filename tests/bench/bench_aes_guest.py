@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -31,51 +29,13 @@ from pyhsm import paths
 from pyhsm.host import accel, images
 from pyhsm.host.backend import BackendProcess
 from pyhsm.host.vm import Vm, VmConfig
-from pyhsm.protocol import console
+from pyhsm.protocol import console, link
+from tests.bench import device_trace
 
 TIMEOUT_S = 900.0
 STEP = "AES throughput"
 GOAL = 1.0
-TRACED = ("azihsm_doorbell_sq", "azihsm_link_tx", "azihsm_link_rx", "azihsm_irq")
 AES_REQUEST_FIXED = 68         # AES_REQUEST body bytes before the data
-_LINE = re.compile(r"^\d+@(\d+\.\d+):(\w+) (.*)$")
-
-
-def trace_args(path: Path) -> tuple[str, ...]:
-    """QEMU arguments that write TRACED, with timestamps, to ``path``."""
-    args: list[str] = []
-    for event in TRACED:
-        args += ["-trace", f"enable={event}" + (f",file={path}" if event == TRACED[-1] else "")]
-    return (*args, "-msg", "timestamp=on")
-
-
-def trace_split(path: Path, size: int) -> dict[str, float]:
-    """Median microseconds of the device-in, link+backend and device-out parts of the commands whose
-    AES_REQUEST carries ``size`` data bytes (the GCM commands without AAD of that size)."""
-    rows: list[tuple[float, float, float]] = []
-    doorbell = None
-    sent: dict[int, tuple[float, float]] = {}
-    answered: tuple[float, float, float] | None = None
-    for line in path.read_text(errors="replace").splitlines():
-        m = _LINE.match(line)
-        if not m:
-            continue
-        t, name, args = float(m.group(1)), m.group(2), m.group(3).split()
-        if name == "azihsm_doorbell_sq" and int(args[1]) >= 256:
-            doorbell = t
-        elif name == "azihsm_link_tx" and args[2] == "0x06" and int(args[6]) == AES_REQUEST_FIXED + size and doorbell:
-            sent[int(args[4])] = (doorbell, t)
-            doorbell = None
-        elif name == "azihsm_link_rx" and args[2] == "0x86" and int(args[4]) in sent:
-            answered = (*sent.pop(int(args[4])), t)
-        elif name == "azihsm_irq" and answered:
-            db, tx, rx = answered
-            rows.append((tx - db, rx - tx, t - rx))
-            answered = None
-    if not rows:
-        return {}
-    return {"commands": len(rows), **{k: round(statistics.median(r[i] for r in rows) * 1e6, 1)
-                                      for i, k in enumerate(("device_in_us", "link_backend_us", "device_out_us"))}}
 
 
 def main() -> int:
@@ -90,7 +50,7 @@ def main() -> int:
     failures: list[str] = []
     with backend:
         config = VmConfig(images=built, hsm_socket=backend.socket, workdir=workdir / "vm",
-                          accel=choice.accel, workload="aes", qemu_extra=trace_args(trace) if profile else ())
+                          accel=choice.accel, workload="aes", qemu_extra=device_trace.qemu_args(trace) if profile else ())
         with Vm(config) as vm:
             vm.wait_boot(300)
 
@@ -122,8 +82,8 @@ def main() -> int:
         rows.append(f"One {size}-byte GCM call: {split.get('call_us')} us = ioctl {split.get('ioctl_us')} us + "
                     f"client Python {split.get('client_python_us')} us.")
         if profile:
-            t = trace_split(trace, size)
-            parts = sum(t.get(k, 0) for k in ("device_in_us", "link_backend_us", "device_out_us"))
+            t = device_trace.split(trace, link.AesRequest.TYPE, True, AES_REQUEST_FIXED + size)
+            parts = sum(t.get(k, 0) for k in device_trace.PARTS)
             rows.append(f"  inside the ioctl (QEMU trace, median of {t.get('commands')} commands): device from "
                         f"doorbell to AES_REQUEST {t.get('device_in_us')} us, link and backend "
                         f"{t.get('link_backend_us')} us, device from AES_RESPONSE to MSI-X {t.get('device_out_us')} "

@@ -4,8 +4,10 @@ The two round trips are measured alike, as a program that already holds its comm
 see them: fixed, pre-encoded request bytes, one system call per command, the answer's status
 checked, no encoding or decoding in the timed loop.
 
-* GetApiRev through the azihsm ioctl (0xC0704203): median and p99 over ``CALLS`` calls.
-* TPM2_GetRandom(8) written to /dev/tpmrm0 (tpm-crb backed by swtpm) and read back: the same.
+* GetApiRev through the azihsm ioctl (0xC0704203) against TPM2_GetRandom(8) written to /dev/tpmrm0
+  (tpm-crb backed by swtpm) and read back: ``SLICES`` alternating slices of ``SLICE_CALLS`` calls
+  each, so load that arrives halfway weighs on both; median and p99 of each, and the median of the
+  per-slice ratios.
 * EccSign P-384 through the full client (``HsmClient``), with 1, 4 and 8 processes, each with its
   own descriptor, session and key.
 """
@@ -29,29 +31,32 @@ from pyhsm.protocol.ddi import envelope
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.types import EccCurve
 
-CALLS = 2000
+SLICES = 10
+SLICE_CALLS = 200
 WARMUP = 50
 SIGN_SECONDS = 5.0
 PROCESS_COUNTS = (1, 4, 8)
 TPM_DEVICE = "/dev/tpmrm0"
-HSM_LATENCY_STEP = "GetApiRev latency (ioctl)"
-TPM_LATENCY_STEP = "TPM2_GetRandom(8) latency (tpm-crb, swtpm)"
+LATENCY_STEP = "GetApiRev (ioctl) vs TPM2_GetRandom(8) (tpm-crb, swtpm) latency"
 TPM2_GET_RANDOM = struct.pack(">HIIH", 0x8001, 12, 0x0000017B, 8)  # no sessions, size, cc, bytes
 
 
-def _latency(call: Callable[[], None]) -> dict[str, Any]:
-    for _ in range(WARMUP):
-        call()
+def _timed(call: Callable[[], None], calls: int) -> list[int]:
     samples = []
-    for _ in range(CALLS):
+    for _ in range(calls):
         started = time.perf_counter_ns()
         call()
         samples.append(time.perf_counter_ns() - started)
-    return {"calls": CALLS, "median_us": round(statistics.median(samples) / 1000, 1),
+    return samples
+
+
+def _summary(samples: list[int]) -> dict[str, Any]:
+    return {"calls": len(samples), "median_us": round(statistics.median(samples) / 1000, 1),
             "p99_us": round(statistics.quantiles(samples, n=100)[98] / 1000, 1)}
 
 
-def api_rev_latency(context: Context) -> dict[str, Any]:
+def _api_rev_call(fd: int) -> Callable[[], None]:
+    """One GetApiRev through the HSM ioctl on ``fd``, from pre-encoded bytes; raises on a bad status."""
     spec = BY_NAME["GetApiRev"]
     request = envelope.encode_request(spec.code, spec.request, spec.request())
     src = ctypes.create_string_buffer(request, len(request))
@@ -59,31 +64,48 @@ def api_rev_latency(context: Context) -> dict[str, Any]:
     command = GENERIC_CMD.pack(GENERIC_CMD.size, 0, 0, 0, 0, 0, 0, 0, len(request),
                                ctypes.addressof(src), len(dst), ctypes.addressof(dst), 0, 0, 0, 0, 0, 0)
     arg = bytearray(command)
-    fd = os.open(context["node"], os.O_RDWR)
-    try:
-        def get_api_rev() -> None:
-            arg[:] = command
-            fcntl.ioctl(fd, HSM_CMD_IOCTL, arg, True)
-            *_, status, byte_count, _ext = GENERIC_CMD.unpack(arg)
-            if status or not byte_count:
-                raise RuntimeError(f"GetApiRev completed with status 0x{status:x}, {byte_count} bytes")
-        return _latency(get_api_rev)
-    finally:
-        os.close(fd)
+
+    def get_api_rev(_buffers: tuple = (src, dst)) -> None:   # the buffers live as long as the call
+        arg[:] = command
+        fcntl.ioctl(fd, HSM_CMD_IOCTL, arg, True)
+        *_, status, byte_count, _ext = GENERIC_CMD.unpack(arg)
+        if status or not byte_count:
+            raise RuntimeError(f"GetApiRev completed with status 0x{status:x}, {byte_count} bytes")
+    return get_api_rev
 
 
-def tpm_get_random_latency(context: Context) -> dict[str, Any]:
-    fd = os.open(TPM_DEVICE, os.O_RDWR)
+def _get_random_call(fd: int) -> Callable[[], None]:
+    """One TPM2_GetRandom(8) written to and read from ``fd``; raises on a bad answer."""
+    def get_random() -> None:
+        os.write(fd, TPM2_GET_RANDOM)
+        answer = os.read(fd, 4096)
+        code = struct.unpack(">I", answer[6:10])[0]
+        if code != 0 or len(answer) != 10 + 2 + 8:
+            raise RuntimeError(f"TPM2_GetRandom answered rc 0x{code:x}, {len(answer)} bytes")
+    return get_random
+
+
+def round_trip_latency(context: Context) -> dict[str, Any]:
+    """GetApiRev through the HSM and TPM2_GetRandom through the TPM, in alternating slices."""
+    hsm_fd = os.open(context["node"], os.O_RDWR)
+    tpm_fd = os.open(TPM_DEVICE, os.O_RDWR)
     try:
-        def get_random() -> None:
-            os.write(fd, TPM2_GET_RANDOM)
-            answer = os.read(fd, 4096)
-            code = struct.unpack(">I", answer[6:10])[0]
-            if code != 0 or len(answer) != 10 + 2 + 8:
-                raise RuntimeError(f"TPM2_GetRandom answered rc 0x{code:x}, {len(answer)} bytes")
-        return _latency(get_random)
+        hsm, tpm = _api_rev_call(hsm_fd), _get_random_call(tpm_fd)
+        _timed(hsm, WARMUP)
+        _timed(tpm, WARMUP)
+        hsm_samples: list[int] = []
+        tpm_samples: list[int] = []
+        ratios = []
+        for _ in range(SLICES):
+            h, t = _timed(hsm, SLICE_CALLS), _timed(tpm, SLICE_CALLS)
+            hsm_samples += h
+            tpm_samples += t
+            ratios.append(statistics.median(h) / statistics.median(t))
+        return {"slices": SLICES, "hsm": _summary(hsm_samples), "tpm": _summary(tpm_samples),
+                "ratio": round(statistics.median(ratios), 3)}
     finally:
-        os.close(fd)
+        os.close(hsm_fd)
+        os.close(tpm_fd)
 
 
 def establish(context: Context) -> dict[str, Any]:
@@ -128,8 +150,7 @@ def sign_throughput(processes: int) -> Callable[[Context], dict[str, Any]]:
 
 WORKLOAD = Workload(
     steps=(Step("driver bound", driver_bound),
-           Step(HSM_LATENCY_STEP, api_rev_latency),
-           Step(TPM_LATENCY_STEP, tpm_get_random_latency),
+           Step(LATENCY_STEP, round_trip_latency),
            Step("establish credential", establish),
            *(Step(f"P-384 sign throughput, {n} processes", sign_throughput(n))
              for n in PROCESS_COUNTS)),
