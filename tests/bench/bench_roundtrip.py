@@ -6,6 +6,16 @@ exactly, one command at a time. Slices of the two alternate (``SLICES`` each) so
 background load; medians and p99 over all samples; the machine's load is printed. Goal: HSM / TPM
 median ratio at most 1.0.
 
+A third side, in the same alternation, is the floor of any Python backend: ``python_peer.py``, a Python
+process that reads each frame and writes the backend's own GetApiRev answer back, blocking I/O on one
+thread like the backend's connection thread, decoding and executing nothing.
+
+Where the scheduler puts the two ends of a socket decides much of a round trip: on a virtual machine,
+waking a thread on an idle core costs far more than switching to it on the core that just blocked
+(docs/benchmarks.md). So the bench pins itself to one CPU and runs the whole alternation twice, with
+every server process (all its threads) pinned to the same CPU and then to another one, and reports
+both. On a machine with one CPU only the first is run.
+
     build/venv/bin/python -m tests.bench.bench_roundtrip [--count N] [--slices N]
 """
 
@@ -44,20 +54,34 @@ def exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(data)
 
 
-def hsm_round_trip(path: Path) -> Callable[[], None]:
+def hsm_round_trip(path: Path, hello: bool = True) -> tuple[Callable[[], None], bytes]:
+    """GetApiRev on the link socket at ``path`` (after a HELLO if ``hello``) and its first answer frame."""
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(str(path))
-    sock.sendall(link.encode_frame(0, link.Hello.make("AZIHSM-BENCH-RT")))
-    ack = link.decode_frame(exactly(sock, link.HEADER.size + link.HelloAck.LAYOUT.size))[1]
-    assert isinstance(ack, link.HelloAck) and ack.result == link.HelloAck.ACCEPTED, ack
+    if hello:
+        sock.sendall(link.encode_frame(0, link.Hello.make("AZIHSM-BENCH-RT")))
+        ack = link.decode_frame(exactly(sock, link.HEADER.size + link.HelloAck.LAYOUT.size))[1]
+        assert isinstance(ack, link.HelloAck) and ack.result == link.HelloAck.ACCEPTED, ack
     frame = link.encode_frame(1, link.Request(1, 0, 0, 0, 0, link.MAX_PAYLOAD, GET_API_REV))
+    answer = []
 
     def once() -> None:
         sock.sendall(frame)
         header = exactly(sock, link.HEADER.size)
         body = exactly(sock, link.decode_header(header)[2])
         assert body[:2] == b"\0\0", "GetApiRev failed"
-    return once
+        answer[:] = [header + body]
+    once()
+    return once, answer[0]
+
+
+def python_peer(workdir: Path, answer: bytes) -> tuple[subprocess.Popen, Path]:
+    path = workdir / "peer.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.python_peer", str(path), answer.hex()],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if not wait_listening(path, proc, 30):
+        raise RuntimeError("the Python peer did not open its socket")
+    return proc, path
 
 
 def tpm_round_trip(path: Path) -> Callable[[], None]:
@@ -99,41 +123,76 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
+def pin(pid: int, cpu: int) -> None:
+    """Pin every thread of process ``pid`` to ``cpu`` (threads it starts later inherit it)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), {cpu})
+
+
+def alternate(sides: dict[str, Callable[[], None]], count: int, slices: int) -> tuple[dict[str, list[float]],
+                                                                                         list[float]]:
+    """Samples of each side, taken in ``slices`` alternating slices, and the load after each slice."""
+    for once in sides.values():
+        timed(once, 200)                                        # warm-up
+    per_slice = max(1, count // slices)
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    loads = []
+    for _ in range(slices):
+        for name, once in sides.items():
+            samples[name] += timed(once, per_slice)
+        loads.append(os.getloadavg()[0])
+    return samples, loads
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=3000, help="timed commands per side (default 3000)")
     parser.add_argument("--slices", type=int, default=10, help="alternating slices per side (default 10)")
     args = parser.parse_args(argv)
+    cpus = sorted(os.sched_getaffinity(0))
+    placements = {"same core": cpus[0], "other core": cpus[1]} if len(cpus) > 1 else {"same core": cpus[0]}
     workdir = Path(tempfile.mkdtemp(prefix="bench-rt-"))
-    tpm_proc = None
+    children: list[subprocess.Popen] = []
+    results: dict[str, tuple[dict[str, list[float]], list[float]]] = {}
     try:
-        with BackendProcess(workdir / "run" / "hsm.sock", workdir / "state", workdir / "backend.log"):
+        with BackendProcess(workdir / "run" / "hsm.sock", workdir / "state", workdir / "backend.log") as backend:
             tpm_proc, tpm_sock = swtpm(workdir)
-            hsm, tpm = hsm_round_trip(workdir / "run" / "hsm.sock"), tpm_round_trip(tpm_sock)
-            timed(hsm, 200), timed(tpm, 200)                      # warm-up
-            per_slice = max(1, args.count // args.slices)
-            hsm_samples: list[float] = []
-            tpm_samples: list[float] = []
-            loads = []
-            for _ in range(args.slices):
-                hsm_samples += timed(hsm, per_slice)
-                tpm_samples += timed(tpm, per_slice)
-                loads.append(os.getloadavg()[0])
+            children.append(tpm_proc)
+            hsm, answer = hsm_round_trip(workdir / "run" / "hsm.sock")
+            peer_proc, peer_sock = python_peer(workdir, answer)
+            children.append(peer_proc)
+            sides = {"pyhsm serve socket, GetApiRev": hsm,
+                     "do-nothing Python peer, the same frames": hsm_round_trip(peer_sock, hello=False)[0],
+                     "swtpm socket, TPM2_GetRandom(16)": tpm_round_trip(tpm_sock)}
+            os.sched_setaffinity(0, {cpus[0]})
+            for placement, cpu in placements.items():
+                for pid in (backend.pid, tpm_proc.pid, peer_proc.pid):
+                    assert pid is not None
+                    pin(pid, cpu)
+                results[placement] = alternate(sides, args.count, args.slices)
     finally:
-        if tpm_proc is not None:
-            tpm_proc.terminate()
-            tpm_proc.wait(10)
+        os.sched_setaffinity(0, cpus)
+        for child in children:
+            child.terminate()
+            child.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
-    h50, t50 = statistics.median(hsm_samples) * 1e6, statistics.median(tpm_samples) * 1e6
-    print(f"per-command round trip, {len(hsm_samples)} commands per side in {args.slices} alternating slices; "
-          f"machine load {min(loads):.2f}-{max(loads):.2f}")
-    print(f"{'path':48} {'median us':>10} {'p99 us':>10}")
-    print(f"{'pyhsm serve socket, GetApiRev':48} {h50:10.1f} {p99(hsm_samples) * 1e6:10.1f}")
-    print(f"{'swtpm socket, TPM2_GetRandom(16)':48} {t50:10.1f} {p99(tpm_samples) * 1e6:10.1f}")
-    ratio = h50 / t50
-    print(f"goal: HSM / TPM median <= {GOAL:.1f}: {ratio:.2f}x ({'met' if ratio <= GOAL else 'NOT met'})")
+    print(f"per-command round trip, {args.count} commands per side in {args.slices} alternating slices, "
+          f"the bench on CPU {cpus[0]}")
+    ratios: dict[str, float] = {}
+    for placement, (samples, loads) in results.items():
+        print(f"\nservers on the {placement} (CPU {placements[placement]}); machine load "
+              f"{min(loads):.2f}-{max(loads):.2f}")
+        print(f"{'path':48} {'median us':>10} {'p99 us':>10}")
+        h50, f50, t50 = (statistics.median(x) * 1e6 for x in samples.values())
+        for name, x in samples.items():
+            print(f"{name:48} {statistics.median(x) * 1e6:10.1f} {p99(x) * 1e6:10.1f}")
+        print(f"the Python floor is {f50 / t50:.2f}x swtpm; the backend is {h50 / f50:.2f}x the floor")
+        ratios[placement] = h50 / t50
+    met = all(ratio <= GOAL for ratio in ratios.values())
+    print(f"\ngoal: HSM / TPM median <= {GOAL:.1f}: "
+          f"{', '.join(f'{placement} {ratio:.2f}x' for placement, ratio in ratios.items())} "
+          f"({'met' if met else 'NOT met'})")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
