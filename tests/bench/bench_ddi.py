@@ -162,8 +162,8 @@ def compare(per_session: list[dict[str, Callable[[], object]]],
     """Print backend and direct rates per operation and session count; return the ratios.
 
     Backend and direct slices alternate (``SLICES`` each) so both see the same background load;
-    the table shows medians."""
-    print(f"{'operation':26} {'sessions':>8} {'backend op/s':>13} {'direct op/s':>12} {'ratio':>7}")
+    the table shows medians and the machine's load after each row."""
+    print(f"{'operation':26} {'sessions':>8} {'backend op/s':>13} {'direct op/s':>12} {'ratio':>7} {'load':>5}")
     ratios = {}
     for name, factory in direct.items():
         for n in counts:
@@ -174,7 +174,8 @@ def compare(per_session: list[dict[str, Callable[[], object]]],
             via_backend = statistics.median(b for b, _ in pairs)
             direct_rate = statistics.median(d for _, d in pairs)
             ratios[(name, n)] = statistics.median(b / d for b, d in pairs)
-            print(f"{name:26} {n:8d} {via_backend:13.0f} {direct_rate:12.0f} {ratios[(name, n)]:7.1%}")
+            print(f"{name:26} {n:8d} {via_backend:13.0f} {direct_rate:12.0f} {ratios[(name, n)]:7.1%} "
+                  f"{os.getloadavg()[0]:5.2f}")
     return ratios
 
 
