@@ -28,6 +28,7 @@
 extern unsigned int azihsm_num_hsm_slots;
 extern unsigned int azihsm_num_aes_slots;
 extern unsigned int azihsm_abort_timeout_s;
+extern unsigned int azihsm_poll_us;
 extern unsigned int azihsm_pf_res_cnt;
 
 enum azihsm_qkind { AZIHSM_Q_ADMIN, AZIHSM_Q_HSM, AZIHSM_Q_AES };

@@ -22,6 +22,10 @@ unsigned int azihsm_abort_timeout_s = AZIHSM_MIN_ABORT_TIMEOUT_S;
 module_param_named(abort_timeout_in_sec, azihsm_abort_timeout_s, uint, 0644);
 MODULE_PARM_DESC(abort_timeout_in_sec, "HSM command timeout before a level-1 abort (seconds, min 6)");
 
+unsigned int azihsm_poll_us;
+module_param_named(poll_us, azihsm_poll_us, uint, 0644);
+MODULE_PARM_DESC(poll_us, "Microseconds to spin for a command's completion before sleeping (default 0)");
+
 unsigned int azihsm_pf_res_cnt = 1;
 module_param_named(pf_res_cnt, azihsm_pf_res_cnt, uint, 0444);
 MODULE_PARM_DESC(pf_res_cnt, "Resource count a PF (SR-IOV capable function) sets at probe (1..64)");

@@ -5,6 +5,7 @@
  */
 #include <linux/bitmap.h>
 #include <linux/dma-mapping.h>
+#include <linux/ktime.h>
 #include <linux/slab.h>
 #include <asm/unaligned.h>
 
@@ -234,9 +235,17 @@ int azihsm_queue_submit(struct azihsm_queue *q, void *sqe, struct azihsm_cmd *cm
 	return 0;
 }
 
-/* azihsm_queue_wait() - wait up to @timeout for @cmd; true if it finished (see cmd->result). */
+/*
+ * azihsm_queue_wait() - wait up to @timeout for @cmd; true if it finished (see cmd->result).
+ * With the poll_us parameter set, first spin up to that long (docs/guest-driver.md, "Polling"), interrupts enabled: the vector's tasklet completes
+ * @cmd as usual, but this vCPU is not halted and the task is not put to sleep and woken again.
+ */
 bool azihsm_queue_wait(struct azihsm_cmd *cmd, unsigned long timeout)
 {
+	u64 until = ktime_get_ns() + (u64)READ_ONCE(azihsm_poll_us) * NSEC_PER_USEC;
+
+	while (!completion_done(&cmd->done) && ktime_get_ns() < until)
+		cpu_relax();
 	return wait_for_completion_timeout(&cmd->done, timeout) != 0;
 }
 

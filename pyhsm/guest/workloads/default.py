@@ -16,8 +16,10 @@ from typing import Any
 
 from pyhsm.client import credential
 from pyhsm.guest.workloads import Context, Step, Workload, aes, serial_mailbox
-from pyhsm.guest.workloads.device import close_client, driver_bound, open_client
+from pyhsm.guest.workloads.device import POLL_PARAMETER, close_client, driver_bound, driver_polling, open_client
 from pyhsm.protocol.ddi.types import EccCurve
+
+POLL_US = 300
 
 
 def _text(value: Any) -> Any:
@@ -35,6 +37,20 @@ def _text(value: Any) -> Any:
 
 def get_api_rev(context: Context) -> dict[str, Any]:
     return {"api_rev": _text(open_client(context).get_api_rev())}
+
+
+def get_api_rev_polled(context: Context) -> dict[str, Any]:
+    """GetApiRev with the driver spinning for completions (docs/guest-driver.md, "Polling"): for
+    POLL_US, which catches the answer while spinning, and for 1 µs, which gives up and sleeps."""
+    seen = {}
+    for poll_us in (POLL_US, 1):
+        with driver_polling(poll_us):
+            if int(POLL_PARAMETER.read_text()) != poll_us:
+                raise AssertionError(f"poll_us reads {POLL_PARAMETER.read_text().strip()} after writing {poll_us}")
+            seen[poll_us] = _text(open_client(context).get_api_rev())
+    if int(POLL_PARAMETER.read_text()) != 0:
+        raise AssertionError("poll_us was not set back to 0")
+    return {"api_rev": seen}
 
 
 def get_device_info(context: Context) -> dict[str, Any]:
@@ -70,6 +86,7 @@ def close_session(context: Context) -> dict[str, Any]:
 
 WORKLOAD = Workload(
     steps=(Step("driver bound", driver_bound), Step("GetApiRev", get_api_rev),
+           Step("GetApiRev, driver polling", get_api_rev_polled),
            Step("GetDeviceInfo", get_device_info), *serial_mailbox.STEPS,
            Step("establish credential", establish_credential),
            Step("open session", aes.open_session), Step("generate P-384 key", generate_key),

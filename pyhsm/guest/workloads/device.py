@@ -1,15 +1,18 @@
-"""What the guest sees of the HSM: bound PCI functions, device nodes, and a client on one of them."""
+"""What the guest sees of the HSM: bound PCI functions, device nodes, a client on one of them, and the
+driver's polling parameter."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pyhsm.guest.workloads import Context, NotAvailable
 
 DRIVER_DIR = Path("/sys/bus/pci/drivers/azihsm")
+POLL_PARAMETER = Path("/sys/module/azihsm/parameters/poll_us")   # docs/guest-driver.md, "Polling"
 PCI_ADDRESS = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 
 
@@ -66,3 +69,13 @@ def close_client(context: Context) -> None:
             client.transport.close()
         except Exception as exc:  # cleanup must not hide the workload's result
             print(f"pyhsm-guest: closing the client failed: {exc}", flush=True)
+
+
+@contextlib.contextmanager
+def driver_polling(poll_us: int) -> Iterator[None]:
+    """The driver's ``poll_us`` at ``poll_us`` inside the block, back at 0 after it."""
+    POLL_PARAMETER.write_text(str(poll_us))
+    try:
+        yield
+    finally:
+        POLL_PARAMETER.write_text("0")
