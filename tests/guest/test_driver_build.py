@@ -61,6 +61,7 @@ def test_module_binds_1414_c003_for_the_pinned_kernel(built: tuple[Path, str]) -
         "num_aes_slots:Entries per AES queue (2..4096, default 16) (uint)",
         "abort_timeout_in_sec:HSM command timeout before a level-1 abort (seconds, min 6) (uint)",
         "pf_res_cnt:Resource count a PF (SR-IOV capable function) sets at probe (1..64) (uint)",
+        "poll_us:Microseconds to spin for a command's completion before sleeping (default 0) (uint)",
     ])
 
 
