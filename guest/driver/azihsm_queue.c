@@ -237,8 +237,9 @@ int azihsm_queue_submit(struct azihsm_queue *q, void *sqe, struct azihsm_cmd *cm
 
 /*
  * azihsm_queue_wait() - wait up to @timeout for @cmd; true if it finished (see cmd->result).
- * With the poll_us parameter set, first spin up to that long (docs/guest-driver.md, "Polling"), interrupts enabled: the vector's tasklet completes
- * @cmd as usual, but this vCPU is not halted and the task is not put to sleep and woken again.
+ * With the poll_us parameter set, first spin up to that long, interrupts enabled
+ * (docs/guest-driver.md, "Polling"): the vector's tasklet completes @cmd as usual, but this vCPU
+ * is not halted and the task is not put to sleep and woken again.
  */
 bool azihsm_queue_wait(struct azihsm_cmd *cmd, unsigned long timeout)
 {

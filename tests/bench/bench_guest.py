@@ -20,14 +20,12 @@ import tempfile
 from pathlib import Path
 
 from pyhsm import paths
-from pyhsm.guest.workloads.bench import LATENCY_STEP
+from pyhsm.guest.workloads.bench import LATENCY_STEP, api_rev_request
 from pyhsm.host import accel, images
 from pyhsm.host.backend import BackendProcess
 from pyhsm.host.swtpm import Swtpm
 from pyhsm.host.vm import Vm, VmConfig
 from pyhsm.protocol import console, link
-from pyhsm.protocol.ddi import envelope
-from pyhsm.protocol.ddi.optable import BY_NAME
 from tests.bench import device_trace
 
 TIMEOUT_S = 1800.0
@@ -74,8 +72,7 @@ def main() -> int:
             tpm.stop()
     print(_table(steps, choice.accel))
     if profile:
-        spec = BY_NAME["GetApiRev"]
-        body = link.Request.LAYOUT.size + len(envelope.encode_request(spec.code, spec.request, spec.request()))
+        body = link.Request.LAYOUT.size + len(api_rev_request())
         t = device_trace.split(trace, link.Request.TYPE, False, body)
         print(f"Inside QEMU, GetApiRev (trace, median of {t.get('commands')}): device from doorbell to "
               f"REQUEST {t.get('device_in_us')} µs, link and backend {t.get('link_backend_us')} µs, device "
@@ -106,6 +103,7 @@ def _table(steps: dict[str, dict], accelerator: str) -> str:
         elif "signs_per_s" in d:
             rows.append(f"| {name} | {d['signs_per_s']} signs/s ({d['signs']} in the run) |")
     return "\n".join(rows)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,7 +26,14 @@ from typing import Any, Callable
 from pyhsm.client import credential
 from pyhsm.client.ioctl_transport import GENERIC_CMD, HSM_CMD_IOCTL
 from pyhsm.guest.workloads import Context, Step, Workload
-from pyhsm.guest.workloads.device import close_client, driver_bound, driver_polling, open_client, open_new_client
+from pyhsm.guest.workloads.device import (
+    POLL_US,
+    close_client,
+    driver_bound,
+    driver_polling,
+    open_client,
+    open_new_client,
+)
 from pyhsm.protocol.ddi import envelope
 from pyhsm.protocol.ddi.optable import BY_NAME
 from pyhsm.protocol.ddi.types import EccCurve
@@ -34,7 +41,6 @@ from pyhsm.protocol.ddi.types import EccCurve
 SLICES = 10
 SLICE_CALLS = 200
 WARMUP = 50
-POLL_US = 300                   # the driver's poll_us for the polled HSM side (docs/guest-driver.md)
 SIGN_SECONDS = 5.0
 PROCESS_COUNTS = (1, 4, 8)
 TPM_DEVICE = "/dev/tpmrm0"
@@ -56,10 +62,15 @@ def _summary(samples: list[int]) -> dict[str, Any]:
             "p99_us": round(statistics.quantiles(samples, n=100)[98] / 1000, 1)}
 
 
+def api_rev_request() -> bytes:
+    """The GetApiRev request the latency step sends, encoded once before timing."""
+    spec = BY_NAME["GetApiRev"]
+    return envelope.encode_request(spec.code, spec.request, spec.request())
+
+
 def _api_rev_call(fd: int) -> Callable[[], None]:
     """One GetApiRev through the HSM ioctl on ``fd``, from pre-encoded bytes; raises on a bad status."""
-    spec = BY_NAME["GetApiRev"]
-    request = envelope.encode_request(spec.code, spec.request, spec.request())
+    request = api_rev_request()
     src = ctypes.create_string_buffer(request, len(request))
     dst = ctypes.create_string_buffer(256)
     command = GENERIC_CMD.pack(GENERIC_CMD.size, 0, 0, 0, 0, 0, 0, 0, len(request),

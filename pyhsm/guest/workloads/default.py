@@ -16,10 +16,15 @@ from typing import Any
 
 from pyhsm.client import credential
 from pyhsm.guest.workloads import Context, Step, Workload, aes, serial_mailbox
-from pyhsm.guest.workloads.device import POLL_PARAMETER, close_client, driver_bound, driver_polling, open_client
+from pyhsm.guest.workloads.device import (
+    POLL_PARAMETER,
+    POLL_US,
+    close_client,
+    driver_bound,
+    driver_polling,
+    open_client,
+)
 from pyhsm.protocol.ddi.types import EccCurve
-
-POLL_US = 300
 
 
 def _text(value: Any) -> Any:

@@ -13,6 +13,7 @@ from pyhsm.guest.workloads import Context, NotAvailable
 
 DRIVER_DIR = Path("/sys/bus/pci/drivers/azihsm")
 POLL_PARAMETER = Path("/sys/module/azihsm/parameters/poll_us")   # docs/guest-driver.md, "Polling"
+POLL_US = 300        # the spin the workloads try: longer than a GetApiRev's answer takes under TCG
 PCI_ADDRESS = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 
 
