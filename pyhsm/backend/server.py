@@ -8,11 +8,12 @@ arrival order on the connection's thread with blocking I/O: no event loop and no
 reading a request and writing its answer, which keeps a command's round trip short, while one device's
 slow command (key generation, a state save) never stalls another device, whose thread goes on.
 Compute-bound requests (signing, key agreement: OpenSSL work done without the GIL and without the
-partition lock) go to a worker pool so that concurrent sessions use every core; their answers are
-written by the connection's writer thread when done, possibly before earlier ones (the device matches
-by msg_id). Each connection holds at most ``credits`` requests read but not yet answered and written:
-at the limit the backend stops reading, so a peer that does not read its answers cannot grow the
-backend's memory.
+partition lock) go to a worker pool so that concurrent sessions use every core; the worker that
+finishes one writes its answer, possibly before earlier ones (the device matches by msg_id). Answers
+are written without blocking: what the socket does not take at once waits, in order, for the
+connection's writer thread. Each connection holds at most ``credits`` requests read but not yet
+answered and written: at the limit the backend stops reading, so a peer that does not read its
+answers cannot grow the backend's memory.
 """
 
 from __future__ import annotations
@@ -172,8 +173,7 @@ class Backend:
         self._make_endpoint = make_endpoint
         self._endpoints: _Once[str, _Served] = _Once()
         self._recorder = recorder
-        self._workers = concurrent.futures.ThreadPoolExecutor(
-            max_workers=os.cpu_count() or 2, thread_name_prefix="hsm-crypto")
+        self._workers = _Workers(os.cpu_count() or 2)
         self._make_partition = make_partition
         self._credits = credits
         self._allowed = allowed_uids if allowed_uids is not None else frozenset({os.getuid(), 0})
@@ -339,6 +339,45 @@ class Backend:
 _STOP = object()
 
 
+class _Workers:
+    """Up to ``count`` threads that run the submitted calls in order as they free up. A thread is added
+    only when a call finds none free, so one session's commands keep running on one thread. A call may
+    return a second step, which runs after its thread counts as free again: the answer that lets the
+    device send its next command is written there, so that command finds the thread free instead of
+    starting another. A C queue and a counter, nothing more: a ``concurrent.futures`` pool builds a
+    future with its own condition variable per call, which costs more than a short command's own work.
+    A call that raises is logged; the thread goes on."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._calls: queue.SimpleQueue[tuple[Callable[..., Callable[[], None] | None], tuple]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._free = 0   # threads minus the calls submitted and not yet done (under _lock)
+
+    def submit(self, fn: Callable[..., Callable[[], None] | None], *args: object) -> None:
+        with self._lock:
+            if self._free <= 0 and self._threads < self._count:
+                threading.Thread(target=self._run, daemon=True, name=f"hsm-crypto-{self._threads}").start()
+                self._threads += 1
+                self._free += 1
+            self._free -= 1
+        self._calls.put((fn, args))
+
+    def _run(self) -> None:
+        while True:
+            fn, args = self._calls.get()
+            then = None
+            try:
+                then = fn(*args)
+            except Exception as exc:  # a bug in one call must not stop the pool
+                log.error("worker call %s failed: %r", getattr(fn, "__qualname__", fn), exc)
+            with self._lock:
+                self._free += 1
+            if then is not None:
+                then()
+
+
 class _Link:
     """One accepted device connection, served by the thread that calls ``run``.
 
@@ -349,7 +388,7 @@ class _Link:
     """
 
     def __init__(self, served: _Served, conn: socket.socket, reader: link.SocketReader, credits: int,
-                 workers: concurrent.futures.Executor, recorder: Recorder | None = None) -> None:
+                 workers: _Workers, recorder: Recorder | None = None) -> None:
         self._served = served
         self._recorder = recorder
         assert served.partition is not None, "a link serves a partition (serve_mailbox serves an endpoint)"
@@ -360,12 +399,13 @@ class _Link:
         self._credits: queue.SimpleQueue[None] = queue.SimpleQueue()   # one token per credit (C, no Python lock)
         for _ in range(credits):
             self._credits.put(None)
-        self._send_lock = threading.Lock()
+        self._order = threading.Lock()   # held while writing to the socket directly or queueing for the writer
+        self._backlog = 0                # answers queued for the writer and not yet written (under _order)
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
 
     def run(self) -> None:
-        writer = threading.Thread(target=self._write_parallel_answers, daemon=True, name="hsm-link-writer")
+        writer = threading.Thread(target=self._write_backlog, daemon=True, name="hsm-link-writer")
         writer.start()
         try:
             while True:
@@ -397,24 +437,49 @@ class _Link:
             self._outbox.put(_STOP)
 
     def _send(self, msg_id: int, answer: link.Message) -> None:
-        """Write one answer (blocking until the socket took it); then its credit is free again."""
-        try:
-            if not self._closed:
-                with self._send_lock:
-                    link.send_frame(self._conn, msg_id, answer)
-        finally:
-            self._credits.put(None)
+        """Hand one answer to the socket without blocking, from whichever thread holds it. What the
+        socket does not take at once, and every answer behind it, waits in order for the writer
+        thread, so the reader and the workers never block on a device that does not read. An answer's
+        credit frees once the socket took all of it."""
+        head, payload = link.frame_parts(msg_id, answer)
+        with self._order:
+            if self._closed:
+                self._credits.put(None)
+                return
+            rest: list[bytes | bytearray | memoryview] = [head, payload]
+            if not self._backlog:
+                try:
+                    rest = _unsent(rest, self._conn.sendmsg(rest, [], socket.MSG_DONTWAIT))
+                except BlockingIOError:
+                    pass
+                except OSError:   # the device went away: the reader sees the end of the stream
+                    self._closed = True
+                    rest = []
+                if not rest:
+                    self._credits.put(None)
+                    return
+            self._backlog += 1
+            self._outbox.put(rest)
 
-    def _parallel(self, msg_id: int, request: link.Request) -> None:
+    def _parallel(self, msg_id: int, request: link.Request) -> Callable[[], None]:
+        """Run ``request`` on a worker; the answer is written in the step the pool runs after it."""
         response, latency = self._execute(request)
-        self._outbox.put((msg_id, self._answer(msg_id, request, response, latency)))
+        answer = self._answer(msg_id, request, response, latency)
+        return lambda: self._send(msg_id, answer)
 
-    def _write_parallel_answers(self) -> None:
-        while (item := self._outbox.get()) is not _STOP:
+    def _write_backlog(self) -> None:
+        """Write, blocking, the answers the socket did not take at once, in the order they came."""
+        while (rest := self._outbox.get()) is not _STOP:
             try:
-                self._send(*item)
+                if not self._closed:
+                    for part in rest:
+                        self._conn.sendall(part)
             except OSError:
                 self._closed = True
+            finally:
+                with self._order:
+                    self._backlog -= 1
+                self._credits.put(None)
 
     def _execute(self, request: link.Request) -> tuple[link.Response, float]:
         """The partition's answer and how long it took; never raises."""
@@ -474,6 +539,15 @@ class _Link:
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3     # mallopt parameters (glibc's malloc.h)
+
+
+def _unsent(parts: list[bytes | bytearray | memoryview], sent: int) -> list[bytes | bytearray | memoryview]:
+    """What of ``parts`` is left once the first ``sent`` bytes were written."""
+    for i, part in enumerate(parts):
+        if sent < len(part):
+            return [memoryview(part)[sent:], *parts[i + 1:]]
+        sent -= len(part)
+    return []
 
 
 def _keep_freed_memory() -> None:

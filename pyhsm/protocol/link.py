@@ -413,21 +413,22 @@ class Status(enum.IntEnum):
 COPY_LIMIT = 1 << 16   # payloads from this size on are written from their own buffer (send_frame)
 
 
-def _head(msg_id: int, message: Message) -> tuple[bytes, bytes | bytearray]:
-    """The frame header with the body's fixed fields, and the payload."""
+def frame_parts(msg_id: int, message: Message) -> tuple[bytes, bytes | bytearray]:
+    """A frame in two pieces to write one after the other: the header with the body's fixed fields,
+    and the payload."""
     fixed, payload = message.encode_parts()
     return HEADER.pack(MAGIC, VERSION, message.TYPE, 0, msg_id, len(fixed) + len(payload)) + fixed, payload
 
 
 def encode_frame(msg_id: int, message: Message) -> bytes:
-    head, payload = _head(msg_id, message)
+    head, payload = frame_parts(msg_id, message)
     return head + payload
 
 
 def send_frame(sock: socket.socket, msg_id: int, message: Message) -> None:
     """Write one frame to ``sock`` (blocking until it took all of it). A payload of ``COPY_LIMIT`` bytes
     or more is written from its own buffer instead of being copied into the frame."""
-    head, payload = _head(msg_id, message)
+    head, payload = frame_parts(msg_id, message)
     if len(payload) < COPY_LIMIT:
         sock.sendall(head + payload)
         return

@@ -381,6 +381,28 @@ def test_a_device_that_does_not_read_its_answers_stops_being_read(backend):
     assert part.read < frames - 7            # ... then stopped: answers not flushed, credits used up
 
 
+def test_answers_the_socket_did_not_take_arrive_whole_and_in_order(backend):
+    """Answers written while the device does not read fill the socket; the rest wait for the link's
+    writer, in order, and arrive whole once the device reads: serial and worker answers alike, and
+    every credit comes back."""
+    path, partitions, _ = backend
+    dev = Device(path)
+    dev.hello()
+    partitions[("AZIHSM-TEST-1", 0)].slow_release.set()
+    payloads = [(b"slow" if i % 3 == 0 else b"fast") + bytes([i]) * 8000 for i in range(80)]
+    frames = b"".join(link.encode_frame(i, link.Request(1, i, 0, 0, 0, 8192, p)) for i, p in enumerate(payloads))
+    sender = threading.Thread(target=dev.sock.sendall, args=(frames,))
+    sender.start()
+    time.sleep(0.5)                           # 640 KB of answers: more than the socket holds
+    answers = dict(dev.receive() for _ in payloads)
+    sender.join()
+    assert {msg_id: a.payload for msg_id, a in answers.items()} == {i: p[::-1] for i, p in enumerate(payloads)}
+    serial = [msg_id for msg_id in answers if msg_id % 3]
+    assert serial == sorted(serial)
+    dev.send(99, link.Request(1, 99, 0, 0, 0, 8192, b"ping"))
+    assert dev.receive() == (99, link.Response(0, 0, 0, 0, b"gnip"))
+
+
 def test_work_on_a_worker_thread_does_not_stall_another_device(backend):
     path, partitions, _ = backend
     busy = Device(path)
