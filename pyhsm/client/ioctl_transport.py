@@ -99,8 +99,10 @@ RESET_STATUS = {0: "ok", 1: "already in progress", 2: "invalid device state", 3:
                 4: "invalid abort type"}
 
 
-def _output_buffers() -> bool:
-    """Whether AES output may land directly in the bytes object returned (CPython only, checked)."""
+def _bytes_addressable() -> bool:
+    """Whether a bytes object's contents lie at ``id(obj) + _BYTES_DATA`` (CPython only, checked): then
+    the AES source is passed by that address and the output lands directly in the bytes object
+    returned."""
     if platform.python_implementation() != "CPython":
         return False
     probe = bytes(range(7, 40))
@@ -111,18 +113,32 @@ _new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
 _new_bytes.restype = ctypes.py_object
 _new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
 _BYTES_DATA = sys.getsizeof(b"") - 1        # offsetof(PyBytesObject, ob_sval)
-_DIRECT_OUTPUT = _output_buffers()
+_BYTES_ADDRESSABLE = _bytes_addressable()
+FILLED_BELOW = 1 << 14   # a destination smaller than this is a zero-filled bytes(n): quicker than the C call
 
 
 def _destination(n: int) -> tuple[object, int]:
     """A destination of ``n`` bytes for the driver to write and its address. On CPython it is a new
     bytes object whose contents are not yet set (PyBytes_FromStringAndSize(NULL, n)), not seen by anyone
     before the ioctl has filled it: the output needs no copy in user space, which under TCG costs as much
-    as the cipher itself (docs/benchmarks.md)."""
-    if _DIRECT_OUTPUT and n > 1:
-        out = _new_bytes(None, n)
+    as the cipher itself (docs/benchmarks.md). Below ``FILLED_BELOW`` bytes it is ``bytes(n)`` (n > 1:
+    ``bytes(1)`` is a shared object)."""
+    if _BYTES_ADDRESSABLE and n > 1:
+        out = bytes(n) if n < FILLED_BELOW else _new_bytes(None, n)
         return out, id(out) + _BYTES_DATA
     buf = ctypes.create_string_buffer(n)
+    return buf, ctypes.addressof(buf)
+
+
+def _source(data: bytes) -> tuple[object, int]:
+    """Something holding ``data`` for the driver to read, and the address of its contents (0 when empty):
+    a bytes object itself where its contents are addressable (``_BYTES_ADDRESSABLE``), else a C copy. The
+    caller keeps the returned object alive across the ioctl."""
+    if not data:
+        return None, 0
+    if _BYTES_ADDRESSABLE and type(data) is bytes:
+        return data, id(data) + _BYTES_DATA
+    buf = ctypes.create_string_buffer(bytes(data), len(data))
     return buf, ctypes.addressof(buf)
 
 
@@ -166,12 +182,11 @@ class IoctlTransport(AesFastPath):
         extended status in the message) if the driver refuses or aborts the command."""
         if self._fd is None:
             raise OSError(errno.EBADF, f"{self._path}: transport closed")
-        src = ctypes.create_string_buffer(bytes(request), len(request)) if request else None
-        dst = ctypes.create_string_buffer(dst_len) if dst_len else None
+        src, src_addr = _source(request)   # held until the ioctl returned
+        dst, dst_addr = _destination(dst_len) if dst_len else (None, 0)
         arg = bytearray(GENERIC_CMD.pack(
             GENERIC_CMD.size, 0, 0, 0,
-            0, opc, 0, 0, len(request), ctypes.addressof(src) if src else 0,
-            dst_len, ctypes.addressof(dst) if dst else 0, flags.to_byte(), session_id,
+            0, opc, 0, 0, len(request), src_addr, dst_len, dst_addr, flags.to_byte(), session_id,
             0, 0, 0, 0))
         try:
             fcntl.ioctl(self._fd, HSM_CMD_IOCTL, arg, True)
@@ -179,7 +194,7 @@ class IoctlTransport(AesFastPath):
             ext = GENERIC_CMD.unpack(arg)[-1]
             raise _ioctl_error(exc, f"{self._path}: HSM command", ext) from exc
         *_, status, byte_count, _ext = GENERIC_CMD.unpack(arg)
-        payload = dst.raw[:byte_count] if dst else b""
+        payload = ctypes.string_at(dst_addr, min(byte_count, dst_len)) if dst_len else b""
         done_flags, done_session = side_band(flags, session_id, status, payload)
         return Completion(status, done_flags, done_session, 0, payload)
 
@@ -193,9 +208,8 @@ class IoctlTransport(AesFastPath):
         it does not fill it (GCM with AAD)."""
         if self._fd is None:
             raise OSError(errno.EBADF, f"{self._path}: transport closed")
-        if type(src) is not bytes:
-            src = bytes(src)
         n = len(src)
+        held, src_addr = _source(src)   # held until the ioctl returned
         if cipher == AES_CIPHER_GCM:
             params = GCM_PARAMS.pack(key_id1, tag_or_tweak, iv, aad_len, aligned_aad_len, 1)
             ioctl = AES_GCM_IOCTL
@@ -204,9 +218,8 @@ class IoctlTransport(AesFastPath):
             ioctl = AES_XTS_IOCTL
         dst, dst_addr = _destination(n)
         arg = bytearray(AES_CMD.size)
-        AES_IN.pack_into(arg, 0, AES_CMD.size, 0, 0, 0, 0, op, cipher,
-                         ctypes.cast(src, ctypes.c_void_p).value or 0,  # type: ignore[arg-type]  # bytes: c_char_p
-                         n, dst_addr, n, AES_FRAME_TYPE, session_id, short_app_id, params)
+        AES_IN.pack_into(arg, 0, AES_CMD.size, 0, 0, 0, 0, op, cipher, src_addr, n, dst_addr, n, AES_FRAME_TYPE,
+                         session_id, short_app_id, params)
         try:
             fcntl.ioctl(self._fd, ioctl, arg, True)
         except OSError as exc:
