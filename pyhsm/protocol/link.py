@@ -494,6 +494,10 @@ class SocketReader:
         self._view = memoryview(self._buf)
         self._start = self._end = 0
 
+    def buffered(self) -> int:
+        """Bytes received and not yet read."""
+        return self._end - self._start
+
     def read(self, n: int) -> bytes | bytearray:
         """``n`` bytes; fewer only if the peer closed the stream. A read larger than the buffer is
         received straight into a ``bytearray`` of its own, which is returned."""

@@ -26,6 +26,7 @@ class RecordingPartition:
         self.slow_release = threading.Event()
         self.started = 0                 # requests handed to execute
         self.read = 0                    # requests the link read (it asks where each one runs)
+        self.ran_on: dict[bytes, str] = {}   # payload -> name of the thread that executed it
 
     def runs_in_parallel(self, request: link.Request) -> bool:
         self.read += 1
@@ -33,6 +34,7 @@ class RecordingPartition:
 
     def execute(self, request: link.Request) -> link.Response:
         self.started += 1
+        self.ran_on[request.payload] = threading.current_thread().name
         if request.payload.startswith((b"slow", b"worker")):
             self.slow_release.wait(10)
         if request.payload == b"boom":
@@ -200,11 +202,36 @@ def test_parallel_work_does_not_hold_up_later_requests(backend):
     dev = Device(path)
     dev.hello()
     part = partitions[("AZIHSM-TEST-1", 0)]
-    dev.send(30, link.Request(1, 1, 0, 0, 0, 8192, b"slow sign"))
-    dev.send(31, link.Request(1, 2, 0, 0, 0, 8192, b"quick"))
+    dev.sock.sendall(link.encode_frame(30, link.Request(1, 1, 0, 0, 0, 8192, b"slow sign"))
+                     + link.encode_frame(31, link.Request(1, 2, 0, 0, 0, 8192, b"quick")))
     assert dev.receive() == (31, link.Response(0, 0, 0, 0, b"kciuq"))
     part.slow_release.set()
     assert dev.receive() == (30, link.Response(0, 0, 0, 0, b"ngis wols"))
+    assert part.ran_on[b"slow sign"].startswith("hsm-crypto")
+
+
+def test_a_lone_compute_bound_request_runs_on_the_connection_thread_until_requests_overlap(backend):
+    """With nothing else of the device waiting and no worker busy, a compute-bound request runs on the
+    connection's thread (no hand-off). A request that arrives meanwhile waits for it, and the next
+    compute-bound one goes to a worker again."""
+    path, partitions, _ = backend
+    dev = Device(path)
+    dev.hello()
+    part = partitions[("AZIHSM-TEST-1", 0)]
+    dev.send(40, link.Request(1, 1, 0, 0, 0, 8192, b"slow lone"))
+    time.sleep(0.2)
+    dev.send(41, link.Request(1, 2, 0, 0, 0, 8192, b"meanwhile"))
+    time.sleep(0.2)
+    assert part.started == 1                 # "meanwhile" waits behind the lone request
+    part.slow_release.set()
+    assert [dev.receive()[0] for _ in range(2)] == [40, 41]
+    assert part.ran_on[b"slow lone"] == "hsm-link"
+    dev.send(42, link.Request(1, 3, 0, 0, 0, 8192, b"slow after overlap"))
+    assert dev.receive()[0] == 42
+    assert part.ran_on[b"slow after overlap"].startswith("hsm-crypto")
+    dev.send(43, link.Request(1, 4, 0, 0, 0, 8192, b"slow alone again"))
+    assert dev.receive()[0] == 43
+    assert part.ran_on[b"slow alone again"] == "hsm-link"
 
 
 def test_slow_power_on_of_one_device_does_not_stall_another(backend):
@@ -353,8 +380,8 @@ def test_credits_bound_the_requests_in_flight(backend):
     dev = Device(path)
     dev.hello()
     part = partitions[("AZIHSM-TEST-1", 0)]
-    for msg_id in range(20):
-        dev.send(100 + msg_id, link.Request(1, msg_id, 0, 0, 0, 8192, b"slow %d" % msg_id))
+    dev.sock.sendall(b"".join(link.encode_frame(100 + msg_id, link.Request(1, msg_id, 0, 0, 0, 8192, b"slow %d" % msg_id))
+                              for msg_id in range(20)))   # in one write: none of them is alone, all go to workers
     time.sleep(0.5)
     assert part.read == 7
     part.slow_release.set()
