@@ -478,16 +478,26 @@ class _Link:
             if self._closed:
                 self._credits.put(None)
                 return
-            rest: list[bytes | bytearray | memoryview] = [head, payload]
-            if not self._backlog:
+            if self._backlog:
+                rest: list[bytes | bytearray | memoryview] = [head, payload]
+            else:
                 try:
-                    rest = _unsent(rest, self._conn.sendmsg(rest, [], socket.MSG_DONTWAIT))
+                    if len(payload) < link.COPY_LIMIT:   # a small frame in one piece: one plain send
+                        frame = head + payload
+                        sent = self._conn.send(frame, socket.MSG_DONTWAIT)
+                        if sent == len(frame):
+                            self._credits.put(None)
+                            return
+                        rest = [memoryview(frame)[sent:]]
+                    else:
+                        rest = _unsent([head, payload], self._conn.sendmsg([head, payload], [], socket.MSG_DONTWAIT))
+                        if not rest:
+                            self._credits.put(None)
+                            return
                 except BlockingIOError:
-                    pass
+                    rest = [head, payload]
                 except OSError:   # the device went away: the reader sees the end of the stream
                     self._closed = True
-                    rest = []
-                if not rest:
                     self._credits.put(None)
                     return
             self._backlog += 1
