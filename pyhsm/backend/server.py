@@ -473,35 +473,24 @@ class _Link:
         socket does not take at once, and every answer behind it, waits in order for the writer
         thread, so the reader and the workers never block on a device that does not read. An answer's
         credit frees once the socket took all of it."""
-        head, payload = link.frame_parts(msg_id, answer)
+        pieces = link.frame_pieces(msg_id, answer)
         with self._order:
             if self._closed:
                 self._credits.put(None)
                 return
-            if self._backlog:
-                rest: list[bytes | bytearray | memoryview] = [head, payload]
-            else:
+            if not self._backlog:
                 try:
-                    if len(payload) < link.COPY_LIMIT:   # a small frame in one piece: one plain send
-                        frame = head + payload
-                        sent = self._conn.send(frame, socket.MSG_DONTWAIT)
-                        if sent == len(frame):
-                            self._credits.put(None)
-                            return
-                        rest = [memoryview(frame)[sent:]]
-                    else:
-                        rest = _unsent([head, payload], self._conn.sendmsg([head, payload], [], socket.MSG_DONTWAIT))
-                        if not rest:
-                            self._credits.put(None)
-                            return
+                    pieces = link.write_some(self._conn, pieces, socket.MSG_DONTWAIT)
                 except BlockingIOError:
-                    rest = [head, payload]
+                    pass
                 except OSError:   # the device went away: the reader sees the end of the stream
                     self._closed = True
+                    pieces = []
+                if not pieces:
                     self._credits.put(None)
                     return
             self._backlog += 1
-            self._outbox.put(rest)
+            self._outbox.put(pieces)
 
     def _parallel(self, msg_id: int, request: link.Request) -> Callable[[], None]:
         """Run ``request`` on a worker; the answer is written in the step the pool runs after it."""
@@ -511,11 +500,11 @@ class _Link:
 
     def _write_backlog(self) -> None:
         """Write, blocking, the answers the socket did not take at once, in the order they came."""
-        while (rest := self._outbox.get()) is not _STOP:
+        while (pieces := self._outbox.get()) is not _STOP:
             try:
                 if not self._closed:
-                    for part in rest:
-                        self._conn.sendall(part)
+                    for piece in pieces:
+                        self._conn.sendall(piece)
             except OSError:
                 self._closed = True
             finally:
@@ -581,15 +570,6 @@ class _Link:
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3     # mallopt parameters (glibc's malloc.h)
-
-
-def _unsent(parts: list[bytes | bytearray | memoryview], sent: int) -> list[bytes | bytearray | memoryview]:
-    """What of ``parts`` is left once the first ``sent`` bytes were written."""
-    for i, part in enumerate(parts):
-        if sent < len(part):
-            return [memoryview(part)[sent:], *parts[i + 1:]]
-        sent -= len(part)
-    return []
 
 
 def _keep_freed_memory() -> None:

@@ -410,33 +410,45 @@ class Status(enum.IntEnum):
     AES_REFUSED = 0x720  # the HSM refused an AES command: CQE err holds the DDI status (low 16 bits)
 
 
-COPY_LIMIT = 1 << 16   # payloads from this size on are written from their own buffer (send_frame)
+COPY_LIMIT = 1 << 16   # payloads from this size on are written from their own buffer (frame_pieces)
 
 
-def frame_parts(msg_id: int, message: Message) -> tuple[bytes, bytes | bytearray]:
-    """A frame in two pieces to write one after the other: the header with the body's fixed fields,
-    and the payload."""
+def _head(msg_id: int, message: Message) -> tuple[bytes, bytes | bytearray]:
+    """The frame header with the body's fixed fields, and the payload."""
     fixed, payload = message.encode_parts()
     return HEADER.pack(MAGIC, VERSION, message.TYPE, 0, msg_id, len(fixed) + len(payload)) + fixed, payload
 
 
 def encode_frame(msg_id: int, message: Message) -> bytes:
-    head, payload = frame_parts(msg_id, message)
+    head, payload = _head(msg_id, message)
     return head + payload
 
 
+def frame_pieces(msg_id: int, message: Message) -> list[bytes | bytearray | memoryview]:
+    """A frame as the pieces to write in order: the whole frame in one copy, or, for a payload of
+    ``COPY_LIMIT`` bytes or more, the header and then the payload's own buffer (not copied)."""
+    head, payload = _head(msg_id, message)
+    return [head + payload] if len(payload) < COPY_LIMIT else [head, payload]
+
+
+def write_some(sock: socket.socket, pieces: list[bytes | bytearray | memoryview],
+               flags: int = 0) -> list[bytes | bytearray | memoryview]:
+    """One system call writing the start of ``pieces``; what of them the socket did not take."""
+    if len(pieces) == 1:
+        sent = sock.send(pieces[0], flags)
+        return [] if sent == len(pieces[0]) else [memoryview(pieces[0])[sent:]]
+    sent = sock.sendmsg(pieces, [], flags)
+    for i, piece in enumerate(pieces):
+        if sent < len(piece):
+            return [memoryview(piece)[sent:], *pieces[i + 1:]]
+        sent -= len(piece)
+    return []
+
+
 def send_frame(sock: socket.socket, msg_id: int, message: Message) -> None:
-    """Write one frame to ``sock`` (blocking until it took all of it). A payload of ``COPY_LIMIT`` bytes
-    or more is written from its own buffer instead of being copied into the frame."""
-    head, payload = frame_parts(msg_id, message)
-    if len(payload) < COPY_LIMIT:
-        sock.sendall(head + payload)
-        return
-    sent = sock.sendmsg([head, payload])
-    if sent < len(head):
-        sock.sendall(head[sent:])
-        sent = len(head)
-    sock.sendall(memoryview(payload)[sent - len(head):])
+    """Write one frame to ``sock`` (blocking until it took all of it), in ``frame_pieces``."""
+    for piece in write_some(sock, frame_pieces(msg_id, message)):
+        sock.sendall(piece)
 
 
 def decode_header(header: bytes | bytearray) -> tuple[type[Message], int, int]:

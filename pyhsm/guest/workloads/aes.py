@@ -255,10 +255,14 @@ def throughput(context: Context) -> dict[str, Any]:
                                      "ratio": round(_median([f / g for f, _, g in slices]), 3),
                                      "ratio_polled": round(_median([p / g for _, p, g in slices]), 3)}
     small, large = os.urandom(4096), os.urandom(BENCH_SIZES[-1])
-    out["gcm_4096_breakdown"] = _breakdown(t, lambda: t.aes_gcm_encrypt(gcm_id, iv, small, **ids))
+
+    def small_call() -> None:
+        t.aes_gcm_encrypt(gcm_id, iv, small, **ids)
+
+    out["gcm_4096_breakdown"] = _breakdown(t, small_call)
     out[f"gcm_{len(large)}_breakdown"] = _breakdown(t, lambda: t.aes_gcm_encrypt(gcm_id, iv, large, **ids), 10)
     with driver_polling(POLL_US):
-        out["gcm_4096_polled_breakdown"] = _breakdown(t, lambda: t.aes_gcm_encrypt(gcm_id, iv, small, **ids))
+        out["gcm_4096_polled_breakdown"] = _breakdown(t, small_call)
     out["hsm_get_api_rev"] = _breakdown(t, open_client(context).get_api_rev)   # the HSM ioctl, for comparison
     return out
 
