@@ -342,25 +342,27 @@ static bool azihsm_link_check_header(AzihsmState *s)
     return false;
 }
 
+/*
+ * Any number of bytes, frames or parts of frames: azihsm_link_read takes
+ * them apart.  Offering a whole buffer lets a small frame's header and body
+ * arrive in one read and one main-loop turn.
+ */
 static int azihsm_link_can_read(void *opaque)
 {
     AzihsmState *s = opaque;
 
-    if (s->rx_broken) {
-        return 0;
-    }
-    return s->rx_in_body ? s->rx_body_len - s->rx_have
-                         : LINK_HDR_SIZE - s->rx_have;
+    return s->rx_broken ? 0 : LINK_READ_OFFER;
 }
 
 /*
- * The rest of a large frame body straight from the socket, as much as it
- * holds now (never waiting).  The socket chardev hands a frontend at most
- * 4 KiB per main-loop turn, so a 1 MiB AES_RESPONSE would take 256 turns,
- * each competing with the vCPUs for the BQL (docs/benchmarks.md, "Guest: AES
- * fast path throughput").  Only for a plain socket chardev (no telnet
- * framing); anything else keeps the chardev's own reads, and so does an end
- * of stream or an error, which the chardev then sees and reports.
+ * The rest of a frame body straight from the socket, as much as it holds
+ * now (never waiting, never past the body).  The socket chardev hands a
+ * frontend at most 4 KiB per main-loop turn, so a 1 MiB AES_RESPONSE would
+ * take 256 turns, each competing with the vCPUs for the BQL, and a 4 KiB one
+ * two (docs/benchmarks.md, "Guest: AES fast path throughput").  Only for a
+ * plain socket chardev (no telnet framing); anything else keeps the
+ * chardev's own reads, and so does an end of stream or an error, which the
+ * chardev then sees and reports.
  */
 static void azihsm_link_read_body(AzihsmState *s)
 {
@@ -390,22 +392,20 @@ static void azihsm_link_read(void *opaque, const uint8_t *buf, int size)
 {
     AzihsmState *s = opaque;
 
-    /* can_read never offers more than the current header or body needs */
-    while (size > 0 && !s->rx_broken) {
-        uint32_t want = s->rx_in_body ? s->rx_body_len - s->rx_have
-                                      : LINK_HDR_SIZE - s->rx_have;
-        uint32_t n = MIN(want, (uint32_t)size);
+    /* @buf may end anywhere: inside a header, a body or a later frame */
+    while (!s->rx_broken) {
+        uint32_t need = s->rx_in_body ? s->rx_body_len : LINK_HDR_SIZE;
+        uint32_t n = MIN(need - s->rx_have, (uint32_t)size);
 
         memcpy((s->rx_in_body ? s->rx_body : s->rx_hdr) + s->rx_have, buf, n);
         s->rx_have += n;
         buf += n;
         size -= n;
-        if (s->rx_in_body && !size &&
-            s->rx_body_len - s->rx_have >= LINK_DIRECT_READ) {
+        if (s->rx_in_body && !size && s->rx_have < need) {
             azihsm_link_read_body(s);
         }
-        if (s->rx_have < (s->rx_in_body ? s->rx_body_len : LINK_HDR_SIZE)) {
-            continue;
+        if (s->rx_have < need) {
+            return;             /* the rest comes with a later read */
         }
         s->rx_have = 0;
         if (!s->rx_in_body) {

@@ -81,7 +81,7 @@ enum {
 #define LINK_HDR_SIZE           16
 #define LINK_MAX_BODY           16384
 #define LINK_MAX_AES_BODY       (1 * MiB + 256)
-#define LINK_DIRECT_READ        (16 * KiB)   /* body rest read from the socket itself */
+#define LINK_READ_OFFER         (4 * KiB)    /* bytes offered to the chardev per read */
 #define LINK_AES_VERSION        1       /* byte 0 of the AES bodies */
 #define LINK_AES_REQ_FIXED      68
 #define LINK_AES_RSP_FIXED      44

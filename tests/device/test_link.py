@@ -143,6 +143,37 @@ def test_response_for_unknown_msg_id_is_dropped(rig):
     assert len(backend.hellos) == 1, "a stray answer must not break the link"
 
 
+def test_answers_split_anywhere_or_sharing_one_write_are_each_read_whole(rig):
+    """The device reads the link in chunks that need not match frames (docs/link-protocol.md,
+    "Framing"): two answers in one write with the first bytes of the next one's header, the rest of
+    that one three bytes at a time, then a header alone before its body. Every command completes with
+    its own answer and the link stays up."""
+    ctrl, backend = rig.ctrl, rig.backend
+    backend.hold()
+    cids = [ctrl.submit_hsm(1, f"cmd{i}".encode()) for i in range(4)]
+    assert backend.wait_for(lambda: len(backend.held) == 4)
+    frames: list[bytes] = []
+
+    def collect(msg_id: int, request: link.Request) -> bytes:
+        frames.append(link.encode_frame(msg_id, echo_handler(msg_id, request)))
+        return b""
+
+    backend.release(collect)
+    backend.handler = echo_handler
+    assert len(frames) == 4
+    stream = b"".join(frames)
+    cut = len(frames[0]) + len(frames[1]) + 5
+    third_end = cut - 5 + len(frames[2])
+    pieces = [stream[:cut], *(stream[i:min(i + 3, third_end)] for i in range(cut, third_end, 3)),
+              stream[third_end:third_end + link.HEADER.size], stream[third_end + link.HEADER.size:]]
+    for piece in pieces:
+        backend.send_raw(piece)
+        time.sleep(0.01)
+    assert [ctrl.wait_hsm(1, cid).payload for cid in cids] == [f"echo:cmd{i}".encode() for i in range(4)]
+    assert len(backend.hellos) == 1, "the link must not have been dropped"
+    rig.assert_alive()
+
+
 def test_qom_introspection(rig):
     completed = rig.machine.qom_get("commands-completed")
     rig.ctrl.hsm(b"count me")
