@@ -105,8 +105,6 @@ struct azihsm_dev {
 	struct azihsm_queue *aes_q;
 	unsigned int nr_aes_alloc;
 	unsigned int nr_aes;
-	atomic_t next_hsm_q;
-	atomic_t next_aes_q;
 
 	struct mutex ctrl_lock;		/* serialises init, aborts, resets and remove */
 	enum azihsm_state state;	/* written under ctrl_lock, read with READ_ONCE */
@@ -168,6 +166,7 @@ void azihsm_queue_drain(struct azihsm_queue *q);
 /* azihsm_irq.c: MSI-X vectors */
 int azihsm_irq_alloc(struct azihsm_dev *hsm);
 int azihsm_irq_request(struct azihsm_dev *hsm, u16 index);
+void azihsm_irq_steer(struct azihsm_dev *hsm, const struct azihsm_queue *qs, unsigned int nr);
 void azihsm_irq_free_all(struct azihsm_dev *hsm);
 
 /* azihsm_admin.c: admin commands and the controller init sequence */

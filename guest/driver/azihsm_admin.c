@@ -244,6 +244,7 @@ static int azihsm_create_io_queues(struct azihsm_dev *hsm, enum azihsm_qkind kin
 		else
 			hsm->nr_aes = i + 1;
 	}
+	azihsm_irq_steer(hsm, is_hsm ? hsm->hsm_q : hsm->aes_q, is_hsm ? hsm->nr_hsm : hsm->nr_aes);
 	return 0;
 }
 

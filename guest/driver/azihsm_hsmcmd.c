@@ -6,7 +6,7 @@
 #include "azihsm.h"
 
 /*
- * azihsm_io_exec() - send @sqe on a queue of @kind (round robin) and copy its CQE to @cqe.
+ * azihsm_io_exec() - send @sqe on this CPU's queue of @kind and copy its CQE to @cqe.
  * The caller holds hsm->io_rwsem for reading. A command that does not complete within the command
  * timeout triggers a level-1 abort (then level 2) and fails with -EAGAIN /
  * AZIHSM_EXT_CMD_ABORTED. Returns 0 if the device answered (whatever the CQE status), or a
@@ -30,10 +30,8 @@ int azihsm_io_exec(struct azihsm_dev *hsm, enum azihsm_qkind kind, void *sqe, vo
 		*ext_status = AZIHSM_EXT_NOT_READY;
 		return state == AZIHSM_STATE_REMOVED ? -ENODEV : -EAGAIN;
 	}
-	if (aes)
-		q = &hsm->aes_q[(unsigned int)atomic_inc_return(&hsm->next_aes_q) % nr];
-	else
-		q = &hsm->hsm_q[(unsigned int)atomic_inc_return(&hsm->next_hsm_q) % nr];
+	/* CPU c submits on queue c % nr, whose vector points at c (azihsm_irq_steer) */
+	q = &(aes ? hsm->aes_q : hsm->hsm_q)[raw_smp_processor_id() % nr];
 	ret = azihsm_queue_submit(q, sqe, &cmd);
 	if (ret) {
 		*ext_status = ret == -EAGAIN ? AZIHSM_EXT_CMD_ABORTED : AZIHSM_EXT_DEVICE_ERROR;

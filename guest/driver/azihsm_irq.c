@@ -72,6 +72,34 @@ int azihsm_irq_request(struct azihsm_dev *hsm, u16 index)
 	return 0;
 }
 
+/*
+ * azihsm_irq_steer() - point the vector of each of the @nr queues @qs at the CPUs that submit on it
+ * (CPU c submits on queue c % nr, azihsm_io_exec()), so that a completion interrupt arrives on the
+ * CPU where the waiting task sleeps instead of waking it from another CPU. Best effort: a vector
+ * the kernel does not move keeps the affinity it has, which costs speed, not correctness.
+ */
+void azihsm_irq_steer(struct azihsm_dev *hsm, const struct azihsm_queue *qs, unsigned int nr)
+{
+	cpumask_var_t mask;
+	unsigned int i, j, cpu;
+	int ret;
+
+	if (!nr || !zalloc_cpumask_var(&mask, GFP_KERNEL))
+		return;
+	for (i = 0; i < nr; i++) {
+		cpumask_clear(mask);
+		for (j = 0; j < nr; j++)	/* every queue sharing the vector */
+			if (qs[j].vector == qs[i].vector)
+				for_each_possible_cpu(cpu)
+					if (cpu % nr == j)
+						cpumask_set_cpu(cpu, mask);
+		ret = irq_set_affinity(pci_irq_vector(hsm->pdev, qs[i].vector), mask);
+		if (ret)
+			dev_dbg(&hsm->pdev->dev, "vector %u keeps its affinity: %d\n", qs[i].vector, ret);
+	}
+	free_cpumask_var(mask);
+}
+
 /* azihsm_irq_free_all() - free every requested vector, kill the tasklets, release MSI-X. */
 void azihsm_irq_free_all(struct azihsm_dev *hsm)
 {

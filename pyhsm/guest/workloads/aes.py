@@ -6,7 +6,8 @@ so that the device's output can be checked against ``cryptography`` in the guest
 ``xts_round_trips`` run several sizes through the ioctls; ``refusals`` checks a tag mismatch, a wrong key
 type and a driver-side session mismatch; ``throughput`` measures 4 KiB and 1 MiB operations against the
 guest's own ``cryptography`` rate and splits one 4 KiB call's time; ``delete_bulk_keys`` removes the keys again. The ``aes`` workload adds two
-concurrent processes, each on its own descriptor and session.
+concurrent processes, each on its own descriptor and session, and checks that a command's completion
+interrupt arrives on the CPU that submitted it.
 """
 
 from __future__ import annotations
@@ -309,6 +310,47 @@ def concurrent_processes(context: Context, workers: int = 2, rounds: int = 25) -
     return {"workers": workers, "rounds_each": rounds}
 
 
+AES_FIRST_VECTOR = 16    # the driver's first AES-queue vector (docs/guest-driver.md, "Probe")
+
+
+def _aes_interrupts() -> dict[int, int]:
+    """Interrupts of the driver's AES-queue vectors so far, summed per CPU (``/proc/interrupts``)."""
+    with open("/proc/interrupts") as table:
+        cpus = [int(name[3:]) for name in table.readline().split()]
+        counts = dict.fromkeys(cpus, 0)
+        for line in table:
+            words = line.split()
+            name = words[-1] if words else ""
+            if name.startswith("azihsm_ctrl-") and int(name.rsplit("-", 1)[1]) >= AES_FIRST_VECTOR:
+                for cpu, count in zip(cpus, words[1:1 + len(cpus)]):
+                    counts[cpu] += int(count)
+    return counts
+
+
+def completions_on_the_submitting_cpu(context: Context, calls: int = 20) -> dict[str, Any]:
+    """Pinned to each CPU in turn, ``calls`` GCM commands complete with interrupts on that CPU and no
+    other: the driver submits on the CPU's own AES queue, whose vector points at that CPU
+    (docs/guest-driver.md, "Probe")."""
+    t, ids = open_client(context).transport, _ids(context)
+    key_id = context["bulk"]["gcm"]
+    allowed = os.sched_getaffinity(0)
+    seen: dict[str, dict[int, int]] = {}
+    try:
+        for cpu in sorted(allowed):
+            os.sched_setaffinity(0, {cpu})
+            before = _aes_interrupts()
+            for _ in range(calls):
+                t.aes_gcm_encrypt(key_id, bytes(12), bytes(64), **ids)
+            after = _aes_interrupts()
+            delta = {c: after[c] - before[c] for c in after}
+            seen[f"cpu{cpu}"] = delta
+            if delta[cpu] < calls or sum(delta.values()) != delta[cpu]:
+                raise AssertionError(f"{calls} commands from CPU {cpu}: AES interrupts per CPU {delta}")
+    finally:
+        os.sched_setaffinity(0, allowed)
+    return {"calls": calls, "interrupts": seen}
+
+
 def delete_bulk_keys(context: Context) -> dict[str, Any]:
     client = open_client(context)
     for key_id in context.pop("key_ids", []):
@@ -330,6 +372,7 @@ WORKLOAD = Workload(
     steps=(Step("driver bound", driver_bound),
            Step("establish credential", lambda c: credential.ensure_established(open_client(c))),
            Step("open session", open_session), *STEPS[:4],
-           Step("two concurrent processes", concurrent_processes), *STEPS[4:],
+           Step("two concurrent processes", concurrent_processes),
+           Step("completions on the submitting CPU", completions_on_the_submitting_cpu), *STEPS[4:],
            Step("close session", close_session)),
     cleanup=close_client)
