@@ -69,10 +69,9 @@ struct azihsm_queue {
 	struct azihsm_cmd **inflight;	/* indexed by CID */
 };
 
-/* One MSI-X vector: its ISR schedules the tasklet, which drains every CQ bound to it. */
+/* One MSI-X vector: its ISR drains every CQ bound to it. */
 struct azihsm_vector {
 	struct azihsm_dev *hsm;
-	struct tasklet_struct tasklet;
 	u16 index;
 	bool requested;
 };

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * MSI-X vectors (docs/guest-driver.md, "Design"): vector 0 serves the admin queue, 1.. the HSM queues and
- * 16.. the AES queues. The ISR only schedules the vector's tasklet, which drains every CQ bound to
- * the vector.
+ * 16.. the AES queues. The ISR drains every CQ bound to its vector, in interrupt context: draining
+ * takes each queue's lock with interrupts off and only completes waiters and wakes submitters.
  */
 #include "azihsm.h"
 
-static void azihsm_vector_tasklet(struct tasklet_struct *t)
+static irqreturn_t azihsm_isr(int irq, void *data)
 {
-	struct azihsm_vector *vec = from_tasklet(vec, t, tasklet);
+	struct azihsm_vector *vec = data;
 	struct azihsm_dev *hsm = vec->hsm;
 	unsigned int i;
 
@@ -20,13 +20,6 @@ static void azihsm_vector_tasklet(struct tasklet_struct *t)
 	for (i = 0; i < smp_load_acquire(&hsm->nr_aes_alloc); i++)
 		if (hsm->aes_q[i].vector == vec->index)
 			azihsm_queue_drain(&hsm->aes_q[i]);
-}
-
-static irqreturn_t azihsm_isr(int irq, void *data)
-{
-	struct azihsm_vector *vec = data;
-
-	tasklet_schedule(&vec->tasklet);
 	return IRQ_HANDLED;
 }
 
@@ -46,7 +39,6 @@ int azihsm_irq_alloc(struct azihsm_dev *hsm)
 	for (i = 0; i < n; i++) {
 		hsm->vectors[i].hsm = hsm;
 		hsm->vectors[i].index = i;
-		tasklet_setup(&hsm->vectors[i].tasklet, azihsm_vector_tasklet);
 	}
 	return 0;
 }
@@ -93,6 +85,8 @@ void azihsm_irq_steer(struct azihsm_dev *hsm, const struct azihsm_queue *qs, uns
 				for_each_possible_cpu(cpu)
 					if (cpu % nr == j)
 						cpumask_set_cpu(cpu, mask);
+		if (!cpumask_intersects(mask, cpu_online_mask))
+			continue;	/* a queue no online CPU submits on */
 		ret = irq_set_affinity(pci_irq_vector(hsm->pdev, qs[i].vector), mask);
 		if (ret)
 			dev_dbg(&hsm->pdev->dev, "vector %u keeps its affinity: %d\n", qs[i].vector, ret);
@@ -100,7 +94,7 @@ void azihsm_irq_steer(struct azihsm_dev *hsm, const struct azihsm_queue *qs, uns
 	free_cpumask_var(mask);
 }
 
-/* azihsm_irq_free_all() - free every requested vector, kill the tasklets, release MSI-X. */
+/* azihsm_irq_free_all() - free every requested vector (waiting for a running ISR), release MSI-X. */
 void azihsm_irq_free_all(struct azihsm_dev *hsm)
 {
 	int i;
@@ -111,7 +105,6 @@ void azihsm_irq_free_all(struct azihsm_dev *hsm)
 		if (vec->requested)
 			pci_free_irq(hsm->pdev, i, vec);
 		vec->requested = false;
-		tasklet_kill(&vec->tasklet);
 	}
 	if (hsm->nr_vectors)
 		pci_free_irq_vectors(hsm->pdev);

@@ -238,7 +238,7 @@ int azihsm_queue_submit(struct azihsm_queue *q, void *sqe, struct azihsm_cmd *cm
 /*
  * azihsm_queue_wait() - wait up to @timeout for @cmd; true if it finished (see cmd->result).
  * With the poll_us parameter set, first spin up to that long, interrupts enabled
- * (docs/guest-driver.md, "Polling"): the vector's tasklet completes @cmd as usual, but this vCPU
+ * (docs/guest-driver.md, "Polling"): the vector's ISR completes @cmd as usual, but this vCPU
  * is not halted and the task is not put to sleep and woken again.
  */
 bool azihsm_queue_wait(struct azihsm_cmd *cmd, unsigned long timeout)
@@ -302,7 +302,7 @@ int azihsm_queue_exec(struct azihsm_queue *q, void *sqe, struct azihsm_cmd *cmd,
 /*
  * azihsm_queue_drain() - consume every new CQE: match it to its command by CID, record the SQ head,
  * advance the head (toggling the phase on wrap) and ring the CQ head doorbell. Called from the
- * vector's tasklet.
+ * vector's ISR.
  */
 void azihsm_queue_drain(struct azihsm_queue *q)
 {
