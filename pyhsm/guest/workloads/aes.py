@@ -310,7 +310,7 @@ def concurrent_processes(context: Context, workers: int = 2, rounds: int = 25) -
     return {"workers": workers, "rounds_each": rounds}
 
 
-AES_FIRST_VECTOR = 16    # the driver's first AES-queue vector (docs/guest-driver.md, "Probe")
+AES_FIRST_VECTOR = 16    # the driver's first AES-queue vector (docs/guest-driver.md, "Design")
 
 
 def _aes_interrupts() -> dict[int, int]:
@@ -330,7 +330,7 @@ def _aes_interrupts() -> dict[int, int]:
 def completions_on_the_submitting_cpu(context: Context, calls: int = 20) -> dict[str, Any]:
     """Pinned to each CPU in turn, ``calls`` GCM commands complete with interrupts on that CPU and no
     other: the driver submits on the CPU's own AES queue, whose vector points at that CPU
-    (docs/guest-driver.md, "Probe")."""
+    (docs/guest-driver.md, "Design")."""
     t, ids = open_client(context).transport, _ids(context)
     key_id = context["bulk"]["gcm"]
     allowed = os.sched_getaffinity(0)
