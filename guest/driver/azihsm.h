@@ -162,10 +162,17 @@ int azihsm_queue_exec(struct azihsm_queue *q, void *sqe, struct azihsm_cmd *cmd,
 		      unsigned long timeout);
 void azihsm_queue_drain(struct azihsm_queue *q);
 
+/* The queue of @nr queues @qs that CPU @cpu submits on; its vector points at @cpu (azihsm_irq_steer). */
+static inline struct azihsm_queue *azihsm_cpu_queue(struct azihsm_queue *qs, unsigned int nr,
+						     unsigned int cpu)
+{
+	return &qs[cpu % nr];
+}
+
 /* azihsm_irq.c: MSI-X vectors */
 int azihsm_irq_alloc(struct azihsm_dev *hsm);
 int azihsm_irq_request(struct azihsm_dev *hsm, u16 index);
-void azihsm_irq_steer(struct azihsm_dev *hsm, const struct azihsm_queue *qs, unsigned int nr);
+void azihsm_irq_steer(struct azihsm_dev *hsm, struct azihsm_queue *qs, unsigned int nr);
 void azihsm_irq_free_all(struct azihsm_dev *hsm);
 
 /* azihsm_admin.c: admin commands and the controller init sequence */

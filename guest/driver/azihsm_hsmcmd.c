@@ -30,8 +30,7 @@ int azihsm_io_exec(struct azihsm_dev *hsm, enum azihsm_qkind kind, void *sqe, vo
 		*ext_status = AZIHSM_EXT_NOT_READY;
 		return state == AZIHSM_STATE_REMOVED ? -ENODEV : -EAGAIN;
 	}
-	/* CPU c submits on queue c % nr, whose vector points at c (azihsm_irq_steer) */
-	q = &(aes ? hsm->aes_q : hsm->hsm_q)[raw_smp_processor_id() % nr];
+	q = azihsm_cpu_queue(aes ? hsm->aes_q : hsm->hsm_q, nr, raw_smp_processor_id());
 	ret = azihsm_queue_submit(q, sqe, &cmd);
 	if (ret) {
 		*ext_status = ret == -EAGAIN ? AZIHSM_EXT_CMD_ABORTED : AZIHSM_EXT_DEVICE_ERROR;

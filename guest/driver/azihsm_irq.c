@@ -66,27 +66,25 @@ int azihsm_irq_request(struct azihsm_dev *hsm, u16 index)
 
 /*
  * azihsm_irq_steer() - point the vector of each of the @nr queues @qs at the CPUs that submit on it
- * (CPU c submits on queue c % nr, azihsm_io_exec()), so that a completion interrupt arrives on the
- * CPU where the waiting task sleeps instead of waking it from another CPU. Best effort: a vector
- * the kernel does not move keeps the affinity it has, which costs speed, not correctness.
+ * (azihsm_cpu_queue()), so that a completion interrupt arrives on the CPU where the waiting task
+ * sleeps instead of waking it from another CPU. Best effort: a vector the kernel does not move
+ * keeps the affinity it has, which costs speed, not correctness.
  */
-void azihsm_irq_steer(struct azihsm_dev *hsm, const struct azihsm_queue *qs, unsigned int nr)
+void azihsm_irq_steer(struct azihsm_dev *hsm, struct azihsm_queue *qs, unsigned int nr)
 {
 	cpumask_var_t mask;
-	unsigned int i, j, cpu;
+	unsigned int i, cpu;
 	int ret;
 
 	if (!nr || !zalloc_cpumask_var(&mask, GFP_KERNEL))
 		return;
 	for (i = 0; i < nr; i++) {
 		cpumask_clear(mask);
-		for (j = 0; j < nr; j++)	/* every queue sharing the vector */
-			if (qs[j].vector == qs[i].vector)
-				for_each_possible_cpu(cpu)
-					if (cpu % nr == j)
-						cpumask_set_cpu(cpu, mask);
+		for_each_possible_cpu(cpu)	/* its queue may share the vector with others */
+			if (azihsm_cpu_queue(qs, nr, cpu)->vector == qs[i].vector)
+				cpumask_set_cpu(cpu, mask);
 		if (!cpumask_intersects(mask, cpu_online_mask))
-			continue;	/* a queue no online CPU submits on */
+			continue;	/* a vector no online CPU submits on */
 		ret = irq_set_affinity(pci_irq_vector(hsm->pdev, qs[i].vector), mask);
 		if (ret)
 			dev_dbg(&hsm->pdev->dev, "vector %u keeps its affinity: %d\n", qs[i].vector, ret);

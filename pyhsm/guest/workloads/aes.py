@@ -27,6 +27,7 @@ from pyhsm.guest.workloads.device import (
     open_client,
     open_new_client,
 )
+from pyhsm.protocol.layout import AES_FIRST_VECTOR
 
 GCM_SIZES = (1, 15, 16, 100, 4096, 4097, 65000)
 GCM_AADS = (b"", b"A" * 20, b"B" * 32, b"C" * 45)
@@ -310,11 +311,9 @@ def concurrent_processes(context: Context, workers: int = 2, rounds: int = 25) -
     return {"workers": workers, "rounds_each": rounds}
 
 
-AES_FIRST_VECTOR = 16    # the driver's first AES-queue vector (docs/guest-driver.md, "Design")
-
-
 def _aes_interrupts() -> dict[int, int]:
-    """Interrupts of the driver's AES-queue vectors so far, summed per CPU (``/proc/interrupts``)."""
+    """Interrupts of the driver's AES-queue vectors (``AES_FIRST_VECTOR`` on, docs/guest-driver.md,
+    "Design") so far, summed per CPU (``/proc/interrupts``)."""
     with open("/proc/interrupts") as table:
         cpus = [int(name[3:]) for name in table.readline().split()]
         counts = dict.fromkeys(cpus, 0)
